@@ -1,0 +1,197 @@
+"""Configuration: one frozen dataclass built from `IVR_*` environment variables.
+
+An optional file (`IVR_CONFIG=/etc/ivr/ivr.env`, lines of `KEY=VALUE`, `#` comments) gives
+defaults that the environment overrides. Every wrong or missing value raises a `ConfigError`
+whose message names the key, so the CLI can print one clear line and exit non-zero.
+See `docs/ivr.env.example` for every key, commented.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeVar
+
+from ivr.errors import ConfigError
+
+LANGUAGES = ("fr", "en")
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything the service needs to reach Asterisk and Redis and to speak."""
+
+    ami_host: str = "127.0.0.1"
+    ami_port: int = 5038
+    ami_user: str = ""
+    ami_secret: str = field(default="", repr=False)
+    #: Seconds an AMI action may wait for its answer.
+    ami_timeout: float = 10.0
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    #: Turns a staff number into an Asterisk channel; must contain `{number}`.
+    dial_template: str = "PJSIP/{number}@trunk"
+    caller_id: str = ""
+    language: str = "fr"
+    #: Seconds a callee's phone may ring before the attempt counts as `no_answer`.
+    ring_timeout: int = 30
+    max_channels: int = 30
+    #: Where the service writes audio files.
+    audio_dir: Path = Path("/var/lib/ivr/sounds")
+    #: The same directory as Asterisk sees it (a chroot, a container, a shared volume).
+    audio_dir_asterisk: Path = Path("/var/lib/ivr/sounds")
+    #: Speech rate in words per minute; phone lines want slower than espeak's 175.
+    tts_rate: int = 150
+    tts_timeout: float = 30.0
+
+    def asterisk_path(self, local: Path) -> str:
+        """The path Asterisk must use for a file the service wrote under `audio_dir`."""
+        try:
+            relative = local.relative_to(self.audio_dir)
+        except ValueError as exc:
+            raise ConfigError(f"{local} is not under IVR_AUDIO_DIR ({self.audio_dir})") from exc
+        return str(self.audio_dir_asterisk / relative)
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """Parse a `KEY=VALUE` file; raise ConfigError naming the file and line when malformed."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"IVR_CONFIG: cannot read {path}: {exc.strerror}") from exc
+    values: dict[str, str] = {}
+    for lineno, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("export "):
+            line = line[len("export ") :].lstrip()
+        key, sep, value = line.partition("=")
+        key = key.strip()
+        if not sep or not re.fullmatch(r"[A-Z_][A-Z0-9_]*", key):
+            raise ConfigError(f"IVR_CONFIG: {path}:{lineno}: expected KEY=VALUE")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+            value = value[1:-1]
+        values[key] = value
+    return values
+
+
+def _int(key: str, low: int, high: int) -> Callable[[str], int]:
+    def parse(raw: str) -> int:
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ConfigError(f"{key}: expected a whole number, got {raw!r}") from None
+        if not low <= value <= high:
+            raise ConfigError(f"{key}: must be between {low} and {high}, got {value}")
+        return value
+
+    return parse
+
+
+def _float(key: str, low: float, high: float) -> Callable[[str], float]:
+    def parse(raw: str) -> float:
+        try:
+            value = float(raw)
+        except ValueError:
+            raise ConfigError(f"{key}: expected a number, got {raw!r}") from None
+        if not low <= value <= high:
+            raise ConfigError(f"{key}: must be between {low} and {high}, got {value}")
+        return value
+
+    return parse
+
+
+def _dial_template(raw: str) -> str:
+    if raw.count("{number}") != 1 or re.search(r"\{(?!number\})", raw):
+        raise ConfigError(
+            f"IVR_DIAL_TEMPLATE: must contain {{number}} exactly once and no other braces, got {raw!r}"
+        )
+    if any(ch in raw for ch in "\r\n&,;"):
+        raise ConfigError("IVR_DIAL_TEMPLATE: must not contain '&', ',', ';' or line breaks")
+    return raw
+
+
+def _language(raw: str) -> str:
+    if raw not in LANGUAGES:
+        raise ConfigError(f"IVR_LANGUAGE: must be one of {', '.join(LANGUAGES)}, got {raw!r}")
+    return raw
+
+
+def _caller_id(raw: str) -> str:
+    if not re.fullmatch(r'[\w +"<>.\-]*', raw) or len(raw) > 80:
+        raise ConfigError(f"IVR_CALLER_ID: unexpected characters in {raw!r}")
+    return raw
+
+
+def _directory(key: str) -> Callable[[str], Path]:
+    def parse(raw: str) -> Path:
+        path = Path(raw)
+        if not path.is_absolute():
+            raise ConfigError(f"{key}: must be an absolute path, got {raw!r}")
+        return path
+
+    return parse
+
+
+def _text(key: str) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        if any(ch in raw for ch in "\r\n"):
+            raise ConfigError(f"{key}: must not contain line breaks")
+        return raw
+
+    return parse
+
+
+def _redis_url(raw: str) -> str:
+    if not re.match(r"(redis|rediss|unix)://", raw):
+        raise ConfigError(f"IVR_REDIS_URL: expected redis://host:port/db, got {raw!r}")
+    return raw
+
+
+def load_config(
+    env: Mapping[str, str] | None = None, *, require_ami_credentials: bool = True
+) -> Config:
+    """Build the Config from `env` (default: os.environ) and the optional IVR_CONFIG file."""
+    environ = dict(os.environ if env is None else env)
+    merged: dict[str, str] = {}
+    if environ.get("IVR_CONFIG"):
+        merged.update(read_env_file(Path(environ["IVR_CONFIG"])))
+    merged.update({k: v for k, v in environ.items() if k.startswith("IVR_")})
+
+    kwargs: dict[str, object] = {}
+
+    def take(key: str, attr: str, parse: Callable[[str], T]) -> None:
+        raw = merged.get(key)
+        if raw is None or raw == "":
+            return
+        kwargs[attr] = parse(raw.strip())
+
+    take("IVR_AMI_HOST", "ami_host", _text("IVR_AMI_HOST"))
+    take("IVR_AMI_PORT", "ami_port", _int("IVR_AMI_PORT", 1, 65535))
+    take("IVR_AMI_USER", "ami_user", _text("IVR_AMI_USER"))
+    take("IVR_AMI_SECRET", "ami_secret", _text("IVR_AMI_SECRET"))
+    take("IVR_AMI_TIMEOUT", "ami_timeout", _float("IVR_AMI_TIMEOUT", 0.5, 300))
+    take("IVR_REDIS_URL", "redis_url", _redis_url)
+    take("IVR_DIAL_TEMPLATE", "dial_template", _dial_template)
+    take("IVR_CALLER_ID", "caller_id", _caller_id)
+    take("IVR_LANGUAGE", "language", _language)
+    take("IVR_RING_TIMEOUT", "ring_timeout", _int("IVR_RING_TIMEOUT", 5, 300))
+    take("IVR_MAX_CHANNELS", "max_channels", _int("IVR_MAX_CHANNELS", 1, 10000))
+    take("IVR_AUDIO_DIR", "audio_dir", _directory("IVR_AUDIO_DIR"))
+    take("IVR_AUDIO_DIR_ASTERISK", "audio_dir_asterisk", _directory("IVR_AUDIO_DIR_ASTERISK"))
+    take("IVR_TTS_RATE", "tts_rate", _int("IVR_TTS_RATE", 80, 400))
+    take("IVR_TTS_TIMEOUT", "tts_timeout", _float("IVR_TTS_TIMEOUT", 1, 600))
+    if "audio_dir" in kwargs and "audio_dir_asterisk" not in kwargs:
+        kwargs["audio_dir_asterisk"] = kwargs["audio_dir"]
+
+    if require_ami_credentials:
+        for key, attr in (("IVR_AMI_USER", "ami_user"), ("IVR_AMI_SECRET", "ami_secret")):
+            if not kwargs.get(attr):
+                raise ConfigError(f"{key}: missing (set it in the environment or in IVR_CONFIG)")
+    return Config(**kwargs)  # type: ignore[arg-type]
