@@ -1,3 +1,3 @@
-"""Crisis call-out server for hospitals: mass voice calls through Asterisk with keypad acknowledgement."""
+"""Crisis call-out server for hospitals: mass voice calls through Asterisk, keypad answers."""
 
 __version__ = "0.1.0"

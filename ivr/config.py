@@ -110,7 +110,8 @@ def _float(key: str, low: float, high: float) -> Callable[[str], float]:
 def _dial_template(raw: str) -> str:
     if raw.count("{number}") != 1 or re.search(r"\{(?!number\})", raw):
         raise ConfigError(
-            f"IVR_DIAL_TEMPLATE: must contain {{number}} exactly once and no other braces, got {raw!r}"
+            "IVR_DIAL_TEMPLATE: must contain {number} exactly once and no other braces, "
+            f"got {raw!r}"
         )
     if any(ch in raw for ch in "\r\n&,;"):
         raise ConfigError("IVR_DIAL_TEMPLATE: must not contain '&', ',', ';' or line breaks")

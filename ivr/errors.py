@@ -69,6 +69,12 @@ class AmiDisconnected(AmiError):
     error_id = "ami_disconnected"
 
 
+class AmiNotConnected(AmiDisconnected):
+    """The AMI link is down: the action was not sent."""
+
+    error_id = "ami_not_connected"
+
+
 class TtsError(IvrError):
     """Text-to-speech rendering failed or produced an unusable file."""
 

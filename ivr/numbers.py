@@ -1,0 +1,46 @@
+"""Phone numbers: the one gate every number passes before it can reach a dial string."""
+
+from __future__ import annotations
+
+import re
+
+from ivr.errors import InvalidNumberError
+
+#: Visual separators HR exports put in numbers ("06 12 34 56 78", "06.12.34.56.78").
+_SEPARATORS = re.compile(r"[ .\-()]")
+#: What may remain: digits, a leading '+', and the keypad's '*' and '#'.
+_VALID = re.compile(r"\+?[0-9*#]{1,31}")
+
+
+def normalize_number(raw: str) -> str:
+    """Return the dialable form of `raw`, or raise InvalidNumberError saying why.
+
+    Only digits, '*', '#' and one leading '+' survive; visual separators are removed. Anything
+    else (dial-string metacharacters such as '&', ',', '/', '@', ';', '|', quotes, line breaks)
+    is refused rather than stripped: a number that needed cleaning of that kind is not trusted.
+    """
+    if not isinstance(raw, str):
+        raise InvalidNumberError(f"phone number must be text, got {type(raw).__name__}")
+    number = _SEPARATORS.sub("", raw.strip(" "))
+    if not number:
+        raise InvalidNumberError("phone number is empty", number=raw)
+    if not _VALID.fullmatch(number):
+        bad = sorted(
+            {ch for ch in number if not (ch.isdigit() and ch.isascii()) and ch not in "+*#"}
+        )
+        if bad:
+            shown = ", ".join(repr(ch) for ch in bad)
+            raise InvalidNumberError(
+                f"phone number {raw!r} holds characters not allowed in a number: {shown} "
+                "(only 0-9, a leading +, * and #)",
+                number=raw,
+            )
+        if len(number) > 32:
+            raise InvalidNumberError(f"phone number {raw!r} is too long (32 at most)", number=raw)
+        raise InvalidNumberError(f"phone number {raw!r}: '+' only at the start", number=raw)
+    return number
+
+
+def dial_string(template: str, number: str) -> str:
+    """Put a validated number into the dial template (`PJSIP/{number}@trunk`)."""
+    return template.replace("{number}", normalize_number(number))

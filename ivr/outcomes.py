@@ -1,0 +1,92 @@
+"""Outcomes of a call attempt, and the one place that decides them from what Asterisk said."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Outcome(StrEnum):
+    """What one call attempt came to."""
+
+    #: Answered and pressed 1.
+    AVAILABLE = "available"
+    #: Answered and pressed 2.
+    UNAVAILABLE = "unavailable"
+    #: Rang until the ring timeout (or the callee's network gave up ringing).
+    NO_ANSWER = "no_answer"
+    #: The line was busy, or the callee rejected the call.
+    BUSY = "busy"
+    #: Never connected: congestion, unreachable, unknown number, channel error.
+    FAILED = "failed"
+    #: Answered, then hung up (or stayed silent) without a valid key.
+    HUNG_UP = "hung_up"
+
+    @property
+    def reached(self) -> bool:
+        """True when a person answered and gave an answer."""
+        return self in (Outcome.AVAILABLE, Outcome.UNAVAILABLE)
+
+
+#: OriginateResponse Reason codes (Asterisk's AST_CONTROL_* values).
+REASON_ANSWERED = 4
+_REASONS = {
+    0: (Outcome.FAILED, "unreachable or unknown number"),
+    1: (Outcome.NO_ANSWER, "hung up while ringing"),
+    3: (Outcome.NO_ANSWER, "no answer"),
+    5: (Outcome.BUSY, "busy"),
+    8: (Outcome.FAILED, "congestion"),
+}
+
+#: Q.850 hangup causes that say more than the Reason code.
+_CAUSES = {
+    1: (Outcome.FAILED, "unallocated number"),
+    3: (Outcome.FAILED, "no route to destination"),
+    17: (Outcome.BUSY, "busy"),
+    18: (Outcome.NO_ANSWER, "no user responding"),
+    19: (Outcome.NO_ANSWER, "no answer"),
+    20: (Outcome.FAILED, "subscriber absent"),
+    21: (Outcome.BUSY, "call rejected"),
+    22: (Outcome.FAILED, "number changed"),
+    27: (Outcome.FAILED, "destination out of order"),
+    28: (Outcome.FAILED, "invalid number format"),
+    34: (Outcome.FAILED, "congestion"),
+    38: (Outcome.FAILED, "network out of order"),
+    41: (Outcome.FAILED, "temporary failure"),
+    42: (Outcome.FAILED, "switching equipment congestion"),
+}
+
+
+def not_answered(reason: int, cause: int | None) -> tuple[Outcome, str]:
+    """Outcome of a call that never connected, from OriginateResponse Reason and Hangup Cause."""
+    if cause in _CAUSES:
+        return _CAUSES[cause]
+    return _REASONS.get(reason, (Outcome.FAILED, f"reason {reason}"))
+
+
+def answered(key: str | None) -> tuple[Outcome, str]:
+    """Outcome of an answered attempt from the key the IVR accepted (None: no valid key)."""
+    if key == "1":
+        return Outcome.AVAILABLE, "pressed 1"
+    if key == "2":
+        return Outcome.UNAVAILABLE, "pressed 2"
+    return Outcome.HUNG_UP, "no valid key"
+
+
+def from_journal(value: str | None) -> tuple[Outcome, str] | None:
+    """Outcome recorded in the AstDB journal by the dialplan, or None if it says nothing final.
+
+    `A` (answered, no key yet) is not final while the channel lives; the caller decides.
+    """
+    if not value:
+        return None
+    if value in ("K1", "K2"):
+        return answered(value[1])
+    if value == "T":
+        return Outcome.HUNG_UP, "no valid key after the tries"
+    if value.startswith("F"):
+        try:
+            reason = int(value[1:])
+        except ValueError:
+            return Outcome.FAILED, f"journal {value!r}"
+        return not_answered(reason, None)
+    return None

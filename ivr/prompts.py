@@ -1,0 +1,101 @@
+"""The fixed spoken prompts of the call flow, and their installation as sound files.
+
+Dialplans play them as `<audio_dir>/prompts/<language>/<name>` (no extension: Asterisk picks
+the `.wav`). The menu names the keys the dialplan accepts: 1 available, 2 not available,
+star to hear the message again.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+from ivr.errors import TtsError
+from ivr.tts import Speaker
+
+#: language -> prompt name -> text. Every language has every name.
+PROMPTS: dict[str, dict[str, str]] = {
+    "fr": {
+        "menu": (
+            "Tapez 1 si vous êtes disponible. Tapez 2 si vous n'êtes pas disponible. "
+            "Pour réécouter le message, appuyez sur la touche étoile."
+        ),
+        "confirm_yes": (
+            "Vous avez tapé 1 : vous êtes disponible. Votre réponse est enregistrée. Merci."
+        ),
+        "confirm_no": (
+            "Vous avez tapé 2 : vous n'êtes pas disponible. Votre réponse est enregistrée. Merci."
+        ),
+        "invalid": "Cette touche n'est pas valide.",
+        "no_input": "Nous n'avons pas reçu votre réponse. Au revoir.",
+        "goodbye": "Au revoir.",
+        "quota_met": (
+            "Merci. Suffisamment de personnes ont répondu pour le moment. "
+            "Veuillez rester joignable."
+        ),
+        "drill": "Ceci est un exercice.",
+        "repeat": "Je répète le message.",
+    },
+    "en": {
+        "menu": (
+            "Press 1 if you are available. Press 2 if you are not available. "
+            "Press star to hear the message again."
+        ),
+        "confirm_yes": "You pressed 1: you are available. Your answer is recorded. Thank you.",
+        "confirm_no": "You pressed 2: you are not available. Your answer is recorded. Thank you.",
+        "invalid": "This key is not valid.",
+        "no_input": "We did not get your answer. Goodbye.",
+        "goodbye": "Goodbye.",
+        "quota_met": "Thank you. Enough staff have answered for now. Please stay reachable.",
+        "drill": "This is an exercise.",
+        "repeat": "I repeat the message.",
+    },
+}
+
+
+def prompt_dir(audio_dir: Path, language: str) -> Path:
+    """Where the prompts of `language` are installed: `audio_dir/prompts/<language>`."""
+    return audio_dir / "prompts" / language
+
+
+async def build_prompts(speaker: Speaker, language: str) -> Path:
+    """Render every prompt of `language` and install it as `<dir>/<name>.wav`; return `<dir>`.
+
+    A file is replaced only when its content changes, so re-running at every start-up
+    leaves installed prompts (and their modification times) alone.
+    """
+    try:
+        texts = PROMPTS[language]
+    except KeyError:
+        raise TtsError(
+            f"no prompts for language {language!r}; expected one of {', '.join(PROMPTS)}",
+            language=language,
+        ) from None
+    target_dir = prompt_dir(speaker.audio_dir, language)
+    target_dir.mkdir(parents=True, exist_ok=True)
+    for name, text in texts.items():
+        rendered = await speaker.render(text, language)
+        _install(rendered, target_dir / f"{name}.wav")
+    return target_dir
+
+
+def _install(source: Path, target: Path) -> None:
+    new = source.read_bytes()
+    try:
+        if target.read_bytes() == new:
+            return
+    except FileNotFoundError:
+        pass
+    # Asterisk may open the prompt at any moment: it must see the old file or the new one,
+    # never half of one. A copy, not a link, so the prompt survives a cache clean-up.
+    temp = target.with_name(f".{target.stem}.{secrets.token_hex(6)}.tmp")
+    try:
+        with temp.open("wb") as file:
+            file.write(new)
+            file.flush()
+            # A crash right after os.replace() must not leave an empty prompt behind.
+            os.fsync(file.fileno())
+        os.replace(temp, target)
+    finally:
+        temp.unlink(missing_ok=True)

@@ -1,0 +1,98 @@
+"""A private redis-server on a free port, for tests and the demo; never the machine's shared one."""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+from ivr.errors import SandboxError
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now (the kernel's choice)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class RedisServer:
+    """A redis-server child process bound to 127.0.0.1, data in `directory`.
+
+    With `appendonly=True` (the demo) every write is logged to disk (fsync every second), so a
+    restart of this server loses nothing older than a second; tests restart it to prove it.
+    """
+
+    def __init__(self, directory: Path, *, port: int | None = None, appendonly: bool = True):
+        self.directory = directory
+        self.port = port or free_port()
+        self.appendonly = appendonly
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self, timeout: float = 10.0) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise SandboxError("redis-server not found: apt-get install redis-server")
+        self.directory.mkdir(parents=True, exist_ok=True)
+        args = [
+            binary,
+            "--port", str(self.port),
+            "--bind", "127.0.0.1",
+            "--dir", str(self.directory),
+            "--save", "",
+            "--appendonly", "yes" if self.appendonly else "no",
+            "--appendfsync", "everysec",
+            "--protected-mode", "yes",
+            "--logfile", str(self.directory / "redis.log"),
+        ]  # fmt: skip
+        self.process = subprocess.Popen(args, stdin=subprocess.DEVNULL)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise SandboxError(
+                    f"redis-server exited at start (code {self.process.returncode}); "
+                    f"see {self.directory / 'redis.log'}"
+                )
+            if self._answers():
+                return
+            time.sleep(0.02)
+        self.stop()
+        raise SandboxError(f"redis-server on port {self.port} did not answer within {timeout} s")
+
+    def _answers(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as sock:
+                sock.sendall(b"PING\r\n")
+                return sock.recv(16).startswith(b"+PONG")
+        except OSError:
+            return False
+
+    def stop(self, *, kill: bool = False) -> None:
+        """Stop the server: SIGTERM (it flushes the AOF) or, with kill=True, SIGKILL."""
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            if kill:
+                self.process.kill()
+            else:
+                self.process.terminate()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.process.wait(10)
+            if self.process.poll() is None:
+                self.process.kill()
+                self.process.wait(5)
+        self.process = None
+
+    def __enter__(self) -> RedisServer:
+        self.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()

@@ -1,0 +1,258 @@
+"""Speech rendering with the real pyttsx3 + espeak-ng + sox: no mocks."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import wave
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import ivr.tts
+from ivr.config import LANGUAGES
+from ivr.errors import TtsError
+from ivr.prompts import PROMPTS, build_prompts
+from ivr.tts import VOICES, Speaker, check_wav, wav_duration
+
+MakeSpeaker = Callable[..., Speaker]
+
+
+@pytest.fixture
+async def make_speaker(tmp_path: Path) -> AsyncIterator[MakeSpeaker]:
+    """Build Speakers on `tmp_path/sounds` (unless told otherwise) and close them all after."""
+    speakers: list[Speaker] = []
+
+    def make(**kwargs: Any) -> Speaker:
+        kwargs.setdefault("audio_dir", tmp_path / "sounds")
+        speaker = Speaker(**kwargs)
+        speakers.append(speaker)
+        return speaker
+
+    yield make
+    for speaker in speakers:
+        await speaker.close()
+
+
+@pytest.fixture
+def speaker(make_speaker: MakeSpeaker) -> Speaker:
+    return make_speaker()
+
+
+def assert_asterisk_wav(path: Path) -> float:
+    with wave.open(str(path), "rb") as wav:
+        assert wav.getframerate() == 8000
+        assert wav.getnchannels() == 1
+        assert wav.getsampwidth() == 2
+        assert wav.getcomptype() == "NONE"
+    return check_wav(path)
+
+
+def worker_pid(speaker: Speaker) -> int | None:
+    proc = speaker._proc
+    return None if proc is None else proc.pid
+
+
+def test_every_configured_language_has_a_voice_and_prompts() -> None:
+    assert set(VOICES) == set(LANGUAGES) == set(PROMPTS)
+    assert PROMPTS["fr"].keys() == PROMPTS["en"].keys()
+
+
+@pytest.mark.parametrize(
+    ("language", "text"),
+    [
+        ("fr", "Plan blanc déclenché. Merci de rappeler le standard."),
+        ("en", "White plan activated. Please call the switchboard back."),
+    ],
+)
+async def test_render_gives_an_asterisk_wav(speaker: Speaker, language: str, text: str) -> None:
+    path = await speaker.render(text, language)
+    assert path.parent == speaker.cache_dir
+    assert path.suffix == ".wav" and len(path.stem) == 32
+    duration = assert_asterisk_wav(path)
+    # Eight words at 150 words per minute, plus pauses.
+    assert 2.0 < duration < 8.0
+    assert wav_duration(path) == duration
+
+
+async def test_same_text_is_served_from_the_cache(
+    speaker: Speaker, make_speaker: MakeSpeaker
+) -> None:
+    first = await speaker.render("Bonjour.", "fr")
+    mtime = first.stat().st_mtime_ns
+    second = await speaker.render("Bonjour.", "fr")
+    assert second == first
+    assert (speaker.misses, speaker.hits) == (1, 1)
+    assert first.stat().st_mtime_ns == mtime
+
+    # The cache is on disk: a new process (a new Speaker) reuses it without starting a worker.
+    again = make_speaker()
+    assert await again.render("Bonjour.", "fr") == first
+    assert (again.misses, again.hits) == (0, 1)
+    assert worker_pid(again) is None
+
+
+async def test_voice_and_rate_are_part_of_the_cache_key(make_speaker: MakeSpeaker) -> None:
+    normal, fast = make_speaker(rate=150), make_speaker(rate=200)
+    slow_fr = await normal.render("Taxi", "fr")
+    slow_en = await normal.render("Taxi", "en")
+    fast_fr = await fast.render("Taxi", "fr")
+    assert len({slow_fr, slow_en, fast_fr}) == 3
+    # Longer words than "Taxi" would show the rate better, but this keeps the test fast.
+    assert wav_duration(fast_fr) < wav_duration(slow_fr)
+
+
+async def test_concurrent_renders_each_get_their_own_file(speaker: Speaker) -> None:
+    # pyttsx3 silently drops all but the last save queued per run: only serialization
+    # gives four files, each holding its own text.
+    texts = [
+        "Un.",
+        "Un, deux, trois.",
+        "Un, deux, trois, quatre, cinq, six.",
+        "Un, deux, trois, quatre, cinq, six, sept, huit, neuf, dix, onze, douze.",
+    ]
+    paths = await asyncio.gather(*(speaker.render(text, "fr") for text in texts))
+    assert len(set(paths)) == 4
+    assert paths == [speaker.cache_path(text, "fr") for text in texts]
+    durations = [assert_asterisk_wav(path) for path in paths]
+    assert durations == sorted(durations), "a file holds another request's text"
+    assert (speaker.misses, speaker.hits) == (4, 0)
+
+
+async def test_concurrent_renders_of_one_text_render_once(speaker: Speaker) -> None:
+    paths = await asyncio.gather(*(speaker.render("Au revoir.", "fr") for _ in range(3)))
+    assert len(set(paths)) == 1
+    assert (speaker.misses, speaker.hits) == (1, 2)
+
+
+async def test_no_temporary_file_is_left_behind(speaker: Speaker) -> None:
+    await speaker.render("Bonjour.", "fr")
+    with pytest.raises(TtsError, match="only 0.0"):
+        await speaker.render(".", "fr")  # espeak-ng says nothing
+    with pytest.raises(TtsError, match="silent"):
+        await speaker.render("...", "fr")  # espeak-ng pauses and says nothing
+    assert [p.name.startswith(".") for p in speaker.cache_dir.iterdir()] == [False]
+
+
+async def test_timeout_kills_the_worker_and_the_next_render_restarts_it(
+    make_speaker: MakeSpeaker,
+) -> None:
+    hasty = make_speaker(timeout=0.001)
+    with pytest.raises(TtsError, match="longer than 0.001 s"):
+        await hasty.render("Bonjour.", "fr")
+    assert worker_pid(hasty) is None
+    assert not hasty.cache_path("Bonjour.", "fr").exists()
+
+    speaker = make_speaker()
+    assert_asterisk_wav(await speaker.render("Bonjour.", "fr"))
+    first_pid = worker_pid(speaker)
+
+    # A timeout in the middle of a request, with the worker up and busy.
+    speaker.timeout = 0.001
+    with pytest.raises(TtsError, match="killed"):
+        await speaker.render("Une autre phrase.", "fr")
+    assert worker_pid(speaker) is None
+    speaker.timeout = 30.0
+    assert_asterisk_wav(await speaker.render("Une autre phrase.", "fr"))
+    assert worker_pid(speaker) not in (None, first_pid)
+
+
+async def test_a_worker_that_died_is_restarted(speaker: Speaker) -> None:
+    await speaker.render("Bonjour.", "fr")
+    proc = speaker._proc
+    assert proc is not None
+    os.kill(proc.pid, signal.SIGKILL)
+    await proc.wait()
+    assert_asterisk_wav(await speaker.render("Bonsoir.", "fr"))
+    assert worker_pid(speaker) not in (None, proc.pid)
+
+
+@pytest.mark.parametrize(
+    ("text", "language", "match"),
+    [
+        ("", "fr", "empty"),
+        (" \n\t", "fr", "empty"),
+        ("a" * 5001, "fr", "too long"),
+        ("Bonjour\0", "fr", "NUL"),
+        ("Hallo", "de", "unknown language"),
+    ],
+)
+async def test_bad_requests_are_refused(
+    speaker: Speaker, text: str, language: str, match: str
+) -> None:
+    with pytest.raises(TtsError, match=match):
+        await speaker.render(text, language)
+    assert speaker.misses == 0
+    assert worker_pid(speaker) is None
+
+
+async def test_missing_sox_is_explained(speaker: Speaker, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ivr.tts, "SOX", "sox-is-not-installed")
+    with pytest.raises(TtsError, match="install sox"):
+        await speaker.render("Bonjour.", "fr")
+    # Neither the 22 kHz intermediate nor a partial file is left behind.
+    assert list(speaker.cache_dir.iterdir()) == []
+
+
+async def test_build_prompts_installs_every_prompt(speaker: Speaker) -> None:
+    for language in ("fr", "en"):
+        directory = await build_prompts(speaker, language)
+        assert directory == speaker.audio_dir / "prompts" / language
+        assert sorted(p.name for p in directory.iterdir()) == sorted(
+            f"{name}.wav" for name in PROMPTS[language]
+        )
+        for name in PROMPTS[language]:
+            assert_asterisk_wav(directory / f"{name}.wav")
+    assert speaker.misses == 2 * len(PROMPTS["fr"])
+
+    # Re-running leaves unchanged prompts alone and repairs a changed one.
+    menu = speaker.audio_dir / "prompts" / "fr" / "menu.wav"
+    drill = speaker.audio_dir / "prompts" / "fr" / "drill.wav"
+    drill_mtime = drill.stat().st_mtime_ns
+    menu.write_bytes(b"damaged")
+    await build_prompts(speaker, "fr")
+    assert drill.stat().st_mtime_ns == drill_mtime
+    assert menu.read_bytes() == speaker.cache_path(PROMPTS["fr"]["menu"], "fr").read_bytes()
+
+
+async def test_build_prompts_refuses_an_unknown_language(speaker: Speaker) -> None:
+    with pytest.raises(TtsError, match="no prompts"):
+        await build_prompts(speaker, "de")
+
+
+def test_wav_duration_refuses_a_file_that_is_not_a_wav(tmp_path: Path) -> None:
+    path = tmp_path / "x.wav"
+    path.write_bytes(b"not a wav file")
+    with pytest.raises(TtsError, match="not a readable WAV"):
+        wav_duration(path)
+
+
+def test_worker_keeps_its_protocol_channel_clean(tmp_path: Path) -> None:
+    requests = [
+        {"text": "Bonjour.", "voice": VOICES["fr"], "rate": 150, "out": str(tmp_path / "a.wav")},
+        {"text": "Hello.", "voice": "xx/nope", "rate": 150, "out": str(tmp_path / "b.wav")},
+    ]
+    result = subprocess.run(
+        [sys.executable, "-m", "ivr.tts_worker"],
+        input="".join(json.dumps(r) + "\n" for r in requests),
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    replies = [json.loads(line) for line in result.stdout.splitlines()]
+    assert replies[0]["ready"] is True
+    assert {VOICES["fr"], VOICES["en"]} <= set(replies[0]["voices"])
+    assert replies[1] == {"ok": True}
+    assert replies[2]["ok"] is False and "unknown voice" in replies[2]["error"]
+    assert len(replies) == 3
+    # pyttsx3's own chatter went to stderr.
+    assert "Audio saved to" in result.stderr
+    with wave.open(str(tmp_path / "a.wav"), "rb") as wav:
+        assert wav.getframerate() == 22050
