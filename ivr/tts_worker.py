@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import threading
 from pathlib import Path
 from typing import IO, Any
 
@@ -28,35 +29,69 @@ _MIN_WAV_BYTES = 44 + 2
 
 
 class _Renderer:
-    """One pyttsx3 engine on the espeak-ng driver, with its errors captured."""
+    """One pyttsx3 engine on the espeak-ng driver, driven so that every render is complete.
+
+    Two traps in pyttsx3 2.99 with libespeak-ng's retrieval mode, which synthesizes on a thread
+    of its own:
+
+    - `runAndWait()` starts by calling the driver's `stop()`, which cancels whatever
+      libespeak-ng is still doing. The rate set just before is such a job, and that cancel
+      racing with the synthesis that follows gave empty or cut files. So the rate is applied
+      and waited for (`Synchronize`) before the run.
+    - Until its first run the engine counts as busy and defers every command into the run,
+      where the run returns before the file is written. After one empty run at start-up,
+      commands act at once and `runAndWait()` returns only once the driver has written the file.
+    """
 
     def __init__(self) -> None:
+        # Imported here so that a missing pyttsx3 or libespeak-ng becomes a "ready: false" reply.
         import pyttsx3
+        from pyttsx3.drivers import _espeak
 
         self._engine: Any = pyttsx3.init("espeak")
+        self._espeak: Any = _espeak
         self.voices: frozenset[str] = frozenset(v.id for v in self._engine.getProperty("voices"))
         self._errors: list[BaseException] = []
-        # pyttsx3 reports a failing queued command (a voice espeak-ng refuses, for example) only
+        self._finished = threading.Event()
+        # pyttsx3 reports a failing command (a voice espeak-ng refuses, for example) only
         # through this callback and then carries on with the old setting.
         self._engine.connect("error", self._on_error)
+        self._engine.connect("finished-utterance", self._on_finished)
+        self._espeak.Synchronize()  # the driver's constructor queued its default rate and volume
+        self._engine.runAndWait()  # nothing to say: this only leaves the initial busy state
 
     def _on_error(self, name: object = None, exception: BaseException | None = None) -> None:
         self._errors.append(exception or RuntimeError("unknown pyttsx3 error"))
+
+    def _on_finished(self, name: object = None, completed: bool = False) -> None:
+        # Called on libespeak-ng's thread once the driver has written and closed the file.
+        if completed:
+            self._finished.set()
 
     def render(self, text: str, voice: str, rate: int, out: Path) -> None:
         """Write `text` spoken by `voice` at `rate` words per minute to `out`; raise on failure."""
         if voice not in self.voices:
             raise ValueError(f"unknown voice {voice!r}")
+        if self._engine.isBusy():
+            # Commands would be deferred into the run, where the cancel race lives.
+            raise RuntimeError("the pyttsx3 engine is busy between renders")
         self._errors.clear()
+        self._finished.clear()
         out.unlink(missing_ok=True)
         self._engine.setProperty("voice", voice)
         self._engine.setProperty("rate", rate)
+        self._espeak.Synchronize()
+        if self._errors:
+            raise RuntimeError("; ".join(str(exc) for exc in self._errors))
         # Exactly one save per run: pyttsx3 keeps only the last save queued before runAndWait().
         self._engine.save_to_file(text, str(out))
         self._engine.runAndWait()
+        self._espeak.Synchronize()  # let libespeak-ng's thread finish before the next request
         if self._errors:
             raise RuntimeError("; ".join(str(exc) for exc in self._errors))
-        # The driver writes the file from a ctypes callback, where an exception is only printed.
+        # An exception in the driver's callback (disk full, say) is only printed to stderr.
+        if not self._finished.is_set():
+            raise RuntimeError(f"espeak-ng finished without writing {out} (see stderr)")
         if not out.is_file() or out.stat().st_size < _MIN_WAV_BYTES:
             raise RuntimeError(f"espeak-ng wrote no audio to {out}")
 

@@ -1,0 +1,77 @@
+"""Shared fixtures: the real sandbox Asterisk, private redis-servers, AMI links.
+
+Integration tests need root (the sandbox is a chroot) and redis-server. Without them they skip
+on a developer machine; under CI (CI=true) they fail instead, never skip.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from ivr import sandbox
+from ivr.alert import Alerter
+from ivr.ami import AmiLink
+from ivr.config import Config
+from ivr.errors import SandboxError
+from ivr.redisserver import RedisServer
+
+IN_CI = os.environ.get("CI") == "true"
+
+
+def unavailable(reason: str) -> None:
+    """Skip on a developer machine, fail under CI."""
+    if IN_CI:
+        pytest.fail(f"CI=true and {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def sandbox_config() -> Config:
+    """The sandbox Asterisk, started once per test session; its Config (ring timeout 6 s)."""
+    if os.geteuid() != 0:
+        unavailable("the Asterisk sandbox needs root")
+    try:
+        sandbox.start()
+        return sandbox.config(IVR_RING_TIMEOUT="6")
+    except SandboxError as exc:
+        unavailable(f"the Asterisk sandbox did not start: {exc}")
+        raise
+
+
+@pytest.fixture
+async def ami(sandbox_config: Config) -> AsyncIterator[AmiLink]:
+    """A logged-in AMI link straight to the sandbox Asterisk."""
+    c = sandbox_config
+    link = AmiLink(c.ami_host, c.ami_port, c.ami_user, c.ami_secret)
+    await link.start()
+    yield link
+    await link.close()
+
+
+@pytest.fixture
+async def alerter(sandbox_config: Config) -> AsyncIterator[Alerter]:
+    async with Alerter(sandbox_config) as a:
+        yield a
+
+
+@pytest.fixture
+def redis_factory(tmp_path: Path) -> Iterator[Callable[..., RedisServer]]:
+    """Returns create(appendonly=True) -> a started private redis-server; all stopped after."""
+    if shutil.which("redis-server") is None:
+        unavailable("redis-server is not installed")
+    servers: list[RedisServer] = []
+
+    def create(*, appendonly: bool = True) -> RedisServer:
+        server = RedisServer(tmp_path / f"redis-{len(servers)}", appendonly=appendonly)
+        server.start()
+        servers.append(server)
+        return server
+
+    yield create
+    for server in servers:
+        server.stop()
