@@ -103,4 +103,3 @@ class Alerter:
         """Place one alert call and return its result when the line is free again."""
         request = await self.request(number, text, language=language)
         return await self.caller.call(request, on_outcome)
-

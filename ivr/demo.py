@@ -41,9 +41,7 @@ STAFF = (
     SimStaff("Claire Martin, nurse", "1011001", "answers, presses 1", Outcome.AVAILABLE),
     SimStaff("Paul Durand, doctor", "1121002", "answers after 1 s, presses 2", Outcome.UNAVAILABLE),
     SimStaff("Léa Bernard, nurse", "1031003", "presses star (repeat), then 1", Outcome.AVAILABLE),
-    SimStaff(
-        "Hugo Petit, anaesthetist", "1041004", "presses 9, then 1", Outcome.AVAILABLE
-    ),
+    SimStaff("Hugo Petit, anaesthetist", "1041004", "presses 9, then 1", Outcome.AVAILABLE),
     SimStaff("Emma Moreau, nurse", "1051005", "presses 1 and hangs up at once", Outcome.AVAILABLE),
     SimStaff("Louis Laurent, orderly", "2001006", "never answers", Outcome.NO_ANSWER),
     SimStaff("Chloé Simon, midwife", "3001007", "line busy", Outcome.BUSY),

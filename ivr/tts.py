@@ -214,11 +214,11 @@ class Speaker:
                 proc = await self._ensure_worker()
                 reply = await self._exchange(proc, request)
         except TimeoutError:
-            await self._stop_worker(kill=True)
-            _log.warning("speech worker killed: render took longer than %g s", self.timeout)
+            detail = await self._stop_worker(kill=True)
+            _log.warning("speech worker killed after %g s (%s)", self.timeout, detail)
             raise TtsError(
-                f"speech rendering took longer than {self.timeout:g} s; "
-                "the speech worker was killed and will restart on the next render",
+                f"speech rendering took longer than {self.timeout:g} s; the speech worker "
+                f"was killed and will restart on the next render ({detail})",
                 timeout=self.timeout,
             ) from None
         except _WorkerGone:

@@ -75,6 +75,9 @@ class _Renderer:
         if self._engine.isBusy():
             # Commands would be deferred into the run, where the cancel race lives.
             raise RuntimeError("the pyttsx3 engine is busy between renders")
+        if not os.access(out.parent, os.W_OK | os.X_OK):
+            # The driver would fail inside its callback, unseen, and never end the run.
+            raise ValueError(f"cannot write to directory {out.parent}")
         self._errors.clear()
         self._finished.clear()
         out.unlink(missing_ok=True)
@@ -89,7 +92,9 @@ class _Renderer:
         self._espeak.Synchronize()  # let libespeak-ng's thread finish before the next request
         if self._errors:
             raise RuntimeError("; ".join(str(exc) for exc in self._errors))
-        # An exception in the driver's callback (disk full, say) is only printed to stderr.
+        # An exception in the driver's callback is only printed to stderr. (One raised while
+        # writing, as on a full disk, even leaves runAndWait() looping: the parent's timeout ends
+        # that, with the stderr lines in its message.)
         if not self._finished.is_set():
             raise RuntimeError(f"espeak-ng finished without writing {out} (see stderr)")
         if not out.is_file() or out.stat().st_size < _MIN_WAV_BYTES:

@@ -49,8 +49,9 @@ async def test_every_simulated_behaviour_gives_its_outcome(alerter: Alerter) -> 
     assert got == {number: (outcome, key) for number, outcome, key in BEHAVIOURS}
     for result in results:
         assert notified[result.attempt_id] == [result.outcome], "one notification per attempt"
-        assert result.answered == (result.outcome in (Outcome.AVAILABLE, Outcome.UNAVAILABLE,
-                                                      Outcome.HUNG_UP))
+        assert result.answered == (
+            result.outcome in (Outcome.AVAILABLE, Outcome.UNAVAILABLE, Outcome.HUNG_UP)
+        )
         assert not result.reconciled
     causes = {r.number: r.cause for r in results}
     assert causes["3008"] == 17 and causes["5010"] == 34 and causes["2007"] == 19

@@ -233,26 +233,40 @@ def test_wav_duration_refuses_a_file_that_is_not_a_wav(tmp_path: Path) -> None:
         wav_duration(path)
 
 
-def test_worker_keeps_its_protocol_channel_clean(tmp_path: Path) -> None:
-    requests = [
-        {"text": "Bonjour.", "voice": VOICES["fr"], "rate": 150, "out": str(tmp_path / "a.wav")},
-        {"text": "Hello.", "voice": "xx/nope", "rate": 150, "out": str(tmp_path / "b.wav")},
-    ]
+def test_worker_protocol(tmp_path: Path) -> None:
+    def request(text: str, voice: str = VOICES["fr"], rate: int = 150, out: str = "") -> str:
+        out = out or str(tmp_path / f"{len(requests)}.wav")
+        return json.dumps({"text": text, "voice": voice, "rate": rate, "out": out}) + "\n"
+
+    requests: list[str] = []
+    # First request of a fresh worker, and a long one: pyttsx3 used to return before writing.
+    requests.append(request(PROMPTS["fr"]["menu"]))
+    requests.append(request("Hello.", voice="xx/nope"))
+    requests.append(request("Bonjour.", out=str(tmp_path / "missing" / "x.wav")))
+    requests.append(request("Un deux trois quatre cinq six sept huit.", rate=300))
+    requests.append(request("Un deux trois quatre cinq six sept huit.", rate=100))
     result = subprocess.run(
         [sys.executable, "-m", "ivr.tts_worker"],
-        input="".join(json.dumps(r) + "\n" for r in requests),
+        input="".join(requests),
         capture_output=True,
         text=True,
         timeout=30,
         check=True,
     )
     replies = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(replies) == 1 + len(requests)
     assert replies[0]["ready"] is True
     assert {VOICES["fr"], VOICES["en"]} <= set(replies[0]["voices"])
     assert replies[1] == {"ok": True}
     assert replies[2]["ok"] is False and "unknown voice" in replies[2]["error"]
-    assert len(replies) == 3
+    assert replies[3]["ok"] is False and "cannot write" in replies[3]["error"]
+    assert replies[4] == replies[5] == {"ok": True}
     # pyttsx3's own chatter went to stderr.
     assert "Audio saved to" in result.stderr
-    with wave.open(str(tmp_path / "a.wav"), "rb") as wav:
-        assert wav.getframerate() == 22050
+
+    with wave.open(str(tmp_path / "0.wav"), "rb") as wav:
+        assert (wav.getframerate(), wav.getnchannels(), wav.getsampwidth()) == (22050, 1, 2)
+        assert wav.getnframes() / wav.getframerate() > 6.0
+    fast, slow = (tmp_path / "3.wav", tmp_path / "4.wav")
+    with wave.open(str(fast), "rb") as f, wave.open(str(slow), "rb") as s:
+        assert s.getnframes() > 2 * f.getnframes()
