@@ -39,7 +39,8 @@ ORIGINATE_MARGIN = 30.0
 MAX_CALL_SECONDS = 960.0
 
 _ATTEMPT_ID = re.compile(r"[A-Za-z0-9._-]{1,100}")
-_VARIABLE_VALUE = re.compile(r"[A-Za-z0-9._/:+\-]*")
+#: Channel variable values: paths, ids, digits; `&` joins audio files for Playback/Read.
+_VARIABLE_VALUE = re.compile(r"[A-Za-z0-9._/:+&\-]*")
 
 OutcomeHandler = Callable[["CallResult"], Awaitable[None]]
 
@@ -80,6 +81,8 @@ class CallResult:
     started_at: float = 0.0
     answered_at: float | None = None
     ended_at: float | None = None
+    #: Minutes to arrival the callee keyed after pressing 1, if any.
+    eta: int | None = None
     #: True when the outcome was settled from the AstDB journal after a loss of the AMI link.
     reconciled: bool = False
 
@@ -96,6 +99,7 @@ class CallResult:
             "started_at": self.started_at,
             "answered_at": self.answered_at,
             "ended_at": self.ended_at,
+            "eta": self.eta,
             "reconciled": self.reconciled,
         }
 
@@ -107,8 +111,9 @@ class _Live:
     attempt_id: str
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     ended: bool = False
-    #: '1', '2', or '' (the IVR gave up without a valid key); None: nothing yet.
+    #: '1', '2', 'V' (machine), 'Q' (quota met) or '' (no valid key); None: nothing yet.
     key: str | None = None
+    eta: int | None = None
     causes: list[int] = field(default_factory=list)
 
 
@@ -152,6 +157,33 @@ class Caller:
             self._live.pop(request.attempt_id, None)
         with contextlib.suppress(AmiError):
             await self.forget(request.attempt_id)
+        return result
+
+    async def follow(
+        self,
+        attempt_id: str,
+        number: str,
+        *,
+        ring_timeout: int = 30,
+        on_outcome: OutcomeHandler | None = None,
+    ) -> CallResult:
+        """Follow an attempt placed earlier, by this process before a restart or by another.
+
+        Nothing is sent: the attempt is settled from the journal and the channel list, then
+        from events while its channel lives. An attempt that never reached Asterisk ends as
+        `failed` ("not placed"), so the caller may place it again.
+        """
+        if attempt_id in self._live:
+            raise IvrError(f"attempt {attempt_id} is already in flight")
+        live = _Live(attempt_id)
+        self._live[attempt_id] = live
+        request = CallRequest(number, "", "", ring_timeout=ring_timeout, attempt_id=attempt_id)
+        try:
+            result = await self._follow(live, request, number, None, time.time(), on_outcome)
+        finally:
+            self._live.pop(attempt_id, None)
+        with contextlib.suppress(AmiError):
+            await self.forget(attempt_id)
         return result
 
     async def journal(self) -> dict[str, str]:
@@ -217,22 +249,24 @@ class Caller:
         live: _Live,
         request: CallRequest,
         number: str,
-        originate: asyncio.Task[Any],
+        originate: asyncio.Task[Any] | None,
         started: float,
         on_outcome: OutcomeHandler | None,
     ) -> CallResult:
-        originate.add_done_callback(lambda _: live.wake.set())
         result = CallResult(request.attempt_id, number, Outcome.FAILED, "", started_at=started)
         reason: int | None = None
-        originate_read = False
-        uncertain = False
+        # Adopting an attempt (no Originate of ours): only Asterisk can say where it stands.
+        originate_read = originate is None
+        uncertain = originate is None
+        if originate is not None:
+            originate.add_done_callback(lambda _: live.wake.set())
         empty_probes = 0
         seen_generation = self.link.generation
         notified = False
         deadline = time.monotonic() + request.ring_timeout + ORIGINATE_MARGIN + MAX_CALL_SECONDS
 
         while True:
-            if not originate_read and originate.done():
+            if not originate_read and originate is not None and originate.done():
                 originate_read = True
                 reason, detail = self._originate_reason(originate)
                 uncertain = uncertain or reason is None
@@ -283,15 +317,21 @@ class Caller:
                 if not result.answered:
                     result.answered, result.reason = True, reason
                     result.answered_at = time.time()
-                if live.ended and live.key is None and self.link.is_up:
-                    # Hangup without a key event: the journal is written before any Hangup.
+                if (
+                    live.ended
+                    and (live.key is None or (live.key == "1" and live.eta is None))
+                    and self.link.is_up
+                ):
+                    # Over without a key (or arrival time) event: the journal, written before
+                    # any Hangup, may hold what the event would have said.
                     probed = await self._probe(live)
                     if probed is not None:
                         self._apply_journal(live, probed[0], False, reason)
                 if live.key is not None or live.ended:
                     outcome, detail = outcomes.answered(live.key or None)
                     result.outcome, result.detail = outcome, detail
-                    result.key = live.key or None
+                    result.key = live.key if live.key in ("1", "2") else None
+                    result.eta = live.eta
                     if not notified and on_outcome is not None:
                         notified = True
                         await on_outcome(result)
@@ -336,10 +376,11 @@ class Caller:
                 return int(journal[1:])
             except ValueError:
                 return 0
-        if journal in ("K1", "K2") and live.key is None:
-            live.key = journal[1]
-        elif journal == "T" and live.key is None:
-            live.key = ""
+        key, eta = outcomes.parse_journal(journal)
+        if key is not None and live.key is None:
+            live.key = key
+        if eta is not None:
+            live.eta = eta
         return outcomes.REASON_ANSWERED
 
     async def _probe(self, live: _Live) -> tuple[str | None, bool] | None:
@@ -384,8 +425,14 @@ class Caller:
             if live is None or live.key is not None:
                 return
             key = str(message.get("Key", ""))
-            live.key = key if key in ("1", "2") else ""
+            live.key = key if key in ("1", "2", "V", "Q") else ""
             live.wake.set()
+        elif event == "UserEvent" and message.get("UserEvent") == "IvrEta":
+            live = self._live.get(str(message.get("Attempt", "")))
+            minutes = str(message.get("Minutes", ""))
+            if live is not None and minutes.isdigit():
+                live.eta = int(minutes)
+                live.wake.set()
 
     async def _on_link_up(self) -> None:
         for live in self._live.values():

@@ -20,6 +20,10 @@ class Outcome(StrEnum):
     FAILED = "failed"
     #: Answered, then hung up (or stayed silent) without a valid key.
     HUNG_UP = "hung_up"
+    #: An answering machine took the call; a short message with the callback number was left.
+    VOICEMAIL = "voicemail"
+    #: Not asked: the quota of the person's role was met first (before or during the call).
+    CANCELLED = "cancelled"
 
     @property
     def reached(self) -> bool:
@@ -64,12 +68,30 @@ def not_answered(reason: int, cause: int | None) -> tuple[Outcome, str]:
 
 
 def answered(key: str | None) -> tuple[Outcome, str]:
-    """Outcome of an answered attempt from the key the IVR accepted (None: no valid key)."""
+    """Outcome of an answered attempt from what the IVR reported: the key accepted ('1', '2'),
+    'V' (answering machine), 'Q' (quota met, not asked), or None/'' (no valid key)."""
     if key == "1":
         return Outcome.AVAILABLE, "pressed 1"
     if key == "2":
         return Outcome.UNAVAILABLE, "pressed 2"
+    if key == "V":
+        return Outcome.VOICEMAIL, "answering machine, message left"
+    if key == "Q":
+        return Outcome.CANCELLED, "quota met, told to stay reachable"
     return Outcome.HUNG_UP, "no valid key"
+
+
+def parse_journal(value: str) -> tuple[str | None, int | None]:
+    """(key, arrival minutes) from a journal value: 'K1E30' -> ('1', 30), 'V' -> ('V', None),
+    'T' -> ('', None); (None, None) when it holds no answer ('A', 'F<reason>')."""
+    if value.startswith("K") and len(value) >= 2:
+        key, _, eta = value[1:].partition("E")
+        return key, int(eta) if eta.isdigit() else None
+    if value in ("V", "Q"):
+        return value, None
+    if value == "T":
+        return "", None
+    return None, None
 
 
 def from_journal(value: str | None) -> tuple[Outcome, str] | None:
@@ -79,10 +101,11 @@ def from_journal(value: str | None) -> tuple[Outcome, str] | None:
     """
     if not value:
         return None
-    if value in ("K1", "K2"):
-        return answered(value[1])
     if value == "T":
         return Outcome.HUNG_UP, "no valid key after the tries"
+    key, _ = parse_journal(value)
+    if key:
+        return answered(key)
     if value.startswith("F"):
         try:
             reason = int(value[1:])

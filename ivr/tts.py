@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import secrets
+import signal
 import sys
 import wave
 from collections import deque
@@ -215,15 +216,17 @@ class Speaker:
                 reply = await self._exchange(proc, request)
         except TimeoutError:
             detail = await self._stop_worker(kill=True)
-            _log.warning("speech worker killed after %g s (%s)", self.timeout, detail)
+            _log.warning("speech worker stopped after %g s (%s)", self.timeout, detail)
             raise TtsError(
                 f"speech rendering took longer than {self.timeout:g} s; the speech worker "
                 f"was killed and will restart on the next render ({detail})",
                 timeout=self.timeout,
             ) from None
         except _WorkerGone:
-            detail = await self._stop_worker(kill=True)
-            _log.warning("speech worker died: %s", detail)
+            # Already dead or dying: reap it rather than kill it, or Popen.kill()'s own poll
+            # can race asyncio's child watcher and lose the real exit status.
+            detail = await self._stop_worker(kill=False)
+            _log.warning("speech worker died (%s)", detail)
             raise TtsError(f"the speech worker died while rendering ({detail})") from None
         except BaseException:
             # Cancelled or failed mid-request: the worker may still answer this request later,
@@ -302,10 +305,10 @@ class Speaker:
         proc, self._proc = self._proc, None
         task, self._stderr_task = self._stderr_task, None
         if proc is None:
-            return "no worker"
+            return "it had not started yet"
         if proc.stdin is not None:
             proc.stdin.close()  # end of input: a healthy worker exits on its own
-        if kill:
+        if kill and proc.returncode is None:
             with contextlib.suppress(ProcessLookupError):
                 proc.kill()
         try:
@@ -318,7 +321,11 @@ class Speaker:
             # Should a grandchild hold stderr open, wait_for cancels the task on timeout.
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(task, _CLOSE_GRACE)
-        detail = f"exit code {proc.returncode}"
+        code = proc.returncode
+        if code is not None and code < 0:
+            detail = f"ended by {signal.Signals(-code).name}"
+        else:
+            detail = f"exit code {code}"
         if self._stderr_tail:
             detail += ": " + " | ".join(self._stderr_tail)
         return detail

