@@ -14,8 +14,8 @@ from ivr.ami import AmiLink
 from ivr.calls import Caller, CallRequest, CallResult, OutcomeHandler, new_attempt_id
 from ivr.config import Config
 from ivr.errors import ConfigError
-from ivr.prompts import build_prompts
 from ivr.tts import Speaker
+from ivr.voiceprompts import build_prompts
 
 
 class Alerter:

@@ -18,8 +18,8 @@ import pytest
 import ivr.tts
 from ivr.config import LANGUAGES
 from ivr.errors import TtsError
-from ivr.prompts import PROMPTS, build_prompts
 from ivr.tts import VOICES, Speaker, check_wav, wav_duration
+from ivr.voiceprompts import PROMPTS, build_prompts
 
 MakeSpeaker = Callable[..., Speaker]
 

@@ -7,6 +7,7 @@ star to hear the message again.
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 from pathlib import Path
@@ -14,44 +15,20 @@ from pathlib import Path
 from ivr.errors import TtsError
 from ivr.tts import Speaker
 
+#: Where the prompt texts live: one JSON file per language, prompt name -> text, so that
+#: translators edit data, not code.
+TEXTS_DIR = Path(__file__).resolve().parent / "prompts"
+
+
+def _load_texts() -> dict[str, dict[str, str]]:
+    texts: dict[str, dict[str, str]] = {}
+    for path in sorted(TEXTS_DIR.glob("*.json")):
+        texts[path.stem] = json.loads(path.read_text(encoding="utf-8"))
+    return texts
+
+
 #: language -> prompt name -> text. Every language has every name.
-PROMPTS: dict[str, dict[str, str]] = {
-    "fr": {
-        "menu": (
-            "Tapez 1 si vous êtes disponible. Tapez 2 si vous n'êtes pas disponible. "
-            "Pour réécouter le message, appuyez sur la touche étoile."
-        ),
-        "confirm_yes": (
-            "Vous avez tapé 1 : vous êtes disponible. Votre réponse est enregistrée. Merci."
-        ),
-        "confirm_no": (
-            "Vous avez tapé 2 : vous n'êtes pas disponible. Votre réponse est enregistrée. Merci."
-        ),
-        "invalid": "Cette touche n'est pas valide.",
-        "no_input": "Nous n'avons pas reçu votre réponse. Au revoir.",
-        "goodbye": "Au revoir.",
-        "quota_met": (
-            "Merci. Suffisamment de personnes ont répondu pour le moment. "
-            "Veuillez rester joignable."
-        ),
-        "drill": "Ceci est un exercice.",
-        "repeat": "Je répète le message.",
-    },
-    "en": {
-        "menu": (
-            "Press 1 if you are available. Press 2 if you are not available. "
-            "Press star to hear the message again."
-        ),
-        "confirm_yes": "You pressed 1: you are available. Your answer is recorded. Thank you.",
-        "confirm_no": "You pressed 2: you are not available. Your answer is recorded. Thank you.",
-        "invalid": "This key is not valid.",
-        "no_input": "We did not get your answer. Goodbye.",
-        "goodbye": "Goodbye.",
-        "quota_met": "Thank you. Enough staff have answered for now. Please stay reachable.",
-        "drill": "This is an exercise.",
-        "repeat": "I repeat the message.",
-    },
-}
+PROMPTS: dict[str, dict[str, str]] = _load_texts()
 
 
 def prompt_dir(audio_dir: Path, language: str) -> Path:
