@@ -8,7 +8,9 @@ import dataclasses
 import json
 import logging
 import sys
+import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from ivr import __version__
@@ -40,7 +42,249 @@ def _parser() -> argparse.ArgumentParser:
     sandbox.add_argument("action", choices=("start", "stop", "restart", "status", "env"))
 
     sub.add_parser("config", help="check the configuration and print it (secrets hidden)")
+
+    roster = sub.add_parser("roster", help="import or export the staff roster").add_subparsers(
+        dest="roster_command", required=True
+    )
+    imp = roster.add_parser("import", help="replace the roster with a CSV file (all or nothing)")
+    imp.add_argument("file", help="CSV as HR exports it (UTF-8, ';' or ',')")
+    exp = roster.add_parser("export", help="write the roster as CSV")
+    exp.add_argument("file", nargs="?", help="output file (default: standard output)")
+
+    camp = sub.add_parser("campaign", help="start, follow, stop and report call-out campaigns")
+    csub = camp.add_subparsers(dest="campaign_command", required=True)
+    start = csub.add_parser("start", help="start a campaign (the workers place the calls)")
+    start.add_argument("--message", "-m", required=True, help="the alert text (French)")
+    start.add_argument("--message-en", help="the alert text for English-speaking staff")
+    start.add_argument("--name", default="plan blanc", help="a name for the reports")
+    start.add_argument("--role", action="append", default=[], help="target role (repeatable)")
+    start.add_argument("--unit", action="append", default=[], help="target unit (repeatable)")
+    start.add_argument(
+        "--quota", action="append", default=[], metavar="ROLE=N", help="needed per role"
+    )
+    start.add_argument("--drill", action="store_true", help="an exercise: said before and after")
+    start.add_argument("--ring-timeout", type=int, help="seconds to ring (IVR_RING_TIMEOUT)")
+    start.add_argument("--attempts", type=int, default=3, help="rounds over each person's numbers")
+    start.add_argument("--retry-delay", type=int, default=300, help="seconds between rounds")
+    start.add_argument("--no-escalate", action="store_true", help="do not call backups")
+    start.add_argument("--no-amd", action="store_true", help="no answering-machine detection")
+    start.add_argument("--no-eta", action="store_true", help="do not ask minutes to arrival")
+    start.add_argument("--callback", default="", help="number left on answering machines")
+    start.add_argument("--estimate", action="store_true", help="print the estimate, start nothing")
+    start.add_argument("--lines", type=int, help="lines for --estimate (IVR_MAX_CHANNELS)")
+    start.add_argument("--wait", action="store_true", help="follow the progress until the end")
+    start.add_argument("--json", action="store_true")
+    status = csub.add_parser("status", help="show a campaign's progress")
+    status.add_argument("id", nargs="?", help="campaign id (default: the latest)")
+    status.add_argument("--follow", "-f", action="store_true", help="live until the end")
+    status.add_argument("--json", action="store_true")
+    stop = csub.add_parser("stop", help="stop calling (calls in progress finish)")
+    stop.add_argument("id")
+    report = csub.add_parser("report", help="the campaign report")
+    report.add_argument("id", nargs="?", help="campaign id (default: the latest)")
+    fmt = report.add_mutually_exclusive_group()
+    fmt.add_argument("--json", action="store_true")
+    fmt.add_argument("--csv", action="store_true", help="one row per person, every attempt")
+
+    worker = sub.add_parser("worker", help="run dialer workers on the configured Asterisk")
+    worker.add_argument("--name", help="worker name, stable across restarts")
+    worker.add_argument("--asterisk", default="default", help="name of this Asterisk")
+    worker.add_argument("--capacity", type=int, help="channels (IVR_MAX_CHANNELS)")
+    worker.add_argument("--cps", type=float, default=0.0, help="most new calls per second")
     return parser
+
+
+def _redis(url: str) -> Any:
+    import redis.asyncio as aioredis
+
+    return aioredis.from_url(url, decode_responses=True)
+
+
+def _roster(args: argparse.Namespace) -> int:
+    """Files are read and written here, outside the event loop."""
+    data = None
+    if args.roster_command == "import":
+        try:
+            data = Path(args.file).read_bytes()
+        except OSError as exc:
+            raise IvrError(f"roster: cannot read {args.file}: {exc.strerror}") from exc
+    text = asyncio.run(_roster_redis(args, data))
+    if args.roster_command == "export":
+        if args.file:
+            Path(args.file).write_text(text, encoding="utf-8", newline="")
+        else:
+            sys.stdout.write(text)
+    return 0
+
+
+async def _roster_redis(args: argparse.Namespace, data: bytes | None) -> str:
+    from ivr.roster import RosterError, RosterStore, export_csv, parse_roster
+
+    config = load_config(require_ami_credentials=False)
+    db = _redis(config.redis_url)
+    try:
+        store = RosterStore(db)
+        if data is not None:
+            try:
+                people = parse_roster(data, default_language=config.language)
+            except RosterError as exc:
+                for line, reason in exc.problems:
+                    print(f"{args.file}:{line}: {reason}", file=sys.stderr)
+                raise
+            await store.replace(people)
+            print(f"roster: {len(people)} staff imported")
+            return ""
+        return export_csv(await store.load())
+    finally:
+        await db.aclose()
+
+
+def _spec(args: argparse.Namespace, ring_timeout: int) -> Any:
+    from ivr.campaigns import CampaignError, CampaignSpec
+
+    quotas: dict[str, int] = {}
+    for item in args.quota:
+        role, sep, number = item.partition("=")
+        if not sep or not number.strip().isdigit():
+            raise CampaignError(f"--quota {item!r}: expected ROLE=N, for example nurse=10")
+        quotas[role.strip().lower()] = int(number)
+    messages = {"fr": args.message}
+    if args.message_en:
+        messages["en"] = args.message_en
+    return CampaignSpec(
+        messages=messages,
+        name=args.name,
+        roles=tuple(r.lower() for r in args.role),
+        units=tuple(args.unit),
+        quotas=quotas,
+        drill=args.drill,
+        ring_timeout=args.ring_timeout or ring_timeout,
+        attempts=args.attempts,
+        retry_delay=args.retry_delay,
+        escalate=not args.no_escalate,
+        amd=not args.no_amd,
+        ask_eta=not args.no_eta,
+        callback_number=args.callback,
+    )
+
+
+async def _campaign(args: argparse.Namespace) -> int:
+    from ivr import campaigns, progress
+    from ivr.roster import RosterStore
+
+    config = load_config(require_ami_credentials=False)
+    db = _redis(config.redis_url)
+    try:
+        command = args.campaign_command
+        if command == "start":
+            spec = _spec(args, config.ring_timeout)
+            spec.validate()
+            people = await RosterStore(db).load()
+            if not people:
+                raise campaigns.CampaignError("campaign: the roster is empty; ivr roster import")
+            if args.estimate:
+                return await _estimate(spec, people, args.lines or config.max_channels, config)
+            started = time.monotonic()
+            cid = await campaigns.create(db, spec, people)
+            report = await campaigns.report(db, cid)
+            if not args.json:
+                print(
+                    f"campaign {cid} started: {report['total']} staff to call "
+                    f"({(time.monotonic() - started) * 1000:.0f} ms)"
+                )
+            if args.wait:
+                report = await progress.follow(db, cid)
+            if args.json:
+                print(json.dumps(report, indent=2, ensure_ascii=False))
+            return 0
+        cid = args.id or await campaigns.latest(db)
+        if cid is None:
+            raise campaigns.CampaignError("no campaign yet")
+        if command == "stop":
+            print(f"campaign {cid}: {await campaigns.stop(db, cid)}")
+        elif command == "status":
+            report = await (progress.follow(db, cid) if args.follow else campaigns.report(db, cid))
+            if args.json:
+                print(json.dumps(report, indent=2, ensure_ascii=False))
+            elif not args.follow:
+                print(f"campaign {cid} ({report['status']}): {progress.progress_line(report)}")
+        elif command == "report":
+            if args.csv:
+                sys.stdout.write(await campaigns.attempts_csv(db, cid))
+            else:
+                report = await campaigns.report(db, cid)
+                if args.json:
+                    print(json.dumps(report, indent=2, ensure_ascii=False))
+                else:
+                    print(_report_text(report))
+    finally:
+        await db.aclose()
+    return 0
+
+
+async def _estimate(spec: Any, people: list[Any], lines: int, config: Any) -> int:
+    from collections import Counter
+
+    from ivr.campaigns import select
+    from ivr.estimate import estimate
+    from ivr.tts import Speaker, wav_duration
+
+    targets = select(people, spec)
+    async with Speaker(config.audio_dir, rate=config.tts_rate) as speaker:
+        seconds = wav_duration(await speaker.render(spec.messages["fr"], "fr"))
+    plan = estimate(
+        Counter(p.role for p in targets),
+        spec.quotas,
+        lines=lines,
+        message_seconds=seconds,
+        ring_timeout=spec.ring_timeout,
+    )
+    print(f"message: {seconds:.0f} s; targets: {len(targets)} staff")
+    print("\n".join(plan.lines_text()))
+    print("assumed: 60% of calls answered, 60% of those available; retries not counted")
+    return 0
+
+
+def _report_text(report: dict[str, Any]) -> str:
+    kind = "DRILL" if report["drill"] else "ALERT"
+    lines = [f"campaign {report['campaign']} ({kind}, {report['status']}): {report['total']} staff"]
+    for key in (
+        "available", "unavailable", "no_answer", "busy", "voicemail", "failed", "hung_up",
+        "cancelled", "pending",
+    ):  # fmt: skip
+        lines.append(f"  {key:12} {report[key]}")
+    for role, entry in report["by_role"].items():
+        quota = f" quota {entry['quota']}{' met' if entry['met'] else ''}" if entry["quota"] else ""
+        lines.append(f"  {role}: {entry['available']} available of {entry['total']}{quota}")
+    lines.append(f"  expected arrivals: {report['forecast']}")
+    return "\n".join(lines)
+
+
+async def _worker(args: argparse.Namespace) -> int:
+    import signal
+
+    from ivr.alert import Alerter
+    from ivr.dialer import DialerWorker, WorkerSettings
+
+    config = load_config()
+    settings = WorkerSettings(
+        name=args.name or WorkerSettings.default_name(args.asterisk),
+        asterisk=args.asterisk,
+        capacity=args.capacity or config.max_channels,
+        cps=args.cps,
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    db = _redis(config.redis_url)
+    try:
+        async with Alerter(config) as alerter:
+            print(f"worker {settings.name}: {settings.capacity} channels", file=sys.stderr)
+            await DialerWorker(alerter, db, settings).run(stop)
+    finally:
+        await db.aclose()
+    return 0
 
 
 async def _call(args: argparse.Namespace) -> int:
@@ -105,6 +349,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _sandbox(args)
         if args.command == "config":
             return _config()
+        if args.command == "roster":
+            return _roster(args)
+        if args.command == "campaign":
+            return asyncio.run(_campaign(args))
+        if args.command == "worker":
+            return asyncio.run(_worker(args))
     except IvrError as exc:
         print(f"ivr: error: {exc}", file=sys.stderr)
         return exc.exit_code
