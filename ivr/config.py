@@ -52,6 +52,8 @@ class Config:
         """The path Asterisk must use for a file the service wrote under `audio_dir`."""
         try:
             relative = local.relative_to(self.audio_dir)
+            if ".." in relative.parts:
+                raise ValueError(local)
         except ValueError as exc:
             raise ConfigError(f"{local} is not under IVR_AUDIO_DIR ({self.audio_dir})") from exc
         return str(self.audio_dir_asterisk / relative)
@@ -63,6 +65,8 @@ def read_env_file(path: Path) -> dict[str, str]:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"IVR_CONFIG: cannot read {path}: {exc.strerror}") from exc
+    except UnicodeDecodeError:
+        raise ConfigError(f"IVR_CONFIG: {path} is not UTF-8 text") from None
     values: dict[str, str] = {}
     for lineno, raw in enumerate(text.splitlines(), start=1):
         line = raw.strip()
@@ -108,7 +112,9 @@ def _float(key: str, low: float, high: float) -> Callable[[str], float]:
 
 
 def _dial_template(raw: str) -> str:
-    if raw.count("{number}") != 1 or re.search(r"\{(?!number\})", raw):
+    if raw.count("{number}") != 1 or raw.replace("{number}", "").count("{") + raw.replace(
+        "{number}", ""
+    ).count("}"):
         raise ConfigError(
             "IVR_DIAL_TEMPLATE: must contain {number} exactly once and no other braces, "
             f"got {raw!r}"

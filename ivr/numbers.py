@@ -9,7 +9,9 @@ from ivr.errors import InvalidNumberError
 #: Visual separators HR exports put in numbers ("06 12 34 56 78", "06.12.34.56.78").
 _SEPARATORS = re.compile(r"[ .\-()]")
 #: What may remain: digits, a leading '+', and the keypad's '*' and '#'.
-_VALID = re.compile(r"\+?[0-9*#]{1,31}")
+_VALID = re.compile(r"(?=.{1,32}$)\+?[0-9*#]+")
+#: "+33 (0)6 12 ...": the trunk prefix in parentheses after a country code is not dialled.
+_TRUNK_PREFIX = re.compile(r"^(\s*\+\d{1,3})\s*\(0\)")
 
 
 def normalize_number(raw: str) -> str:
@@ -21,7 +23,7 @@ def normalize_number(raw: str) -> str:
     """
     if not isinstance(raw, str):
         raise InvalidNumberError(f"phone number must be text, got {type(raw).__name__}")
-    number = _SEPARATORS.sub("", raw.strip(" "))
+    number = _SEPARATORS.sub("", _TRUNK_PREFIX.sub(r"\1", raw.strip(" ")))
     if not number:
         raise InvalidNumberError("phone number is empty", number=raw)
     if not _VALID.fullmatch(number):
@@ -37,6 +39,8 @@ def normalize_number(raw: str) -> str:
             )
         if len(number) > 32:
             raise InvalidNumberError(f"phone number {raw!r} is too long (32 at most)", number=raw)
+        if number == "+":
+            raise InvalidNumberError(f"phone number {raw!r} has no digits", number=raw)
         raise InvalidNumberError(f"phone number {raw!r}: '+' only at the start", number=raw)
     return number
 

@@ -57,14 +57,36 @@ class RedisServer:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise SandboxError(
-                    f"redis-server exited at start (code {self.process.returncode}); "
+                    f"redis-server on port {self.port} exited at start "
+                    f"(code {self.process.returncode}; port in use?); "
                     f"see {self.directory / 'redis.log'}"
                 )
-            if self._answers():
+            # A PONG alone could come from another server already on this port.
+            if self._answers() and self._is_ours():
                 return
             time.sleep(0.02)
         self.stop()
         raise SandboxError(f"redis-server on port {self.port} did not answer within {timeout} s")
+
+    def _is_ours(self) -> bool:
+        assert self.process is not None
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as sock:
+                sock.sendall(b"INFO server\r\n")
+                data = b""
+                while b"process_id:" not in data or not data.endswith(b"\r\n"):
+                    chunk = sock.recv(65536)
+                    if not chunk:
+                        break
+                    data += chunk
+        except OSError:
+            return False
+        if self.process.poll() is not None:
+            raise SandboxError(
+                f"redis-server could not start on port {self.port} (in use by another server?); "
+                f"see {self.directory / 'redis.log'}"
+            )
+        return f"process_id:{self.process.pid}\r\n".encode() in data
 
     def _answers(self) -> bool:
         try:
