@@ -1,111 +1,162 @@
 """`ivr demo`: the main job on the embedded default.
 
-Starts the sandbox Asterisk and a private redis-server (append-only on), calls a handful of
-simulated staff whose phones behave in every way the service must handle, records each outcome
-in Redis, and prints them beside the outcome each phone should produce.
+Starts the sandbox Asterisk and a private redis-server (append-only on), imports a roster of a
+few hundred simulated staff of several roles whose phones behave in every way the service must
+handle (ivr/dialplans/ivr-sim.conf), starts a campaign with quotas and retries, runs dialer
+workers in this process with a live progress line, and prints the report.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import random
+import sys
 import tempfile
-from dataclasses import dataclass, replace
+import time
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import redis.asyncio as aioredis
 
-from ivr import sandbox
+from ivr import campaigns, progress, sandbox
 from ivr.alert import Alerter
-from ivr.calls import CallResult
-from ivr.config import Config
-from ivr.outcomes import Outcome
+from ivr.campaigns import CampaignSpec
+from ivr.dialer import DialerWorker, WorkerSettings
 from ivr.redisserver import RedisServer
+from ivr.roster import Person, RosterStore
 
 MESSAGE = (
-    "Alerte plan blanc au centre hospitalier. Le plan blanc est déclenché. "
-    "Nous avons besoin de personnel en renfort."
+    "Alerte plan blanc au centre hospitalier. Afflux massif de victimes. "
+    "Nous avons besoin de renforts."
+)
+MESSAGE_EN = "White plan alert at the hospital. Mass casualties. We need reinforcements."
+
+#: (role, how many, quota or None)
+ROLES = (("nurse", 140, 25), ("doctor", 50, None), ("anaesthetist", 20, 4),
+         ("orderly", 40, None), ("midwife", 20, None))  # fmt: skip
+
+#: Phone behaviours (ivr-sim numbering) and their weights in the demo roster.
+BEHAVIOURS = (
+    ("1{a}1", 34),  # answers after a s, presses 1
+    ("1{a}6{eta}", 10),  # presses 1, then keys minutes to arrival
+    ("1{a}2", 16),  # presses 2
+    ("1{a}3", 3),  # star (repeat), then 1
+    ("2", 10),  # never answers
+    ("3", 6),  # busy
+    ("4{a}", 4),  # hangs up during the message
+    ("6{a}", 6),  # answering machine
+    ("5", 3),  # congestion
+    ("1{a}0", 2),  # answers, never presses a key
 )
 
 
-@dataclass(frozen=True)
-class SimStaff:
-    name: str
-    number: str
-    behaviour: str
-    expected: Outcome
+def demo_roster(seed: int = 7) -> list[Person]:
+    """A few hundred simulated staff; some with a second number, some with a backup."""
+    rng = random.Random(seed)
+    patterns = [p for p, w in BEHAVIOURS for _ in range(w)]
+    people: list[Person] = []
+    serial = 0
+    for role, count, _ in ROLES:
+        for i in range(count):
+            serial += 1
+
+            phones = [_number(rng, rng.choice(patterns), serial)]
+            if rng.random() < 0.25:
+                phones.append(_number(rng, rng.choice(patterns), serial))
+            people.append(
+                Person(
+                    id=f"S{serial:04d}",
+                    name=f"{role.title()} {i + 1}",
+                    role=role,
+                    unit=rng.choice(("urgences", "réanimation", "bloc", "pédiatrie")),
+                    phones=tuple(phones),
+                    language="en" if rng.random() < 0.1 else "fr",
+                    on_call=rng.random() < 0.15,
+                    backup=None,
+                    tags=frozenset(),
+                )
+            )
+    # A backup for some: called if the person cannot be reached.
+    for i in range(0, len(people) - 1, 9):
+        people[i] = replace(people[i], backup=people[i + 1].id)
+    return people
 
 
-#: One simulated phone per behaviour (numbering in ivr/dialplans/ivr-sim.conf).
-STAFF = (
-    SimStaff("Claire Martin, nurse", "1011001", "answers, presses 1", Outcome.AVAILABLE),
-    SimStaff("Paul Durand, doctor", "1121002", "answers after 1 s, presses 2", Outcome.UNAVAILABLE),
-    SimStaff("Léa Bernard, nurse", "1031003", "presses star (repeat), then 1", Outcome.AVAILABLE),
-    SimStaff("Hugo Petit, anaesthetist", "1041004", "presses 9, then 1", Outcome.AVAILABLE),
-    SimStaff("Emma Moreau, nurse", "1051005", "presses 1 and hangs up at once", Outcome.AVAILABLE),
-    SimStaff("Louis Laurent, orderly", "2001006", "never answers", Outcome.NO_ANSWER),
-    SimStaff("Chloé Simon, midwife", "3001007", "line busy", Outcome.BUSY),
-    SimStaff("Jules Michel, doctor", "4101008", "hangs up during the message", Outcome.HUNG_UP),
-    SimStaff("Inès Garcia, nurse", "1001009", "answers, never presses a key", Outcome.HUNG_UP),
-    SimStaff("Nathan Roux, nurse", "5001010", "network congestion", Outcome.FAILED),
-    SimStaff("Sarah Fournier, surgeon", "9001011", "unknown number", Outcome.FAILED),
-)
-
-RESULTS_KEY = "ivr:demo:results"
+def _number(rng: random.Random, pattern: str, serial: int) -> str:
+    eta = rng.choice(("15", "30", "45", "60", "90"))
+    return f"{pattern.format(a=rng.choice('0112'), eta=eta)}{serial:05d}"
 
 
-async def run_demo(*, as_json: bool = False) -> int:
-    """Run the demo; exit code 0 when every phone produced its expected outcome."""
+async def run_demo(*, as_json: bool = False, channels: int = 60) -> int:
+    """Run the demo; exit code 0 when the campaign completes with every person accounted for."""
     sandbox.start()
-    config = sandbox.config(IVR_RING_TIMEOUT="8", IVR_LANGUAGE="fr")
+    config = sandbox.config(IVR_RING_TIMEOUT="8", IVR_MAX_CHANNELS=str(channels))
+    people = demo_roster()
     with tempfile.TemporaryDirectory(prefix="ivr-demo-") as tmp, RedisServer(Path(tmp)) as server:
         config = replace(config, redis_url=server.url)
         db = aioredis.from_url(config.redis_url, decode_responses=True)
         try:
-            results = await _call_all(config, db)
-            stored = await db.hlen(RESULTS_KEY)
+            await RosterStore(db).replace(people)
+            spec = CampaignSpec(
+                messages={"fr": MESSAGE, "en": MESSAGE_EN},
+                name="demo plan blanc",
+                quotas={role: q for role, _, q in ROLES if q},
+                ring_timeout=8,
+                attempts=2,
+                retry_delay=5,
+                callback_number="0123456789",
+            )
+            report = await _run(config, db, spec, people, as_json)
         finally:
             await db.aclose()
-    ok = all(r.outcome == s.expected for s, r in results) and stored == len(STAFF)
+    accounted = sum(report[o] for o in campaigns.FINAL_OUTCOMES) == report["total"]
     if as_json:
-        print(
-            json.dumps(
-                {
-                    "ok": ok,
-                    "calls": [
-                        {"name": s.name, "behaviour": s.behaviour, "expected": s.expected.value}
-                        | r.as_dict()
-                        for s, r in results
-                    ],
-                },
-                indent=2,
-                ensure_ascii=False,
-            )
-        )
+        print(json.dumps(report, indent=2, ensure_ascii=False))
     else:
-        print(f"{'staff':28} {'number':9} {'phone behaviour':34} {'outcome':12} expected")
-        for s, r in results:
-            mark = "ok" if r.outcome == s.expected else f"MISMATCH ({s.expected.value})"
-            print(f"{s.name:28} {s.number:9} {s.behaviour:34} {r.outcome.value:12} {mark}")
-        verdict = "all as expected" if ok else "MISMATCHES"
-        print(f"{len(results)} calls, {stored} outcomes stored in Redis: {verdict}")
-    return 0 if ok else 1
+        print(_summary(report))
+    return 0 if accounted and report["status"] == "done" else 1
 
 
-async def _call_all(config: Config, db: aioredis.Redis) -> list[tuple[SimStaff, CallResult]]:
+async def _run(
+    config: Any, db: aioredis.Redis, spec: CampaignSpec, people: list[Person], as_json: bool
+) -> dict[str, Any]:
+    stop = asyncio.Event()
     async with Alerter(config) as alerter:
+        # Render the audio before the clock starts: a real service renders it at start-up.
+        for language, text in spec.messages.items():
+            await alerter.message(text, language)
+            await alerter.prompts(language)
+        worker = DialerWorker(
+            alerter, db, WorkerSettings(name="demo-0", capacity=config.max_channels)
+        )
+        running = asyncio.create_task(worker.run(stop))
+        started = time.monotonic()
+        cid = await campaigns.create(db, spec, people)
+        if not as_json:
+            print(f"campaign {cid}: {len(people)} staff, {config.max_channels} channels")
+        out = sys.stderr if as_json else sys.stdout
+        report = await progress.follow(db, cid, out=out)
+        report["wall_seconds"] = round(time.monotonic() - started, 1)
+        stop.set()
+        await running
+    return report
 
-        async def one(staff: SimStaff) -> tuple[SimStaff, CallResult]:
-            request = await alerter.request(
-                staff.number, MESSAGE, variables={"IVR_KEY_WAIT": "4", "IVR_MAX_TRIES": "2"}
-            )
 
-            async def record(result: CallResult) -> None:
-                await db.hset(RESULTS_KEY, staff.number, json.dumps(result.as_dict()))
-
-            return staff, await alerter.caller.call(request, record)
-
-        # Render once before the calls go out in parallel.
-        await alerter.request(STAFF[0].number, MESSAGE)
-        results = await asyncio.gather(*(one(s) for s in STAFF))
-        return list(results)
+def _summary(report: dict[str, Any]) -> str:
+    lines = [
+        f"campaign {report['campaign']} {report['status']} in {report['wall_seconds']} s: "
+        f"{report['total']} staff, {report['attempts']} calls"
+    ]
+    for outcome in (*campaigns.FINAL_OUTCOMES, "pending"):
+        lines.append(f"  {outcome:12} {report[outcome]}")
+    for role, entry in report["by_role"].items():
+        quota = (
+            f", quota {entry['quota']} {'met' if entry['met'] else 'NOT met'}"
+            if entry["quota"]
+            else ""
+        )
+        lines.append(f"  {role:13} {entry['available']:3} available of {entry['total']}{quota}")
+    lines.append(f"  expected arrivals: {report['forecast']}")
+    return "\n".join(lines)

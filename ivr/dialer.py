@@ -99,7 +99,7 @@ class DialerWorker:
         listener = asyncio.create_task(self._listen(stop), name="dialer-wake")
         upkeep = asyncio.create_task(self._upkeep(stop), name="dialer-upkeep")
         try:
-            await self._adopt()
+            await self._adopt(own=True)
             while not stop.is_set():
                 await self._acquire_slot(stop)
                 if stop.is_set():
@@ -293,9 +293,9 @@ class DialerWorker:
 
     # -- adoption, leases, wake-ups ------------------------------------------------------------
 
-    async def _adopt(self) -> None:
-        """Follow the calls this worker had in flight before a restart, and those of dead
-        workers on the same Asterisk, instead of placing them again."""
+    async def _adopt(self, *, own: bool = False) -> None:
+        """Follow the calls of dead workers on the same Asterisk (and, with `own`, those this
+        worker had in flight before a restart) instead of placing them again."""
         recent: list[str] = await self._retrying(
             self.redis.zrevrange, constants.campaigns_key, 0, 50
         )
@@ -309,6 +309,7 @@ class DialerWorker:
                 lease_ms=int(self.settings.lease * 1000),
                 worker=self.settings.name,
                 asterisk=self.settings.asterisk,
+                own=own,
             )
             for pid, attempt, phone_index in taken:
                 state = json.loads(str(await self.redis.hget(campaign_key(cid, "state"), pid)))

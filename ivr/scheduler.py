@@ -176,7 +176,7 @@ redis.call('ZADD', KEYS[tier], tonumber(ARGV[3]), ARGV[1])
 return 1
 """
 
-# KEYS: state leases ; ARGV: now_ms lease_ms worker asterisk
+# KEYS: state leases ; ARGV: now_ms lease_ms worker asterisk own(1: also this worker's own)
 _RECLAIM = r"""
 local now = tonumber(ARGV[1])
 local out = {}
@@ -184,7 +184,8 @@ local pids = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', '+inf')
 for _, pid in ipairs(pids) do
   local st = cjson.decode(redis.call('HGET', KEYS[1], pid))
   local expiry = tonumber(redis.call('ZSCORE', KEYS[2], pid))
-  if st.s == 'c' and st.a == ARGV[4] and (expiry <= now or st.w == ARGV[3]) then
+  local mine = ARGV[5] == '1' and st.w == ARGV[3]
+  if st.s == 'c' and st.a == ARGV[4] and (expiry <= now or mine) then
     st.w = ARGV[3]
     redis.call('HSET', KEYS[1], pid, cjson.encode(st))
     redis.call('ZADD', KEYS[2], now + tonumber(ARGV[2]), pid)
@@ -285,11 +286,13 @@ class Scheduler:
         return bool(await self._requeue(keys=keys, args=[pid, attempt, now_ms]))
 
     async def reclaim(
-        self, cid: str, now_ms: int, *, lease_ms: int, worker: str, asterisk: str
+        self, cid: str, now_ms: int, *, lease_ms: int, worker: str, asterisk: str, own: bool
     ) -> list[tuple[str, int, int]]:
-        """Attempts of dead workers (or of this worker's previous life) on this Asterisk."""
+        """Attempts on this Asterisk whose lease expired (their worker died) and, with `own`,
+        those this worker name held in a previous life (a restart: no need to wait)."""
         keys = [campaign_key(cid, "state"), campaign_key(cid, "leases")]
-        got = await self._reclaim(keys=keys, args=[now_ms, lease_ms, worker, asterisk])
+        args = [now_ms, lease_ms, worker, asterisk, "1" if own else "0"]
+        got = await self._reclaim(keys=keys, args=args)
         return [(str(got[i]), int(got[i + 1]), int(got[i + 2])) for i in range(0, len(got), 3)]
 
     async def renew(self, cid: str, pids: list[str], until_ms: int) -> None:
