@@ -162,7 +162,7 @@ async def create(redis: Redis, spec: CampaignSpec, people: list[Person]) -> str:
         if p.backup and p.backup in by_id and p.backup not in target_ids
     }
     if reserve:
-        pipe.hset(campaign_key(cid, "reserve"), mapping=reserve)
+        pipe.hset(campaign_key(cid, "reserve"), mapping=cast(Any, reserve))
     if spec.quotas:
         pipe.hset(campaign_key(cid, "quota"), mapping=cast(Any, spec.quotas))
     pipe.hset(campaign_key(cid, "counts"), mapping={"open": len(ordered), "total": len(ordered)})

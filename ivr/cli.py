@@ -197,9 +197,10 @@ async def _campaign(args: argparse.Namespace) -> int:
             if args.json:
                 print(json.dumps(report, indent=2, ensure_ascii=False))
             return 0
-        cid = args.id or await campaigns.latest(db)
-        if cid is None:
+        found: str | None = args.id or await campaigns.latest(db)
+        if found is None:
             raise campaigns.CampaignError("no campaign yet")
+        cid = found
         if command == "stop":
             print(f"campaign {cid}: {await campaigns.stop(db, cid)}")
         elif command == "status":

@@ -53,8 +53,8 @@ async def follow(redis: Redis, cid: str, out: TextIO = sys.stdout) -> dict[str, 
                 out.write("\n")
             return report
         # Block on the campaign's event log: redraw when something happens (1 s at most).
-        got = await redis.xread({campaign_key(cid, "events"): last_id}, count=1000, block=1000)
+        got: Any = await redis.xread({campaign_key(cid, "events"): last_id}, count=1000, block=1000)
         if got:
-            last_id = got[0][1][-1][0]
+            last_id = str(got[0][1][-1][0])
         else:
             await asyncio.sleep(0)

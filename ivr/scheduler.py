@@ -291,7 +291,7 @@ class Scheduler:
         """Attempts on this Asterisk whose lease expired (their worker died) and, with `own`,
         those this worker name held in a previous life (a restart: no need to wait)."""
         keys = [campaign_key(cid, "state"), campaign_key(cid, "leases")]
-        args = [now_ms, lease_ms, worker, asterisk, "1" if own else "0"]
+        args: list[str | int] = [now_ms, lease_ms, worker, asterisk, "1" if own else "0"]
         got = await self._reclaim(keys=keys, args=args)
         return [(str(got[i]), int(got[i + 1]), int(got[i + 2])) for i in range(0, len(got), 3)]
 
