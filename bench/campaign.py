@@ -115,7 +115,7 @@ async def ours(config: Config, staff: int, channels: int) -> dict[str, Any]:
                     if got:
                         last = got[0][1][-1][0]
                     meta = await db.hget(campaign_key(cid), "status")
-                    inflight = int(await db.hget(campaign_key(cid, "counts"), "inflight") or 0)
+                    inflight = int(await db.zcard(campaign_key(cid, "leases")))
                     if meta == "done" and inflight == 0 and worker.in_flight == 0:
                         break
                 wall = time.monotonic() - t0

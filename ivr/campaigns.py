@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import secrets
 import time
 from collections import Counter
 from collections.abc import Iterable
@@ -126,6 +127,8 @@ async def create(redis: Redis, spec: CampaignSpec, people: list[Person]) -> str:
     now_ms = int(time.time() * 1000)
     meta: dict[str, str | int] = {
         "id": cid,
+        # Ids restart at 1 in a new Redis; Asterisk's journal and quota flags outlive it.
+        "uid": secrets.token_hex(4),
         "name": spec.name,
         "spec": json.dumps(asdict(spec), ensure_ascii=False),
         "status": "running",
@@ -236,7 +239,7 @@ async def report(redis: Redis, cid: str) -> dict[str, Any]:
     for outcome in FINAL_OUTCOMES:
         result[outcome] = counts.get(f"final:{outcome}", 0)
     result["pending"] = counts.get("open", 0)
-    result["in_flight"] = counts.get("inflight", 0)
+    result["in_flight"] = int(await redis.zcard(campaign_key(cid, "leases")))
     result["attempts"] = counts.get("attempts", 0)
     result["by_role"] = by_role
     result["forecast"] = {

@@ -66,6 +66,7 @@ class WorkerSettings:
 
 @dataclass
 class _CampaignAudio:
+    uid: str
     messages: dict[str, str]
     voicemail: dict[str, str]
     quotas: dict[str, int]
@@ -189,6 +190,7 @@ class DialerWorker:
             await self._requeue(claim)
             self._in_flight.pop(key, None)
             return
+        requeued = False
         try:
             self.placed += 1
             result = await self.alerter.caller.call(request, lambda r: self._record(claim, r))
@@ -203,8 +205,11 @@ class DialerWorker:
             # Raised before anything was sent (the link stayed down): safe to place it again.
             log.warning("campaign %s: %s not placed: %s", claim.campaign, claim.pid, exc)
             await self._requeue(claim)
+            requeued = True
         finally:
             self._in_flight.pop(key, None)
+        if not requeued:
+            await self._release(claim)
 
     async def _request(self, claim: Claim, audio: _CampaignAudio) -> CallRequest:
         person = claim.person
@@ -219,7 +224,7 @@ class DialerWorker:
         if audio.voicemail.get(language):
             variables["IVR_VOICEMAIL"] = audio.voicemail[language]
         if person["r"] in audio.quotas:
-            variables["IVR_QUOTA"] = f"{claim.campaign}-{person['r']}"
+            variables["IVR_QUOTA"] = f"{audio.uid}-{person['r']}"
         return CallRequest(
             number=claim.number,
             message=audio.messages[language],
@@ -259,9 +264,10 @@ class DialerWorker:
 
     async def _quota_met(self, cid: str, role: str) -> None:
         """Tell this Asterisk, so calls already ringing for `role` hear "stay reachable"."""
+        audio = await self._campaign_audio(cid)
         with contextlib.suppress(AmiError):
             await self.alerter.link.action(
-                {"Action": "DBPut", "Family": "ivr-quota", "Key": f"{cid}-{role}", "Val": "1"}
+                {"Action": "DBPut", "Family": "ivr-quota", "Key": f"{audio.uid}-{role}", "Val": "1"}
             )
 
     async def _campaign_audio(self, cid: str) -> _CampaignAudio:
@@ -287,7 +293,7 @@ class DialerWorker:
                     digits = " ".join(spec["callback_number"])
                     tail = " " + _VOICEMAIL_TAIL[language].format(number=digits)
                 voicemail[language] = await self.alerter.message(text + tail, language)
-            audio = _CampaignAudio(messages, voicemail, quotas, spec)
+            audio = _CampaignAudio(meta["uid"], messages, voicemail, quotas, spec)
             self._audio[cid] = audio
             return audio
 
@@ -314,7 +320,12 @@ class DialerWorker:
             for pid, attempt, phone_index in taken:
                 state = json.loads(str(await self.redis.hget(campaign_key(cid, "state"), pid)))
                 person = json.loads(str(await self.redis.hget(campaign_key(cid, "people"), pid)))
-                claim = Claim(cid, pid, attempt, person["p"][phone_index], person, int(state["ix"]))
+                uid = str(await self.redis.hget(campaign_key(cid), "uid"))
+                claim = Claim(
+                    cid, pid, attempt, person["p"][phone_index], person, int(state["ix"]), uid
+                )
+                if claim.attempt_id in self._in_flight:
+                    continue
                 await self._slots.acquire()
                 log.info("campaign %s: following %s after a restart", cid, claim.attempt_id)
                 self._spawn(self._follow(claim))
@@ -336,6 +347,13 @@ class DialerWorker:
                 )  # fmt: skip
         finally:
             self._in_flight.pop(claim.attempt_id, None)
+        await self._release(claim)
+
+    async def _release(self, claim: Claim) -> None:
+        """The call is over: its line is free, its lease can go."""
+        await self._retrying(
+            self.scheduler.release, claim.campaign, claim.pid, claim.attempt, self.settings.name
+        )
 
     async def _upkeep(self, stop: asyncio.Event) -> None:
         """Renew our leases, adopt calls of dead workers, publish a heartbeat."""

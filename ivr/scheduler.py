@@ -9,6 +9,8 @@ or many, on one Asterisk or several) share a campaign without ever calling one p
   decide: final answer, next phone number now, next round after the retry delay, or final
   failure with escalation to the person's backup.
 - `requeue`: put back an attempt that provably never reached Asterisk, without counting it.
+- `release`: the call is over (after its outcome, the arrival time may still be keyed):
+  drop its lease. A campaign's calls in flight are its leases.
 - `reclaim`: hand the attempts of a dead worker (lease expired) to a live one, which follows
   them through Asterisk's journal instead of calling again.
 
@@ -74,8 +76,7 @@ for t = 4, 5 do
       st.s = 'c'; st.n = st.n + 1; st.w = ARGV[3]; st.a = ARGV[4]
       redis.call('HSET', KEYS[2], pid, cjson.encode(st))
       redis.call('ZADD', KEYS[6], now + tonumber(ARGV[2]), pid)
-      redis.call('HINCRBY', KEYS[7], 'inflight', 1)
-      return {pid, st.n, person.p[st.ph + 1], pjson, st.ix}
+      return {pid, st.n, person.p[st.ph + 1], pjson, st.ix, redis.call('HGET', KEYS[1], 'uid')}
     end
   end
 end
@@ -97,8 +98,6 @@ local now = tonumber(ARGV[4])
 local outcome = ARGV[3]
 local person = cjson.decode(redis.call('HGET', KEYS[3], pid))
 local role = person.r
-redis.call('ZREM', KEYS[6], pid)
-redis.call('HINCRBY', KEYS[7], 'inflight', -1)
 redis.call('HINCRBY', KEYS[7], 'attempts', 1)
 redis.call('HINCRBY', KEYS[7], 'attempt:' .. outcome, 1)
 redis.call('XADD', KEYS[9], '*', 'type', 'attempt', 'pid', pid, 'n', st.n, 'outcome', outcome,
@@ -170,7 +169,6 @@ local person = cjson.decode(redis.call('HGET', KEYS[3], ARGV[1]))
 st.s = 'q'; st.n = st.n - 1
 redis.call('HSET', KEYS[2], ARGV[1], cjson.encode(st))
 redis.call('ZREM', KEYS[6], ARGV[1])
-redis.call('HINCRBY', KEYS[7], 'inflight', -1)
 local tier = (person.o == 1 or st.esc) and 4 or 5
 redis.call('ZADD', KEYS[tier], tonumber(ARGV[3]), ARGV[1])
 return 1
@@ -185,7 +183,10 @@ for _, pid in ipairs(pids) do
   local st = cjson.decode(redis.call('HGET', KEYS[1], pid))
   local expiry = tonumber(redis.call('ZSCORE', KEYS[2], pid))
   local mine = ARGV[5] == '1' and st.w == ARGV[3]
-  if st.s == 'c' and st.a == ARGV[4] and (expiry <= now or mine) then
+  if st.s ~= 'c' and expiry <= now then
+    -- Its outcome is recorded; only the end of the call (an arrival time) went with its worker.
+    redis.call('ZREM', KEYS[2], pid)
+  elseif st.s == 'c' and st.a == ARGV[4] and (expiry <= now or mine) then
     st.w = ARGV[3]
     redis.call('HSET', KEYS[1], pid, cjson.encode(st))
     redis.call('ZADD', KEYS[2], now + tonumber(ARGV[2]), pid)
@@ -195,6 +196,15 @@ for _, pid in ipairs(pids) do
   end
 end
 return out
+"""
+
+# KEYS: state leases ; ARGV: pid attempt_no worker
+_RELEASE = r"""
+local raw = redis.call('HGET', KEYS[1], ARGV[1])
+if not raw then return 0 end
+local st = cjson.decode(raw)
+if st.n ~= tonumber(ARGV[2]) or st.w ~= ARGV[3] then return 0 end
+return redis.call('ZREM', KEYS[2], ARGV[1])
 """
 
 # KEYS: state counts events ; ARGV: pid minutes now_ms role
@@ -225,15 +235,17 @@ class Claim:
     number: str
     person: dict[str, Any]
     index: int
+    #: The campaign's unique token (campaign ids restart at 1 in a new Redis).
+    uid: str
 
     @property
     def attempt_id(self) -> str:
         """Deterministic, so that a restarted worker finds the same call in Asterisk."""
-        return attempt_id(self.campaign, self.index, self.attempt)
+        return attempt_id(self.uid, self.index, self.attempt)
 
 
-def attempt_id(campaign: str, index: int, attempt: int) -> str:
-    return f"ivr-{campaign}-{index}-{attempt}"
+def attempt_id(uid: str, index: int, attempt: int) -> str:
+    return f"ivr-{uid}-{index}-{attempt}"
 
 
 class Scheduler:
@@ -246,6 +258,7 @@ class Scheduler:
         self._requeue = redis.register_script(_REQUEUE)
         self._reclaim = redis.register_script(_RECLAIM)
         self._eta = redis.register_script(_ETA)
+        self._release = redis.register_script(_RELEASE)
 
     @staticmethod
     def keys(cid: str, *parts: str) -> list[str]:
@@ -258,8 +271,10 @@ class Scheduler:
         got = await self._claim(keys=keys, args=[now_ms, lease_ms, worker, asterisk])
         if not got:
             return None
-        pid, attempt, number, person, index = got
-        return Claim(cid, str(pid), int(attempt), str(number), json.loads(person), int(index))
+        pid, attempt, number, person, index, uid = got
+        return Claim(
+            cid, str(pid), int(attempt), str(number), json.loads(person), int(index), str(uid)
+        )
 
     async def finish(
         self,
@@ -294,6 +309,11 @@ class Scheduler:
         args: list[str | int] = [now_ms, lease_ms, worker, asterisk, "1" if own else "0"]
         got = await self._reclaim(keys=keys, args=args)
         return [(str(got[i]), int(got[i + 1]), int(got[i + 2])) for i in range(0, len(got), 3)]
+
+    async def release(self, cid: str, pid: str, attempt: int, worker: str) -> bool:
+        """The attempt's call is over (its outcome was recorded before): drop its lease."""
+        keys = [campaign_key(cid, "state"), campaign_key(cid, "leases")]
+        return bool(await self._release(keys=keys, args=[pid, attempt, worker]))
 
     async def renew(self, cid: str, pids: list[str], until_ms: int) -> None:
         if pids:
