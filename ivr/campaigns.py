@@ -67,6 +67,9 @@ class CampaignSpec:
     ask_eta: bool = True
     #: Spoken on answering machines: the number staff should call back.
     callback_number: str = ""
+    #: Seconds the IVR waits for a key after the menu, and times it plays the message.
+    key_wait: int = 6
+    max_tries: int = 3
 
     def validate(self) -> None:
         if not self.messages or not any(t.strip() for t in self.messages.values()):
@@ -85,6 +88,12 @@ class CampaignSpec:
             raise CampaignError("campaign: attempts must be 1-10")
         if not 0 <= self.retry_delay <= 86_400:
             raise CampaignError("campaign: retry delay must be 0-86400 s")
+        if not 2 <= self.key_wait <= 30 or not 1 <= self.max_tries <= 5:
+            raise CampaignError("campaign: key wait must be 2-30 s and tries 1-5")
+        if self.callback_number:
+            from ivr.numbers import normalize_number
+
+            normalize_number(self.callback_number)
 
 
 def person_record(person: Person) -> str:

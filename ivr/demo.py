@@ -27,10 +27,7 @@ from ivr.dialer import DialerWorker, WorkerSettings
 from ivr.redisserver import RedisServer
 from ivr.roster import Person, RosterStore
 
-MESSAGE = (
-    "Alerte plan blanc au centre hospitalier. Afflux massif de victimes. "
-    "Nous avons besoin de renforts."
-)
+MESSAGE = "Alerte plan blanc. Afflux massif de victimes. Nous avons besoin de renforts."
 MESSAGE_EN = "White plan alert at the hospital. Mass casualties. We need reinforcements."
 
 #: (role, how many, quota or None)
@@ -89,10 +86,10 @@ def _number(rng: random.Random, pattern: str, serial: int) -> str:
     return f"{pattern.format(a=rng.choice('0112'), eta=eta)}{serial:05d}"
 
 
-async def run_demo(*, as_json: bool = False, channels: int = 60) -> int:
+async def run_demo(*, as_json: bool = False, channels: int = 100) -> int:
     """Run the demo; exit code 0 when the campaign completes with every person accounted for."""
     sandbox.start()
-    config = sandbox.config(IVR_RING_TIMEOUT="8", IVR_MAX_CHANNELS=str(channels))
+    config = sandbox.config(IVR_RING_TIMEOUT="6", IVR_MAX_CHANNELS=str(channels))
     people = demo_roster()
     with tempfile.TemporaryDirectory(prefix="ivr-demo-") as tmp, RedisServer(Path(tmp)) as server:
         config = replace(config, redis_url=server.url)
@@ -103,10 +100,12 @@ async def run_demo(*, as_json: bool = False, channels: int = 60) -> int:
                 messages={"fr": MESSAGE, "en": MESSAGE_EN},
                 name="demo plan blanc",
                 quotas={role: q for role, _, q in ROLES if q},
-                ring_timeout=8,
+                ring_timeout=6,
                 attempts=2,
-                retry_delay=5,
+                retry_delay=3,
                 callback_number="0123456789",
+                key_wait=3,
+                max_tries=1,
             )
             report = await _run(config, db, spec, people, as_json)
         finally:

@@ -220,6 +220,8 @@ class DialerWorker:
         variables = {
             "IVR_AMD": "1" if spec.get("amd", True) else "0",
             "IVR_ASK_ETA": "1" if spec.get("ask_eta", True) else "0",
+            "IVR_KEY_WAIT": str(spec.get("key_wait", 6)),
+            "IVR_MAX_TRIES": str(spec.get("max_tries", 3)),
         }
         if audio.voicemail.get(language):
             variables["IVR_VOICEMAIL"] = audio.voicemail[language]
