@@ -70,6 +70,9 @@ class CampaignSpec:
     #: Seconds the IVR waits for a key after the menu, and times it plays the message.
     key_wait: int = 6
     max_tries: int = 3
+    #: Calls in flight for a role with a quota: at most this many times the answers still
+    #: needed (0: no cap; over-mobilisation is then bounded by the lines only).
+    overcall: float = 2.0
 
     def validate(self) -> None:
         if not self.messages or not any(t.strip() for t in self.messages.values()):
@@ -88,6 +91,8 @@ class CampaignSpec:
             raise CampaignError("campaign: attempts must be 1-10")
         if not 0 <= self.retry_delay <= 86_400:
             raise CampaignError("campaign: retry delay must be 0-86400 s")
+        if not 0 <= self.overcall <= 100:
+            raise CampaignError("campaign: overcall must be 0-100")
         if not 2 <= self.key_wait <= 30 or not 1 <= self.max_tries <= 5:
             raise CampaignError("campaign: key wait must be 2-30 s and tries 1-5")
         if self.callback_number:
@@ -130,11 +135,11 @@ async def create(redis: Redis, spec: CampaignSpec, people: list[Person]) -> str:
         raise CampaignError("campaign: nobody in the roster matches the targets")
     by_id = {p.id: p for p in people}
     target_ids = {p.id for p in targets}
-    # On-call staff first; within a tier, roster order.
+    # On-call staff first (tier 0); within a tier, by due time, then by staff id.
     ordered = sorted(targets, key=lambda p: not p.on_call)
     cid = str(await redis.incr(constants.campaign_seq_key))
     now_ms = int(time.time() * 1000)
-    meta: dict[str, str | int] = {
+    meta: dict[str, str | int | float] = {
         "id": cid,
         # Ids restart at 1 in a new Redis; Asterisk's journal and quota flags outlive it.
         "uid": secrets.token_hex(4),
@@ -147,6 +152,7 @@ async def create(redis: Redis, spec: CampaignSpec, people: list[Person]) -> str:
         "attempts": spec.attempts,
         "retry_delay_ms": spec.retry_delay * 1000,
         "escalate": "1" if spec.escalate else "0",
+        "overcall": spec.overcall,
         "next_ix": len(ordered),
     }
     pipe = redis.pipeline(transaction=False)

@@ -58,24 +58,35 @@ _CLAIM = (
     + r"""
 if redis.call('HGET', KEYS[1], 'status') ~= 'running' then return false end
 local now = tonumber(ARGV[1])
+-- Calls in flight for a role with a quota are capped at `overcall` times the answers still
+-- needed: the rest of the lines go to other roles instead of over-mobilising this one.
+local overcall = tonumber(redis.call('HGET', KEYS[1], 'overcall') or '0')
+local scanned = 0
 for t = 4, 5 do
-  while true do
-    local items = redis.call('ZRANGEBYSCORE', KEYS[t], '-inf', now, 'LIMIT', 0, 1)
+  local offset = 0
+  while scanned < 500 do
+    local items = redis.call('ZRANGEBYSCORE', KEYS[t], '-inf', now, 'LIMIT', offset, 1)
     if #items == 0 then break end
+    scanned = scanned + 1
     local pid = items[1]
-    redis.call('ZREM', KEYS[t], pid)
     local st = cjson.decode(redis.call('HGET', KEYS[2], pid))
     local pjson = redis.call('HGET', KEYS[3], pid)
     local person = cjson.decode(pjson)
     local role = person.r
     local quota = tonumber(redis.call('HGET', KEYS[8], role) or '0')
     local got = tonumber(redis.call('HGET', KEYS[7], 'role:' .. role .. ':available') or '0')
+    local flight = tonumber(redis.call('HGET', KEYS[7], 'flight:' .. role) or '0')
     if quota > 0 and got >= quota then
+      redis.call('ZREM', KEYS[t], pid)
       finalize(KEYS[1], KEYS[2], KEYS[7], KEYS[9], pid, st, role, 'cancelled', now)
+    elseif quota > 0 and overcall > 0 and flight >= math.ceil((quota - got) * overcall) then
+      offset = offset + 1
     else
+      redis.call('ZREM', KEYS[t], pid)
       st.s = 'c'; st.n = st.n + 1; st.w = ARGV[3]; st.a = ARGV[4]
       redis.call('HSET', KEYS[2], pid, cjson.encode(st))
       redis.call('ZADD', KEYS[6], now + tonumber(ARGV[2]), pid)
+      redis.call('HINCRBY', KEYS[7], 'flight:' .. role, 1)
       return {pid, st.n, person.p[st.ph + 1], pjson, st.ix, redis.call('HGET', KEYS[1], 'uid')}
     end
   end
@@ -98,6 +109,7 @@ local now = tonumber(ARGV[4])
 local outcome = ARGV[3]
 local person = cjson.decode(redis.call('HGET', KEYS[3], pid))
 local role = person.r
+redis.call('HINCRBY', KEYS[7], 'flight:' .. role, -1)
 redis.call('HINCRBY', KEYS[7], 'attempts', 1)
 redis.call('HINCRBY', KEYS[7], 'attempt:' .. outcome, 1)
 redis.call('XADD', KEYS[9], '*', 'type', 'attempt', 'pid', pid, 'n', st.n, 'outcome', outcome,
@@ -166,6 +178,7 @@ if not raw then return 0 end
 local st = cjson.decode(raw)
 if st.s ~= 'c' or st.n ~= tonumber(ARGV[2]) then return 0 end
 local person = cjson.decode(redis.call('HGET', KEYS[3], ARGV[1]))
+redis.call('HINCRBY', KEYS[7], 'flight:' .. person.r, -1)
 st.s = 'q'; st.n = st.n - 1
 redis.call('HSET', KEYS[2], ARGV[1], cjson.encode(st))
 redis.call('ZREM', KEYS[6], ARGV[1])
