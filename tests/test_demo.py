@@ -8,22 +8,24 @@ import sys
 
 import pytest
 
+from ivr.campaigns import FINAL_OUTCOMES
 from ivr.config import Config
 
 pytestmark = pytest.mark.integration
 
 
-def test_demo_prints_the_right_outcome_for_every_phone(sandbox_config: Config) -> None:
+def test_demo_runs_a_mass_campaign_to_the_end(sandbox_config: Config) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "ivr", "demo", "--json"],
-        capture_output=True, text=True, timeout=110,
+        capture_output=True, text=True, timeout=300,
     )  # fmt: skip
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == 0, done.stderr[-2000:]
     report = json.loads(done.stdout)
-    assert report["ok"] is True
-    assert len(report["calls"]) >= 10
-    for call in report["calls"]:
-        assert call["outcome"] == call["expected"], call
-    assert {c["expected"] for c in report["calls"]} >= {
-        "available", "unavailable", "no_answer", "busy", "failed", "hung_up",
-    }  # fmt: skip
+    assert report["status"] == "done" and report["pending"] == 0
+    assert report["total"] >= 250
+    assert sum(report[o] for o in FINAL_OUTCOMES) == report["total"]
+    for outcome in FINAL_OUTCOMES:
+        assert report[outcome] > 0, f"the demo shows {outcome}"
+    for role in ("nurse", "anaesthetist"):
+        assert report["by_role"][role]["met"], f"{role} quota met"
+    assert report["forecast"]["+30"] > 0
