@@ -168,7 +168,7 @@ async def bare(
     async def one(i: int) -> None:
         try:
             uid = f"bare-{i}-{time.time_ns()}"
-            ended[uid] = asyncio.get_running_loop().create_future()
+            hung_up = ended[uid] = asyncio.get_running_loop().create_future()
             start = time.monotonic()
             await manager.send_action({
                 "Action": "Originate", "Channel": f"Local/1071{i:06d}@ivr-sim",
@@ -176,7 +176,8 @@ async def bare(
                 "ChannelId": uid, "Async": "true",
                 "Variable": [f"IVR_ATTEMPT={uid}", f"IVR_MSG={message}", f"IVR_PROMPTS={prompts}"],
             })  # fmt: skip
-            durations.append(await ended.pop(uid) - start)
+            durations.append(await hung_up - start)
+            del ended[uid]
         finally:
             slots.release()
 
