@@ -7,11 +7,15 @@ import asyncio
 import dataclasses
 import json
 import logging
+import os
+import re
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+from redis.exceptions import RedisError
 
 from ivr import __version__
 from ivr.config import LANGUAGES, load_config
@@ -334,6 +338,11 @@ def _config() -> int:
     return 0
 
 
+def _safe_url(url: str) -> str:
+    """The URL without its password, for messages."""
+    return re.sub(r"//[^@/]*@", "//***@", url)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the `ivr` command; return its exit code."""
     args = _parser().parse_args(argv)
@@ -359,6 +368,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except IvrError as exc:
         print(f"ivr: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except RedisError as exc:
+        # Only the commands that need Redis get here: say which server, not a traceback.
+        url = os.environ.get("IVR_REDIS_URL", "the configured Redis")
+        print(f"ivr: error: Redis ({_safe_url(url)}): {exc} (IVR_REDIS_URL)", file=sys.stderr)
+        return 6
     except KeyboardInterrupt:
         print("ivr: interrupted", file=sys.stderr)
         return 130
