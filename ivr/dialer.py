@@ -121,12 +121,6 @@ class DialerWorker:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
 
-    async def abort(self) -> None:
-        """Stop following calls now (a crash without the crash: tests)."""
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-
     # -- claiming ----------------------------------------------------------------------------
 
     async def _acquire_slot(self, stop: asyncio.Event) -> None:
@@ -151,14 +145,18 @@ class DialerWorker:
         return None
 
     async def _idle(self, stop: asyncio.Event) -> None:
-        """Nothing due: wait for a wake-up (new campaign, freed work) or the next due time."""
+        """Nothing to claim: wait for a wake-up (new campaign, a result that frees work) or the
+        next retry's due time. People already due but held back by their role's cap on calls
+        in flight wait for a result, not for the clock."""
         wait = 1.0
         now = _now_ms()
         for cid in await self._retrying(campaigns.active, self.redis):
             for tier in TIERS:
-                first = await self.redis.zrange(campaign_key(cid, tier), 0, 0, withscores=True)
-                if first:
-                    wait = min(wait, max(0.0, (float(first[0][1]) - now) / 1000))
+                later = await self.redis.zrangebyscore(
+                    campaign_key(cid, tier), f"({now}", "+inf", start=0, num=1, withscores=True
+                )
+                if later:
+                    wait = min(wait, (float(later[0][1]) - now) / 1000)
         self._wake.clear()
         waiters = [asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stop.wait())]
         try:
@@ -250,13 +248,13 @@ class DialerWorker:
             claim.campaign, claim.pid, claim.attempt, outcome, _now_ms(),
             worker=self.settings.name, number=number, detail=detail,
         )  # fmt: skip
+        # A result frees a slot of the role's cap, or queues the next number or a backup.
+        self._wake.set()
         if got and got[0] == "quota_met":
             await self._quota_met(claim.campaign, got[1])
             await self._retrying(
                 self.redis.publish, constants.wake_channel, f"quota {claim.campaign} {got[1]}"
             )
-        elif got and got[0] in ("escalated", "next_number"):
-            self._wake.set()
 
     async def _requeue(self, claim: Claim) -> None:
         await self._retrying(
