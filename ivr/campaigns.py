@@ -51,6 +51,9 @@ class CampaignSpec:
 
     #: Message text per language ("fr", "en"); French is used for a language without one.
     messages: dict[str, str]
+    #: Recorded messages per language, paths relative to IVR_AUDIO_DIR (`Speaker.import_audio`);
+    #: a recording replaces the text-to-speech of its language.
+    recordings: dict[str, str] = field(default_factory=dict)
     name: str = "plan blanc"
     #: Roles to call (empty: every role); units likewise.
     roles: tuple[str, ...] = ()
@@ -75,9 +78,9 @@ class CampaignSpec:
     overcall: float = 2.0
 
     def validate(self) -> None:
-        if not self.messages or not any(t.strip() for t in self.messages.values()):
-            raise CampaignError("campaign: a message text is required")
-        for language in self.messages:
+        if not any(t.strip() for t in self.messages.values()) and not self.recordings:
+            raise CampaignError("campaign: a message text or a recording is required")
+        for language in (*self.messages, *self.recordings):
             if language not in ("fr", "en"):
                 raise CampaignError(f"campaign: unknown message language {language!r}")
         for role, quota in self.quotas.items():

@@ -58,8 +58,10 @@ def _parser() -> argparse.ArgumentParser:
     camp = sub.add_parser("campaign", help="start, follow, stop and report call-out campaigns")
     csub = camp.add_subparsers(dest="campaign_command", required=True)
     start = csub.add_parser("start", help="start a campaign (the workers place the calls)")
-    start.add_argument("--message", "-m", required=True, help="the alert text (French)")
+    start.add_argument("--message", "-m", default="", help="the alert text (French)")
     start.add_argument("--message-en", help="the alert text for English-speaking staff")
+    start.add_argument("--audio", type=Path, help="a recorded message (French), any audio file")
+    start.add_argument("--audio-en", type=Path, help="a recorded message for English speakers")
     start.add_argument("--name", default="plan blanc", help="a name for the reports")
     start.add_argument("--role", action="append", default=[], help="target role (repeatable)")
     start.add_argument("--unit", action="append", default=[], help="target unit (repeatable)")
@@ -152,7 +154,7 @@ def _spec(args: argparse.Namespace, ring_timeout: int) -> Any:
         if not sep or not number.strip().isdigit():
             raise CampaignError(f"--quota {item!r}: expected ROLE=N, for example nurse=10")
         quotas[role.strip().lower()] = int(number)
-    messages = {"fr": args.message}
+    messages = {"fr": args.message} if args.message else {}
     if args.message_en:
         messages["en"] = args.message_en
     return CampaignSpec(
@@ -182,6 +184,9 @@ async def _campaign(args: argparse.Namespace) -> int:
         command = args.campaign_command
         if command == "start":
             spec = _spec(args, config.ring_timeout)
+            recordings = await _import_recordings(args, config)
+            if recordings:
+                spec = dataclasses.replace(spec, recordings=recordings)
             spec.validate()
             people = await RosterStore(db).load()
             if not people:
@@ -227,6 +232,21 @@ async def _campaign(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _import_recordings(args: argparse.Namespace, config: Any) -> dict[str, str]:
+    """Convert recorded messages into IVR_AUDIO_DIR, which the workers' Asterisk reads."""
+    from ivr.tts import Speaker
+
+    sources = {lang: path for lang, path in (("fr", args.audio), ("en", args.audio_en)) if path}
+    if not sources:
+        return {}
+    out: dict[str, str] = {}
+    async with Speaker(config.audio_dir, rate=config.tts_rate) as speaker:
+        for language, source in sources.items():
+            imported = await speaker.import_audio(source)
+            out[language] = str(imported.relative_to(config.audio_dir))
+    return out
+
+
 async def _estimate(spec: Any, people: list[Any], lines: int, config: Any) -> int:
     from collections import Counter
 
@@ -236,7 +256,11 @@ async def _estimate(spec: Any, people: list[Any], lines: int, config: Any) -> in
 
     targets = select(people, spec)
     async with Speaker(config.audio_dir, rate=config.tts_rate) as speaker:
-        seconds = wav_duration(await speaker.render(spec.messages["fr"], "fr"))
+        if "fr" in spec.recordings:
+            seconds = wav_duration(config.audio_dir / spec.recordings["fr"])
+        else:
+            language, text = next(iter(spec.messages.items()))
+            seconds = wav_duration(await speaker.render(text, language))
     plan = estimate(
         Counter(p.role for p in targets),
         spec.quotas,

@@ -280,19 +280,26 @@ class DialerWorker:
             quotas = {k: int(v) for k, v in raw_quotas.items()}
             messages: dict[str, str] = {}
             voicemail: dict[str, str] = {}
-            for language, text in spec["messages"].items():
-                if not text.strip():
+            recordings: dict[str, str] = spec.get("recordings") or {}
+            for language in {*spec["messages"], *recordings}:
+                text = spec["messages"].get(language, "")
+                if language in recordings:
+                    local = self.alerter.config.audio_dir / recordings[language]
+                    message = self.alerter.config.asterisk_path(local.with_suffix(""))
+                elif text.strip():
+                    message = await self.alerter.message(text, language)
+                else:
                     continue
-                message = await self.alerter.message(text, language)
                 if spec.get("drill"):
                     drill = f"{await self.alerter.prompts(language)}/drill"
                     message = f"{drill}&{message}&{drill}"
                 messages[language] = message
-                tail = ""
                 if spec.get("callback_number"):
                     digits = " ".join(spec["callback_number"])
-                    tail = " " + _VOICEMAIL_TAIL[language].format(number=digits)
-                voicemail[language] = await self.alerter.message(text + tail, language)
+                    tail = _VOICEMAIL_TAIL[language].format(number=digits)
+                    voicemail[language] = await self.alerter.message(f"{text} {tail}", language)
+                elif text.strip():
+                    voicemail[language] = await self.alerter.message(text, language)
             audio = _CampaignAudio(meta["uid"], messages, voicemail, quotas, spec)
             self._audio[cid] = audio
             return audio

@@ -330,6 +330,31 @@ class Speaker:
             detail += ": " + " | ".join(self._stderr_tail)
         return detail
 
+    async def import_audio(self, source: Path) -> Path:
+        """A recorded message (any format sox reads) as an 8 kHz WAV under `recordings/`.
+
+        Named by a hash of its content, so importing the same recording twice is free; checked
+        like a rendered file (format, length, not silence).
+        """
+        try:
+            data = await asyncio.to_thread(source.read_bytes)
+        except OSError as exc:
+            raise TtsError(f"cannot read {source}: {exc.strerror}") from exc
+        digest = hashlib.sha256(data).hexdigest()[:32]
+        target = self.audio_dir / "recordings" / f"{digest}.wav"
+        if _is_good_wav(target):
+            return target
+        target.parent.mkdir(parents=True, exist_ok=True)
+        temp = _temp_name(target, "import")
+        try:
+            await self._convert(source, temp)
+            check_wav(temp)
+            _check_not_silent(temp)
+            os.replace(temp, target)
+        finally:
+            temp.unlink(missing_ok=True)
+        return target
+
     async def _convert(self, src: Path, dst: Path) -> None:
         # `rate -v`: very-high-quality resampling; -G: lower the gain if resampling would clip;
         # -R: same input, same bytes (sox otherwise seeds its dither randomly).

@@ -284,3 +284,25 @@ def test_worker_protocol(tmp_path: Path) -> None:
     fast, slow = (tmp_path / "3.wav", tmp_path / "4.wav")
     with wave.open(str(fast), "rb") as f, wave.open(str(slow), "rb") as s:
         assert s.getnframes() > 2 * f.getnframes()
+
+
+async def test_import_audio_converts_a_recording(speaker: Speaker, tmp_path: Path) -> None:
+    # A "recording" as a phone or a laptop makes it: 44.1 kHz stereo.
+    spoken = await speaker.render("Message enregistré par le directeur.", "fr")
+    recording = tmp_path / "director.wav"
+    await asyncio.to_thread(
+        subprocess.run, ["sox", str(spoken), "-r", "44100", "-c", "2", str(recording)], check=True
+    )
+    imported = await speaker.import_audio(recording)
+    assert imported.parent == speaker.audio_dir / "recordings"
+    assert abs(assert_asterisk_wav(imported) - wav_duration(spoken)) < 0.05, "same length"
+    assert await speaker.import_audio(recording) == imported, "same content, same file"
+
+    silence = tmp_path / "silence.wav"
+    await asyncio.to_thread(
+        subprocess.run, ["sox", "-n", "-r", "8000", str(silence), "trim", "0", "2"], check=True
+    )
+    with pytest.raises(TtsError):
+        await speaker.import_audio(silence)
+    with pytest.raises(TtsError, match="cannot read"):
+        await speaker.import_audio(tmp_path / "missing.wav")
