@@ -185,3 +185,18 @@ async def test_two_workers_share_a_campaign_nobody_called_twice(
     assert w1.placed > 0 and w2.placed > 0 and w1.placed + w2.placed == 30
     tries = await attempts_by_person(db, cid)
     assert all(t == ["available"] for t in tries.values()) and len(tries) == 30
+
+
+async def test_recorded_message_is_what_callees_hear(
+    workers: Workers, db: aioredis.Redis, alerter: Alerter
+) -> None:
+    spoken = await alerter.speaker.render("Message du directeur, enregistré.", "fr")
+    imported = await alerter.speaker.import_audio(spoken)
+    relative = str(imported.relative_to(alerter.config.audio_dir))
+    workers.start(capacity=1)
+    spec = CampaignSpec(messages={}, recordings={"fr": relative}, **FAST)
+    cid = await campaigns.create(db, spec, [person("a", "nurse", "1011001")])
+    report = await wait_done(db, cid)
+    assert report["available"] == 1
+    (request,) = workers.requests
+    assert request.message == alerter.config.asterisk_path(imported.with_suffix(""))

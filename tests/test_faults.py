@@ -10,7 +10,7 @@ import asyncio
 import os
 import signal
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 import redis.asyncio as aioredis
@@ -102,20 +102,31 @@ async def test_service_killed_at_several_points_resumes(
     await check_invariants(db, cid, people)
 
 
-async def test_asterisk_restart_mid_campaign(alerter: Alerter, db: aioredis.Redis) -> None:
+async def run_with_fault(
+    alerter: Alerter, db: aioredis.Redis, fault: Callable[[], Awaitable[None]]
+) -> tuple[str, list[Person]]:
+    """A 60-person campaign on an in-process worker; `fault` strikes after 10 final outcomes."""
     people = mixed_staff(60)
     stop = asyncio.Event()
-    worker = DialerWorker(alerter, db, WorkerSettings(name="w-ast", capacity=20))
+    worker = DialerWorker(alerter, db, WorkerSettings(name="w-fault", capacity=20))
     running = asyncio.create_task(worker.run(stop))
     try:
         cid = await campaigns.create(db, SPEC, people)
         await wait_events(db, cid, "final", 10)
-        await asyncio.to_thread(sandbox.restart)
+        await fault()
         await wait_done(db, cid, timeout=180)
     finally:
         stop.set()
         await running
     await check_invariants(db, cid, people)
+    return cid, people
+
+
+async def test_asterisk_restart_mid_campaign(alerter: Alerter, db: aioredis.Redis) -> None:
+    async def restart_asterisk() -> None:
+        await asyncio.to_thread(sandbox.restart)
+
+    cid, people = await run_with_fault(alerter, db, restart_asterisk)
     tries = await attempts_by_person(db, cid)
     assert sum(len(t) for t in tries.values()) > len(people), "calls cut by the restart retried"
 
@@ -123,18 +134,9 @@ async def test_asterisk_restart_mid_campaign(alerter: Alerter, db: aioredis.Redi
 async def test_redis_restart_mid_campaign(
     alerter: Alerter, redis_server: RedisServer, db: aioredis.Redis
 ) -> None:
-    people = mixed_staff(60)
-    stop = asyncio.Event()
-    worker = DialerWorker(alerter, db, WorkerSettings(name="w-redis", capacity=20))
-    running = asyncio.create_task(worker.run(stop))
-    try:
-        cid = await campaigns.create(db, SPEC, people)
-        await wait_events(db, cid, "final", 10)
+    async def restart_redis() -> None:
         await asyncio.to_thread(redis_server.stop)
         await asyncio.sleep(2)  # Redis stays down while calls end and keys are pressed
         await asyncio.to_thread(redis_server.start)
-        await wait_done(db, cid, timeout=180)
-    finally:
-        stop.set()
-        await running
-    await check_invariants(db, cid, people)
+
+    await run_with_fault(alerter, db, restart_redis)
