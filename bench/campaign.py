@@ -28,7 +28,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import redis.asyncio as aioredis
 from panoramisk import Manager
 
 from ivr import campaigns, sandbox
@@ -37,6 +36,7 @@ from ivr.calls import CallRequest, CallResult
 from ivr.campaigns import CampaignSpec
 from ivr.config import Config
 from ivr.constants import campaign_key
+from ivr.db import connect
 from ivr.dialer import DialerWorker, WorkerSettings
 from ivr.redisserver import RedisServer
 from ivr.roster import Person
@@ -68,7 +68,7 @@ def roster(staff: int) -> list[Person]:
 
 async def ours(config: Config, staff: int, channels: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="ivr-bench-") as tmp, RedisServer(Path(tmp)) as server:
-        db = aioredis.from_url(server.url, decode_responses=True)
+        db = connect(server.url)
         durations: list[float] = []
         first_ring: list[float] = []
         try:

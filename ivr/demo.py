@@ -23,6 +23,7 @@ import redis.asyncio as aioredis
 from ivr import campaigns, progress, sandbox
 from ivr.alert import Alerter
 from ivr.campaigns import CampaignSpec
+from ivr.db import connect
 from ivr.dialer import DialerWorker, WorkerSettings
 from ivr.redisserver import RedisServer
 from ivr.roster import Person, RosterStore
@@ -93,7 +94,7 @@ async def run_demo(*, as_json: bool = False, channels: int = 100) -> int:
     people = demo_roster()
     with tempfile.TemporaryDirectory(prefix="ivr-demo-") as tmp, RedisServer(Path(tmp)) as server:
         config = replace(config, redis_url=server.url)
-        db = aioredis.from_url(config.redis_url, decode_responses=True)
+        db = connect(config.redis_url)
         try:
             await RosterStore(db).replace(people)
             spec = CampaignSpec(

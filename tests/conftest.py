@@ -12,11 +12,13 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
+from redis.asyncio import Redis
 
 from ivr import sandbox
 from ivr.alert import Alerter
 from ivr.ami import AmiLink
 from ivr.config import Config
+from ivr.db import connect
 from ivr.errors import SandboxError
 from ivr.redisserver import RedisServer
 
@@ -57,6 +59,20 @@ async def ami(sandbox_config: Config) -> AsyncIterator[AmiLink]:
 async def alerter(sandbox_config: Config) -> AsyncIterator[Alerter]:
     async with Alerter(sandbox_config) as a:
         yield a
+
+
+@pytest.fixture
+def redis_server(redis_factory: Callable[..., RedisServer]) -> RedisServer:
+    """A private redis-server with append-only persistence, as in production."""
+    return redis_factory(appendonly=True)
+
+
+@pytest.fixture
+async def db(redis_server: RedisServer) -> AsyncIterator[Redis]:
+    """A client of `redis_server`, closed after the test."""
+    client = connect(redis_server.url)
+    yield client
+    await client.aclose()
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -15,7 +15,6 @@ from ivr.calls import CallRequest
 from ivr.campaigns import CampaignError, CampaignSpec
 from ivr.config import Config
 from ivr.dialer import DialerWorker, WorkerSettings
-from ivr.redisserver import RedisServer
 from tests.campaigntools import attempts_by_person, events, person, states, wait_done
 
 pytestmark = pytest.mark.integration
@@ -30,14 +29,6 @@ def no_errors_logged(caplog: pytest.LogCaptureFixture) -> Any:
 
 
 FAST = dict(ring_timeout=6, amd=False, ask_eta=False, retry_delay=1)
-
-
-@pytest.fixture
-async def db(redis_factory: Callable[..., RedisServer]) -> AsyncIterator[aioredis.Redis]:
-    server = redis_factory()
-    client = aioredis.from_url(server.url, decode_responses=True)
-    yield client
-    await client.aclose()
 
 
 class Workers:

@@ -10,7 +10,7 @@ import asyncio
 import os
 import signal
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 import pytest
 import redis.asyncio as aioredis
@@ -53,18 +53,6 @@ async def check_invariants(db: aioredis.Redis, cid: str, people: list[Person]) -
     report = await campaigns.report(db, cid)
     assert sum(report[o] for o in campaigns.FINAL_OUTCOMES) == report["total"] == len(people)
     assert report["pending"] == 0
-
-
-@pytest.fixture
-async def redis_server(redis_factory: Callable[..., RedisServer]) -> RedisServer:
-    return redis_factory(appendonly=True)
-
-
-@pytest.fixture
-async def db(redis_server: RedisServer) -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.from_url(redis_server.url, decode_responses=True)
-    yield client
-    await client.aclose()
 
 
 SPEC = CampaignSpec(

@@ -2,27 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-
-import pytest
 import redis.asyncio as aioredis
 
 from ivr import campaigns
 from ivr.campaigns import CampaignSpec
-from ivr.redisserver import RedisServer
 from ivr.scheduler import Scheduler
 from tests.campaigntools import events, person, states
 
 NOW = 1_900_000_000_000
 LEASE = 30_000
-
-
-@pytest.fixture
-async def db(redis_factory: Callable[..., RedisServer]) -> AsyncIterator[aioredis.Redis]:
-    server = redis_factory(appendonly=False)
-    client = aioredis.from_url(server.url, decode_responses=True)
-    yield client
-    await client.aclose()
 
 
 async def start(db: aioredis.Redis, people: list, **spec: object) -> tuple[str, Scheduler]:
