@@ -21,7 +21,8 @@ from pathlib import Path
 import redis.asyncio as aioredis
 
 from ivr.redisserver import RedisServer
-from ivr.roster import Person, RosterStore, parse_roster
+from ivr.roster import Person, RosterStore
+from ivr.rostercsv import parse_roster
 
 HEADER = (
     "Matricule;Nom;Prénom;Fonction;Service;Téléphone portable;Téléphone domicile;"

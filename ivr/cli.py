@@ -101,9 +101,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _redis(url: str) -> Any:
-    import redis.asyncio as aioredis
+    from ivr.db import connect
 
-    return aioredis.from_url(url, decode_responses=True)
+    return connect(url)
 
 
 def _roster(args: argparse.Namespace) -> int:
@@ -124,7 +124,8 @@ def _roster(args: argparse.Namespace) -> int:
 
 
 async def _roster_redis(args: argparse.Namespace, data: bytes | None) -> str:
-    from ivr.roster import RosterError, RosterStore, export_csv, parse_roster
+    from ivr.roster import RosterError, RosterStore
+    from ivr.rostercsv import export_csv, parse_roster
 
     config = load_config(require_ami_credentials=False)
     db = _redis(config.redis_url)

@@ -15,4 +15,5 @@ def connect(url: str) -> Redis:
     pool = BlockingConnectionPool.from_url(
         url, max_connections=MAX_CONNECTIONS, timeout=None, decode_responses=True
     )
-    return Redis(connection_pool=pool)
+    # from_pool: the client owns the pool, so aclose() closes its connections too.
+    return Redis.from_pool(pool)
