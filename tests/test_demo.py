@@ -11,7 +11,7 @@ import pytest
 from ivr.campaigns import FINAL_OUTCOMES
 from ivr.config import Config
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
 
 def test_demo_runs_a_mass_campaign_to_the_end(sandbox_config: Config) -> None:

@@ -24,7 +24,7 @@ from ivr.redisserver import RedisServer
 from ivr.roster import Person
 from tests.campaigntools import attempts_by_person, person, states, wait_done, wait_events
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
 
 def mixed_staff(count: int) -> list[Person]:
