@@ -36,6 +36,8 @@ FINAL_OUTCOMES = (
     "cancelled",
 )
 _ROLE = re.compile(r"[a-z0-9_]{1,40}")
+#: People written with the campaign itself; the rest follow while the first calls ring.
+FIRST_BATCH = 250
 
 
 class CampaignError(IvrError):
@@ -158,10 +160,9 @@ async def create(redis: Redis, spec: CampaignSpec, people: list[Person]) -> str:
         "overcall": spec.overcall,
         "next_ix": len(ordered),
     }
-    pipe = redis.pipeline(transaction=False)
     state_key, people_key = campaign_key(cid, "state"), campaign_key(cid, "people")
-    for start in range(0, len(ordered), 2000):
-        chunk = ordered[start : start + 2000]
+
+    def add_people(pipe: Any, start: int, chunk: list[Person]) -> None:
         pipe.hset(people_key, mapping={p.id: person_record(p) for p in chunk})
         pipe.hset(
             state_key,
@@ -176,7 +177,13 @@ async def create(redis: Redis, spec: CampaignSpec, people: list[Person]) -> str:
         ):
             if members:
                 pipe.zadd(campaign_key(cid, tier), members)
-        await pipe.execute()
+
+    # The first people (on-call staff first) go in with the campaign itself, in one
+    # transaction: the workers start calling at once, while the rest is written behind them
+    # (15,000 people take ~300 ms to write; the first call must ring within 200 ms).
+    first = FIRST_BATCH
+    pipe = redis.pipeline(transaction=True)
+    add_people(pipe, 0, ordered[:first])
     reserve = {
         p.backup: person_record(by_id[p.backup])
         for p in ordered
@@ -186,14 +193,18 @@ async def create(redis: Redis, spec: CampaignSpec, people: list[Person]) -> str:
         pipe.hset(campaign_key(cid, "reserve"), mapping=cast(Any, reserve))
     if spec.quotas:
         pipe.hset(campaign_key(cid, "quota"), mapping=cast(Any, spec.quotas))
+    # `open` counts everyone from the start, so the campaign cannot end before all are in.
     pipe.hset(campaign_key(cid, "counts"), mapping={"open": len(ordered), "total": len(ordered)})
     pipe.xadd(campaign_key(cid, "events"), {"type": "started", "t": now_ms})
-    # The meta hash last: workers only see a campaign once all of it is in place.
     pipe.hset(campaign_key(cid), mapping=cast(Any, meta))
     pipe.zadd(constants.campaigns_key, {cid: now_ms})
     pipe.sadd(constants.active_campaigns_key, cid)
     pipe.publish(constants.wake_channel, f"start {cid}")
     await pipe.execute()
+    rest = redis.pipeline(transaction=False)
+    for start in range(first, len(ordered), 2000):
+        add_people(rest, start, ordered[start : start + 2000])
+        await rest.execute()
     return cid
 
 
