@@ -92,6 +92,16 @@ def _parser() -> argparse.ArgumentParser:
     fmt.add_argument("--json", action="store_true")
     fmt.add_argument("--csv", action="store_true", help="one row per person, every attempt")
 
+    sub.add_parser("serve", help="serve the console and its API (IVR_HTTP_HOST, IVR_HTTP_PORT)")
+    token = sub.add_parser("token", help="create, list or revoke API tokens")
+    tsub = token.add_subparsers(dest="token_command", required=True)
+    tcreate = tsub.add_parser("create", help="create a token (printed once, stored hashed)")
+    tcreate.add_argument("name", help="who uses it (an operator, an integration)")
+    tcreate.add_argument("--role", required=True, choices=("viewer", "operator", "admin"))
+    tsub.add_parser("list", help="the live tokens (names and roles, never the secrets)")
+    trevoke = tsub.add_parser("revoke", help="revoke a token at once")
+    trevoke.add_argument("name")
+
     worker = sub.add_parser("worker", help="run dialer workers on the configured Asterisk")
     worker.add_argument("--name", help="worker name, stable across restarts")
     worker.add_argument("--asterisk", default="default", help="name of this Asterisk")
@@ -317,6 +327,34 @@ async def _worker(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _token(args: argparse.Namespace) -> int:
+    from ivr import audit
+    from ivr.tokens import Role, TokenStore
+
+    db = _redis(load_config(require_ami_credentials=False).redis_url)
+    try:
+        store = TokenStore(db)
+        if args.token_command == "list":
+            for info in await store.list():
+                created = time.strftime("%Y-%m-%d %H:%M", time.localtime(info.created_at))
+                print(f"{info.name}\t{info.role.value}\tcreated {created}")
+            return 0
+        role = Role(args.role) if args.token_command == "create" else None
+        if role is not None:
+            secret = await store.create(args.name, role)
+            print(secret)
+            print(f"token {args.name} ({role.value}): shown once, keep it now", file=sys.stderr)
+        else:
+            await store.revoke(args.name)
+            print(f"token {args.name} revoked", file=sys.stderr)
+        details = {"role": role.value} if role is not None else {}
+        action = f"token.{args.token_command}"
+        await audit.record(db, audit.cli_user(), action, target=args.name, details=details)
+    finally:
+        await db.aclose()
+    return 0
+
+
 async def _call(args: argparse.Namespace) -> int:
     from ivr.alert import Alerter
 
@@ -390,6 +428,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_campaign(args))
         if args.command == "worker":
             return asyncio.run(_worker(args))
+        if args.command == "serve":
+            from ivr.http import serve
+
+            asyncio.run(serve(load_config(require_ami_credentials=False)))
+            return 0
+        if args.command == "token":
+            return asyncio.run(_token(args))
     except IvrError as exc:
         print(f"ivr: error: {exc}", file=sys.stderr)
         return exc.exit_code

@@ -47,6 +47,9 @@ class Config:
     #: Speech rate in words per minute; phone lines want slower than espeak's 175.
     tts_rate: int = 150
     tts_timeout: float = 30.0
+    #: Where `ivr serve` listens: loopback unless told otherwise.
+    http_host: str = "127.0.0.1"
+    http_port: int = 8080
 
     def asterisk_path(self, local: Path) -> str:
         """The path Asterisk must use for a file the service wrote under `audio_dir`."""
@@ -155,6 +158,12 @@ def _text(key: str) -> Callable[[str], str]:
     return parse
 
 
+def _http_host(raw: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9.:_\-]{1,253}|\[[0-9A-Fa-f:.]+\]", raw):
+        raise ConfigError(f"IVR_HTTP_HOST: expected a host name or an IP address, got {raw!r}")
+    return raw.strip("[]")
+
+
 def _redis_url(raw: str) -> str:
     if not re.match(r"(redis|rediss|unix)://", raw):
         raise ConfigError(f"IVR_REDIS_URL: expected redis://host:port/db, got {raw!r}")
@@ -194,6 +203,8 @@ def load_config(
     take("IVR_AUDIO_DIR_ASTERISK", "audio_dir_asterisk", _directory("IVR_AUDIO_DIR_ASTERISK"))
     take("IVR_TTS_RATE", "tts_rate", _int("IVR_TTS_RATE", 80, 400))
     take("IVR_TTS_TIMEOUT", "tts_timeout", _float("IVR_TTS_TIMEOUT", 1, 600))
+    take("IVR_HTTP_HOST", "http_host", _http_host)
+    take("IVR_HTTP_PORT", "http_port", _int("IVR_HTTP_PORT", 1, 65535))
     if "audio_dir" in kwargs and "audio_dir_asterisk" not in kwargs:
         kwargs["audio_dir_asterisk"] = kwargs["audio_dir"]
 

@@ -29,3 +29,13 @@ workers_key = "ivr:workers"
 def campaign_key(cid: str, part: str = "") -> str:
     """`ivr:campaign:<cid>` or `ivr:campaign:<cid>:<part>` (people, state, due:<tier>, ...)."""
     return f"{campaign_prefix}{cid}:{part}" if part else f"{campaign_prefix}{cid}"
+
+
+# -- console: API tokens and audit log ----------------------------------------------------
+#: Hash: sha256 hex digest of an API token -> JSON {name, role, created_at[, revoked_at]}.
+#: Revoked tokens stay here (marked) so that using one says "revoked", not "unknown".
+token_hashes_key = "ivr:tokens:hashes"
+#: Hash: token name -> digest of its live token (one live token per name).
+token_names_key = "ivr:tokens:names"
+#: Stream: every write through the API or the token commands (who, action, target, when).
+audit_key = "ivr:audit"

@@ -1,0 +1,161 @@
+"""What the console reads and changes on campaigns beyond `ivr.campaigns`: the list of campaigns,
+each person's state, the event log a page at a time, and raising a role's quota mid-campaign.
+
+Reads the keys the scheduler's scripts write (see `ivr.scheduler` for the per-person state).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from typing import Any, cast
+
+from redis.asyncio import Redis
+
+from ivr import constants
+from ivr.campaigns import CampaignError
+from ivr.constants import campaign_key
+
+_ID = re.compile(r"[0-9]{1,18}")
+#: Per-person state letters of the scheduler, spelt out.
+STATES = {"q": "queued", "c": "calling", "d": "done"}
+
+
+class CampaignNotFound(CampaignError):
+    """No campaign has this id."""
+
+    error_id = "campaign_not_found"
+
+
+class CampaignConflict(CampaignError):
+    """The campaign is not in a state that allows the change (stopped, done)."""
+
+    error_id = "campaign_not_running"
+
+
+async def exists(redis: Redis, cid: str) -> bool:
+    return bool(await redis.exists(campaign_key(cid)))
+
+
+async def require(redis: Redis, cid: str) -> None:
+    """Raise CampaignNotFound unless campaign `cid` exists."""
+    if not _ID.fullmatch(cid) or not await exists(redis, cid):
+        raise CampaignNotFound(f"campaign {cid} not found", campaign=cid)
+
+
+async def summaries(redis: Redis, *, offset: int, limit: int) -> tuple[int, list[dict[str, Any]]]:
+    """(number of campaigns, newest first from `offset`: id, name, status, drill, counts)."""
+    total = int(await redis.zcard(constants.campaigns_key))
+    ids = cast(
+        list[str], await redis.zrevrange(constants.campaigns_key, offset, offset + limit - 1)
+    )
+    pipe = redis.pipeline(transaction=False)
+    for cid in ids:
+        pipe.hmget(campaign_key(cid), ["name", "status", "drill", "created_at", "finished_at"])
+        pipe.hmget(campaign_key(cid, "counts"), ["total", "open", "final:available"])
+    got = await pipe.execute() if ids else []
+    out = []
+    for i, cid in enumerate(ids):
+        name, status, drill, created, finished = got[2 * i]
+        people, pending, available = got[2 * i + 1]
+        out.append(
+            {
+                "id": cid,
+                "name": name or "",
+                "status": status or "unknown",
+                "drill": drill == "1",
+                "created_at": int(created) / 1000 if created else None,
+                "finished_at": int(finished) / 1000 if finished else None,
+                "total": int(people or 0),
+                "pending": int(pending or 0),
+                "available": int(available or 0),
+            }
+        )
+    return total, out
+
+
+async def people(redis: Redis, cid: str) -> list[dict[str, Any]]:
+    """Everyone in the campaign, in calling order, with their state (no phone numbers)."""
+    await require(redis, cid)
+    pipe = redis.pipeline(transaction=False)
+    pipe.hgetall(campaign_key(cid, "people"))
+    pipe.hgetall(campaign_key(cid, "state"))
+    records, states = cast(list[dict[str, str]], await pipe.execute())
+    out = []
+    for pid, raw_state in states.items():
+        state = json.loads(raw_state)
+        person = json.loads(records.get(pid, "{}"))
+        finished = state.get("ft")
+        out.append(
+            {
+                "id": pid,
+                "name": person.get("n", ""),
+                "role": person.get("r", ""),
+                "unit": person.get("u", ""),
+                "on_call": bool(person.get("o")),
+                "state": STATES.get(state.get("s", ""), "unknown"),
+                "outcome": state.get("o"),
+                "attempts": int(state.get("n", 0)),
+                "eta_minutes": state.get("eta"),
+                "finished_at": int(finished) / 1000 if finished else None,
+                "backup_for": state.get("esc"),
+                "_ix": int(state.get("ix", 0)),
+            }
+        )
+    out.sort(key=lambda p: cast(int, p["_ix"]))
+    for entry in out:
+        del entry["_ix"]
+    return out
+
+
+async def events(
+    redis: Redis, cid: str, *, after: str | None = None, limit: int = 100
+) -> list[dict[str, str]]:
+    """The campaign's event log, oldest first, from just after the entry id `after`."""
+    await require(redis, cid)
+    start = "-" if after is None else f"({after}"
+    got = await redis.xrange(campaign_key(cid, "events"), min=start, count=limit) or []
+    return [{"id": str(entry_id), **cast(dict[str, str], fields)} for entry_id, fields in got]
+
+
+# KEYS: meta quota events ; ARGV: role new_quota now_ms
+_RAISE_QUOTA = r"""
+local status = redis.call('HGET', KEYS[1], 'status')
+if not status then return {'not_found'} end
+if status ~= 'running' then return {'not_running', status} end
+local old = redis.call('HGET', KEYS[2], ARGV[1])
+if not old then return {'no_quota'} end
+if tonumber(ARGV[2]) <= tonumber(old) then return {'not_higher', old} end
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+redis.call('XADD', KEYS[3], '*', 'type', 'quota', 'role', ARGV[1], 'quota', ARGV[2],
+  'old', old, 't', ARGV[3])
+return {'ok', old}
+"""
+
+
+async def raise_quota(redis: Redis, cid: str, role: str, quota: int) -> int:
+    """Raise `role`'s quota to `quota` in a running campaign; return the old quota.
+
+    Only a quota already set can be raised: a role without one is called in full already.
+    People the old quota cancelled stay cancelled; those still queued are called again.
+    """
+    await require(redis, cid)
+    now_ms = int(time.time() * 1000)
+    keys = [campaign_key(cid), campaign_key(cid, "quota"), campaign_key(cid, "events")]
+    script = redis.register_script(_RAISE_QUOTA)
+    got = [str(x) for x in await script(keys=keys, args=[role, quota, now_ms])]
+    if got[0] == "not_found":
+        raise CampaignNotFound(f"campaign {cid} not found", campaign=cid)
+    if got[0] == "not_running":
+        raise CampaignConflict(f"campaign {cid} is {got[1]}: its quotas cannot change")
+    if got[0] == "no_quota":
+        raise CampaignError(
+            f"campaign {cid}: {role!r} has no quota (everyone of a role without one is called)"
+        )
+    if got[0] == "not_higher":
+        raise CampaignError(f"campaign {cid}: quota for {role} is {got[1]}; raise it above that")
+    # Workers hold back a role near its quota (the cap on calls in flight): wake them. The word
+    # is not "quota", which tells them a quota was met.
+    await redis.publish(constants.wake_channel, f"raised {cid} {role}")
+    return int(got[1])

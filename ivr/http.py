@@ -1,0 +1,433 @@
+"""The console's HTTP API (aiohttp), served by `ivr serve`.
+
+`make_app()` builds the application; `ROUTES` is the one route table: each entry is served by
+aiohttp, guarded by its role, has its query and body checked, and is described in the OpenAPI
+document (`/api/openapi.json`). Handlers only translate HTTP into calls on the campaign, roster,
+token and audit modules. Errors are JSON `{"error": <stable code>, "message": ...}`; which
+status each error class gets is decided in one place, `ivr.apiguard.HTTP_STATUS`.
+
+The service comes up without Asterisk: the AMI link is tried in the background, and health and
+metrics report it as down (or unconfigured) meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from collections import Counter
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from ivr import __version__, audit, campaignops, campaigns, metrics, openapi, schemas
+from ivr.alert import Alerter
+from ivr.ami import AmiLink
+from ivr.apiguard import dumps, error_middleware, guarded
+from ivr.campaigns import CampaignError, CampaignSpec
+from ivr.config import Config
+from ivr.errors import AmiError, ConfigError
+from ivr.estimate import estimate
+from ivr.openapi import Call, Param, Route
+from ivr.roster import Person, RosterStore
+from ivr.rostercsv import export_csv, parse_roster
+from ivr.tokens import Role, TokenStore
+
+log = logging.getLogger(__name__)
+
+#: Largest roster upload: 100,000 staff export to about 10 MB.
+MAX_ROSTER_BYTES = 64 * 1024 * 1024
+#: Characters of alert text spoken per second at the default 150 words per minute. The estimate
+#: uses it instead of rendering the text: text-to-speech takes seconds, not for a request.
+CHARS_PER_SECOND = 13.0
+
+
+# -- application state --------------------------------------------------------------------
+
+
+class AmiStatus:
+    """The AMI link this service reports on: the Alerter's, one of its own, or none."""
+
+    def __init__(self, link: AmiLink | None) -> None:
+        self.link = link
+
+    @property
+    def state(self) -> str:
+        if self.link is None:
+            return "unconfigured"
+        return "up" if self.link.is_up else "down"
+
+
+@dataclass
+class RosterCache:
+    """The roster last read, by version: version ids are unique, so it is never stale."""
+
+    version: str | None = None
+    people: list[Person] = field(default_factory=list)
+    #: One import at a time (the CSV parser sets a process-wide csv limit while it runs).
+    importing: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+config_key = web.AppKey("config", Config)
+redis_key = web.AppKey("redis", Redis)
+tokens_key = web.AppKey("tokens", TokenStore)
+ami_key = web.AppKey("ami", AmiStatus)
+alerter_key: web.AppKey[Alerter | None] = web.AppKey("alerter")
+roster_key = web.AppKey("roster", RosterCache)
+openapi_key: web.AppKey[dict[str, Any]] = web.AppKey("openapi")
+
+
+def make_app(config: Config, redis: Redis, *, alerter: Alerter | None = None) -> web.Application:
+    """The API application. `redis` and `alerter` stay the caller's to close.
+
+    Without an alerter, an AMI link of the service's own is tried in the background if AMI
+    credentials are configured (only to report its state); without credentials, the link is
+    "unconfigured".
+    """
+    app = web.Application(middlewares=[error_middleware], client_max_size=MAX_ROSTER_BYTES)
+    app[config_key] = config
+    app[redis_key] = redis
+    app[tokens_key] = tokens = TokenStore(redis)
+    app[alerter_key] = alerter
+    app[ami_key] = AmiStatus(alerter.link if alerter is not None else None)
+    app[roster_key] = RosterCache()
+    app[openapi_key] = openapi.document(ROUTES, version=__version__)
+    app.cleanup_ctx.append(_ami_link)
+    for route in ROUTES:
+        app.router.add_route(route.method, route.path, guarded(route, tokens))
+    return app
+
+
+async def _ami_link(app: web.Application) -> AsyncIterator[None]:
+    config, status = app[config_key], app[ami_key]
+    if status.link is not None or not (config.ami_user and config.ami_secret):
+        yield
+        return
+    link = AmiLink(
+        config.ami_host,
+        config.ami_port,
+        config.ami_user,
+        config.ami_secret,
+        action_timeout=config.ami_timeout,
+    )
+    status.link = link
+    task = asyncio.create_task(_connect_until_up(link), name="http-ami-link")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    await link.close()
+
+
+async def _connect_until_up(link: AmiLink, delay: float = 1.0, longest: float = 30.0) -> None:
+    """Log in once, retrying with backoff; after that the link reconnects by itself."""
+    while True:
+        try:
+            await link.start()
+            return
+        except AmiError as exc:
+            log.warning("%s; retrying in %.0f s", exc, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, longest)
+
+
+async def _audit(
+    request: web.Request, call: Call, action: str, target: str, **details: Any
+) -> None:
+    who = call.who
+    assert who is not None, "writes are never open to all"
+    await audit.record(
+        request.app[redis_key],
+        who.name,
+        action,
+        role=who.role.value,
+        target=target,
+        details=details,
+    )
+
+
+def _json(value: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    return web.json_response(value, status=status, headers=headers, dumps=dumps)
+
+
+def _page(items: list[Any], call: Call, **extra: Any) -> web.Response:
+    offset, limit = call.query["offset"], call.query["limit"]
+    return _json(
+        {**extra, "total": len(items), "offset": offset, "limit": limit,
+         "items": items[offset : offset + limit]}
+    )  # fmt: skip
+
+
+# -- handlers -----------------------------------------------------------------------------
+
+
+async def _health(request: web.Request, call: Call) -> web.StreamResponse:
+    redis_up = True
+    try:
+        await asyncio.wait_for(request.app[redis_key].ping(), 2.0)
+    except (RedisError, OSError, TimeoutError):
+        redis_up = False
+    return _json(
+        {
+            "status": "ok" if redis_up else "degraded",
+            "redis": "up" if redis_up else "down",
+            "ami": request.app[ami_key].state,
+            "version": __version__,
+        }
+    )
+
+
+async def _roster(app: web.Application) -> tuple[str | None, list[Person]]:
+    cache, store = app[roster_key], RosterStore(app[redis_key])
+    version = await store.version()
+    if version is not None and version == cache.version:
+        return version, cache.people
+    people = await store.load()
+    # Cache only what was read under one version (an import may land during the read).
+    if version is not None and await store.version() == version:
+        cache.version, cache.people = version, people
+    return version, people
+
+
+def _person(p: Person) -> dict[str, Any]:
+    return {
+        "id": p.id, "name": p.name, "role": p.role, "unit": p.unit, "phones": list(p.phones),
+        "language": p.language, "on_call": p.on_call, "backup": p.backup, "tags": sorted(p.tags),
+    }  # fmt: skip
+
+
+async def _list_roster(request: web.Request, call: Call) -> web.StreamResponse:
+    version, people = await _roster(request.app)
+    return _page([_person(p) for p in people], call, version=version)
+
+
+async def _import_roster(request: web.Request, call: Call) -> web.StreamResponse:
+    app = request.app
+    async with app[roster_key].importing:
+        # 100,000 rows parse in about 2 s: off the event loop, so health and metrics answer.
+        people = await asyncio.to_thread(
+            parse_roster, call.body, default_language=app[config_key].language
+        )
+        version = await RosterStore(app[redis_key]).replace(people)
+    await _audit(request, call, "roster.import", version, count=len(people), bytes=len(call.body))
+    return _json({"version": version, "count": len(people)})
+
+
+async def _export_roster(request: web.Request, call: Call) -> web.StreamResponse:
+    _, people = await _roster(request.app)
+    return web.Response(
+        text=export_csv(people),
+        content_type="text/csv",
+        charset="utf-8",
+        headers={"Content-Disposition": 'attachment; filename="roster.csv"'},
+    )
+
+
+async def _list_campaigns(request: web.Request, call: Call) -> web.StreamResponse:
+    offset, limit = call.query["offset"], call.query["limit"]
+    total, items = await campaignops.summaries(request.app[redis_key], offset=offset, limit=limit)
+    return _json({"total": total, "offset": offset, "limit": limit, "items": items})
+
+
+def _spec(body: dict[str, Any], config: Config) -> CampaignSpec:
+    fields = {k: v for k, v in body.items() if k in schemas.CAMPAIGN_FIELDS}
+    for key in ("roles", "units"):
+        if key in fields:
+            fields[key] = tuple(fields[key])
+    fields.setdefault("ring_timeout", config.ring_timeout)
+    spec = CampaignSpec(**fields)
+    spec.validate()
+    return spec
+
+
+async def _people_for(app: web.Application) -> list[Person]:
+    _, people = await _roster(app)
+    if not people:
+        raise CampaignError("campaign: the roster is empty; import one first")
+    return people
+
+
+async def _start_campaign(request: web.Request, call: Call) -> web.StreamResponse:
+    app = request.app
+    spec = _spec(call.body, app[config_key])
+    redis = app[redis_key]
+    cid = await campaigns.create(redis, spec, await _people_for(app))
+    report = await campaigns.report(redis, cid)
+    await _audit(
+        request, call, "campaign.start", cid, name=spec.name, drill=spec.drill,
+        roles=list(spec.roles), units=list(spec.units), quotas=spec.quotas, total=report["total"],
+    )  # fmt: skip
+    return _json(report, status=201, headers={"Location": f"/api/campaigns/{cid}"})
+
+
+async def _estimate_campaign(request: web.Request, call: Call) -> web.StreamResponse:
+    app = request.app
+    spec = _spec(call.body, app[config_key])
+    targets = campaigns.select(await _people_for(app), spec)
+    text = spec.messages.get("fr") or next(iter(spec.messages.values()))
+    # From the text's length, not its rendering: no text-to-speech in the request path.
+    seconds = len(text) / CHARS_PER_SECOND
+    plan = estimate(
+        Counter(p.role for p in targets),
+        spec.quotas,
+        lines=call.body.get("lines") or app[config_key].max_channels,
+        message_seconds=seconds,
+        ring_timeout=spec.ring_timeout,
+    )
+    roles = {
+        role: {"people": people, "quota": quota, "calls": calls, "minutes": minutes}
+        for role, (people, quota, calls, minutes) in sorted(plan.roles.items())
+    }
+    warnings = list(plan.warnings)
+    if not targets:
+        warnings.insert(0, "nobody in the roster matches the targets")
+    return _json(
+        {
+            "targets": len(targets),
+            "message_seconds": round(seconds, 1),
+            "lines": plan.lines,
+            "calls": plan.calls,
+            "seconds_per_call": round(plan.seconds_per_call, 1),
+            "total_minutes": round(plan.total_minutes, 1),
+            "roles": roles,
+            "warnings": warnings,
+            "assumptions": "60% of calls answered, 60% of those available; retries not "
+            f"counted; message length from its text at {CHARS_PER_SECOND:.0f} characters/s",
+        }
+    )
+
+
+async def _campaign_report(request: web.Request, call: Call) -> web.StreamResponse:
+    cid, redis = request.match_info["id"], request.app[redis_key]
+    await campaignops.require(redis, cid)
+    return _json(await campaigns.report(redis, cid))
+
+
+async def _stop_campaign(request: web.Request, call: Call) -> web.StreamResponse:
+    cid, redis = request.match_info["id"], request.app[redis_key]
+    await campaignops.require(redis, cid)
+    status = await campaigns.stop(redis, cid)
+    await _audit(request, call, "campaign.stop", cid, status=status)
+    return _json({"id": cid, "status": status})
+
+
+async def _raise_quota(request: web.Request, call: Call) -> web.StreamResponse:
+    cid, redis = request.match_info["id"], request.app[redis_key]
+    role, quota = call.body["role"], call.body["quota"]
+    old = await campaignops.raise_quota(redis, cid, role, quota)
+    await _audit(request, call, "campaign.quota", cid, role=role, quota=quota, old=old)
+    return _json({"id": cid, "role": role, "quota": quota, "old": old})
+
+
+async def _campaign_people(request: web.Request, call: Call) -> web.StreamResponse:
+    people = await campaignops.people(request.app[redis_key], request.match_info["id"])
+    return _page(people, call)
+
+
+async def _campaign_events(request: web.Request, call: Call) -> web.StreamResponse:
+    after = call.query["after"]
+    items = await campaignops.events(
+        request.app[redis_key], request.match_info["id"], after=after, limit=call.query["limit"]
+    )
+    return _json({"items": items, "next": items[-1]["id"] if items else after})
+
+
+async def _audit_log(request: web.Request, call: Call) -> web.StreamResponse:
+    limit = call.query["limit"]
+    items = await audit.entries(request.app[redis_key], before=call.query["before"], limit=limit)
+    return _json({"items": items, "next": items[-1]["id"] if len(items) == limit else None})
+
+
+async def _openapi(request: web.Request, call: Call) -> web.StreamResponse:
+    return _json(request.app[openapi_key])
+
+
+async def _metrics(request: web.Request, call: Call) -> web.StreamResponse:
+    alerter = request.app[alerter_key]
+    text = await metrics.render(
+        request.app[redis_key],
+        ami_state=request.app[ami_key].state,
+        speaker=alerter.speaker if alerter is not None else None,
+    )
+    return web.Response(body=text.encode("utf-8"), headers={"Content-Type": metrics.CONTENT_TYPE})
+
+
+# -- the route table ----------------------------------------------------------------------
+
+_OFFSET = Param("offset", {"type": "integer", "minimum": 0, "maximum": 10**9, "default": 0})
+_LIMIT = Param("limit", {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100})
+_STREAM_ID = {"type": "string", "pattern": "^[0-9]{1,19}-[0-9]{1,19}$"}
+_PAGE = (_OFFSET, _LIMIT)
+_C = "/api/campaigns/{id}"
+
+ROUTES: list[Route] = [
+    Route("GET", "/api/health", _health, "Service, Redis and AMI link state", None,
+          response=schemas.HEALTH),
+    Route("GET", "/api/openapi.json", _openapi, "This document", None),
+    Route("GET", "/metrics", _metrics, "Prometheus metrics", None,
+          produces=metrics.CONTENT_TYPE),
+    Route("GET", "/api/roster", _list_roster, "The roster in force, a page at a time",
+          Role.viewer, query=_PAGE, response=schemas.ROSTER_PAGE),
+    Route("POST", "/api/roster", _import_roster,
+          "Replace the roster with a CSV export (all or nothing; problems listed by line)",
+          Role.admin, raw_body="text/csv", response=schemas.ROSTER_IMPORTED),
+    Route("GET", "/api/roster.csv", _export_roster, "The roster as CSV", Role.viewer,
+          produces="text/csv"),
+    Route("GET", "/api/campaigns", _list_campaigns, "Campaigns, newest first", Role.viewer,
+          query=_PAGE, response=schemas.page_of(schemas.CAMPAIGN_SUMMARY)),
+    Route("POST", "/api/campaigns", _start_campaign, "Start a campaign", Role.operator,
+          body=schemas.CAMPAIGN, response=schemas.REPORT, status=201),
+    Route("POST", "/api/campaigns/estimate", _estimate_campaign,
+          "How long a campaign would take to meet its quotas (starts nothing)", Role.viewer,
+          body=schemas.ESTIMATE, response=schemas.ESTIMATED),
+    Route("GET", _C, _campaign_report, "A campaign's report", Role.viewer,
+          response=schemas.REPORT),
+    Route("POST", f"{_C}/stop", _stop_campaign, "Stop calling (calls in progress finish)",
+          Role.operator, response=schemas.STOPPED),
+    Route("POST", f"{_C}/quota", _raise_quota, "Raise a role's quota in a running campaign",
+          Role.operator, body=schemas.QUOTA, response=schemas.QUOTA_RAISED, errors=(409,)),
+    Route("GET", f"{_C}/people", _campaign_people, "Each person's state, in calling order",
+          Role.viewer, query=_PAGE, response=schemas.page_of(schemas.CAMPAIGN_PERSON)),
+    Route("GET", f"{_C}/events", _campaign_events, "The campaign's event log, oldest first",
+          Role.viewer, query=(Param("after", _STREAM_ID, "the `next` of the previous page"),
+                              _LIMIT), response=schemas.stream_of(schemas.EVENT)),
+    Route("GET", "/api/audit", _audit_log, "The audit log, newest first", Role.admin,
+          query=(Param("before", _STREAM_ID, "the `next` of the previous page"), _LIMIT),
+          response=schemas.stream_of(schemas.AUDIT_ENTRY)),
+]  # fmt: skip
+
+
+# -- serving ------------------------------------------------------------------------------
+
+
+async def serve(config: Config) -> None:
+    """Serve the API on IVR_HTTP_HOST:IVR_HTTP_PORT until SIGINT or SIGTERM."""
+    from ivr.db import connect
+
+    redis = connect(config.redis_url)
+    runner = web.AppRunner(make_app(config, redis))
+    try:
+        await runner.setup()
+        site = web.TCPSite(runner, config.http_host, config.http_port)
+        try:
+            await site.start()
+        except OSError as exc:
+            raise ConfigError(
+                f"IVR_HTTP_HOST/IVR_HTTP_PORT: cannot listen on {config.http_host}:"
+                f"{config.http_port}: {exc.strerror or exc}"
+            ) from None
+        print(f"ivr: serving on http://{config.http_host}:{config.http_port}/", file=sys.stderr)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+        await redis.aclose()
