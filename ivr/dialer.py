@@ -270,6 +270,17 @@ class DialerWorker:
                 {"Action": "DBPut", "Family": "ivr-quota", "Key": f"{audio.uid}-{role}", "Val": "1"}
             )
 
+    async def _quota_raised(self, cid: str, role: str) -> None:
+        """An operator raised a met quota: calls for `role` must ask the question again."""
+        audio = await self._campaign_audio(cid)
+        raw = cast(str | None, await self.redis.hget(campaign_key(cid, "quota"), role))
+        if raw is not None:
+            audio.quotas[role] = int(raw)
+        with contextlib.suppress(AmiError):
+            await self.alerter.link.action(
+                {"Action": "DBDel", "Family": "ivr-quota", "Key": f"{audio.uid}-{role}"}
+            )
+
     async def _campaign_audio(self, cid: str) -> _CampaignAudio:
         async with self._audio_lock:
             if cid in self._audio:
@@ -405,6 +416,8 @@ class DialerWorker:
                     words = str(message["data"]).split()
                     if words[:1] == ["quota"] and len(words) == 3:
                         await self._quota_met(words[1], words[2])
+                    elif words[:1] == ["raised"] and len(words) == 3:
+                        await self._quota_raised(words[1], words[2])
                     self._wake.set()
             except RedisError as exc:
                 log.warning("worker %s: wake channel lost: %s", self.settings.name, exc)
