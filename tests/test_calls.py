@@ -53,8 +53,11 @@ async def test_every_simulated_behaviour_gives_its_outcome(alerter: Alerter) -> 
             result.outcome in (Outcome.AVAILABLE, Outcome.UNAVAILABLE, Outcome.HUNG_UP)
         )
         assert not result.reconciled
-    causes = {r.number: r.cause for r in results}
-    assert causes["3008"] == 17 and causes["5010"] == 34 and causes["2007"] == 19
+    details = {r.number: r.detail for r in results}
+    assert (details["3008"], details["5010"]) == ("busy", "congestion")
+    # The callee side's Hangup (cause 17, 34) may come after OriginateResponse: the outcome
+    # never waits for it. The no-answer cause is on the originated channel itself.
+    assert {r.number: r.cause for r in results}["2007"] == 19
     journal = await alerter.caller.journal()
     assert not set(journal) & set(notified), "journal entries are removed once recorded"
 
