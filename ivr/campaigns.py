@@ -36,6 +36,8 @@ FINAL_OUTCOMES = (
     "cancelled",
 )
 _ROLE = re.compile(r"[a-z0-9_]{1,40}")
+#: The roster tag of the crisis cell: after pressing 1 they are bridged into its conference.
+CRISIS_TAG = "crisis_cell"
 #: People written with the campaign itself; the rest follow while the first calls ring.
 FIRST_BATCH = 250
 
@@ -164,6 +166,7 @@ async def create(redis: Redis, spec: CampaignSpec, people: list[Person]) -> str:
 
     def add_people(pipe: Any, start: int, chunk: list[Person]) -> None:
         pipe.hset(people_key, mapping={p.id: person_record(p) for p in chunk})
+        index_numbers(pipe, cid, chunk)
         pipe.hset(
             state_key,
             mapping={
@@ -191,6 +194,7 @@ async def create(redis: Redis, spec: CampaignSpec, people: list[Person]) -> str:
     }
     if reserve:
         pipe.hset(campaign_key(cid, "reserve"), mapping=cast(Any, reserve))
+        index_numbers(pipe, cid, [by_id[b] for b in reserve])
     if spec.quotas:
         pipe.hset(campaign_key(cid, "quota"), mapping=cast(Any, spec.quotas))
     # `open` counts everyone from the start, so the campaign cannot end before all are in.
@@ -206,6 +210,27 @@ async def create(redis: Redis, spec: CampaignSpec, people: list[Person]) -> str:
         add_people(rest, start, ordered[start : start + 2000])
         await rest.execute()
     return cid
+
+
+def number_key(number: str) -> str:
+    """How the callback line matches a caller id to a roster number: the last 9 digits (a
+    French number without its 0 or +33), so "+33 6 12 34 56 78" finds "0612345678"."""
+    return "".join(ch for ch in number if ch.isdigit())[-9:]
+
+
+def index_numbers(pipe: Any, cid: str, people: list[Person]) -> None:
+    """Queue the writes of `people`'s numbers into the campaign's number -> staff id index."""
+    mapping = {number_key(n): p.id for p in people for n in p.phones if number_key(n)}
+    if mapping:
+        pipe.hset(campaign_key(cid, "numbers"), mapping=cast(Any, mapping))
+
+
+async def find_by_number(redis: Redis, cid: str, number: str) -> str | None:
+    """The staff id in campaign `cid` (targets and backups) who has phone `number`."""
+    key = number_key(number)
+    if not key:
+        return None
+    return cast(str | None, await redis.hget(campaign_key(cid, "numbers"), key))
 
 
 async def get_meta(redis: Redis, cid: str) -> dict[str, str]:

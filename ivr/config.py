@@ -50,6 +50,17 @@ class Config:
     #: Where `ivr serve` listens: loopback unless told otherwise.
     http_host: str = "127.0.0.1"
     http_port: int = 8080
+    #: Where the FastAGI server of the phone lines listens (Asterisk connects to it).
+    agi_host: str = "127.0.0.1"
+    agi_port: int = 4573
+    #: The scenario file of the trigger line (None: the packaged example).
+    scenarios: Path | None = None
+    #: Seconds a caller stays locked out after three wrong PINs.
+    pin_lockout: int = 900
+    #: Caller ids allowed on the trigger and report lines (empty: any, PIN still needed).
+    trigger_callers: tuple[str, ...] = ()
+    #: Hours after its end a campaign still takes answers on the callback line.
+    callback_window: int = 12
 
     def asterisk_path(self, local: Path) -> str:
         """The path Asterisk must use for a file the service wrote under `audio_dir`."""
@@ -158,10 +169,21 @@ def _text(key: str) -> Callable[[str], str]:
     return parse
 
 
-def _http_host(raw: str) -> str:
-    if not re.fullmatch(r"[A-Za-z0-9.:_\-]{1,253}|\[[0-9A-Fa-f:.]+\]", raw):
-        raise ConfigError(f"IVR_HTTP_HOST: expected a host name or an IP address, got {raw!r}")
-    return raw.strip("[]")
+def _host(key: str) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9.:_\-]{1,253}|\[[0-9A-Fa-f:.]+\]", raw):
+            raise ConfigError(f"{key}: expected a host name or an IP address, got {raw!r}")
+        return raw.strip("[]")
+
+    return parse
+
+
+def _callers(raw: str) -> tuple[str, ...]:
+    numbers = tuple(n.strip() for n in raw.split(",") if n.strip())
+    for number in numbers:
+        if not re.fullmatch(r"\+?[0-9]{2,20}", number):
+            raise ConfigError(f"IVR_TRIGGER_CALLERS: {number!r} is not a phone number")
+    return numbers
 
 
 def _redis_url(raw: str) -> str:
@@ -203,8 +225,14 @@ def load_config(
     take("IVR_AUDIO_DIR_ASTERISK", "audio_dir_asterisk", _directory("IVR_AUDIO_DIR_ASTERISK"))
     take("IVR_TTS_RATE", "tts_rate", _int("IVR_TTS_RATE", 80, 400))
     take("IVR_TTS_TIMEOUT", "tts_timeout", _float("IVR_TTS_TIMEOUT", 1, 600))
-    take("IVR_HTTP_HOST", "http_host", _http_host)
+    take("IVR_HTTP_HOST", "http_host", _host("IVR_HTTP_HOST"))
     take("IVR_HTTP_PORT", "http_port", _int("IVR_HTTP_PORT", 1, 65535))
+    take("IVR_AGI_HOST", "agi_host", _host("IVR_AGI_HOST"))
+    take("IVR_AGI_PORT", "agi_port", _int("IVR_AGI_PORT", 1, 65535))
+    take("IVR_SCENARIOS", "scenarios", _directory("IVR_SCENARIOS"))
+    take("IVR_PIN_LOCKOUT", "pin_lockout", _int("IVR_PIN_LOCKOUT", 10, 86400))
+    take("IVR_TRIGGER_CALLERS", "trigger_callers", _callers)
+    take("IVR_CALLBACK_WINDOW", "callback_window", _int("IVR_CALLBACK_WINDOW", 0, 720))
     if "audio_dir" in kwargs and "audio_dir_asterisk" not in kwargs:
         kwargs["audio_dir_asterisk"] = kwargs["audio_dir"]
 

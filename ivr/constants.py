@@ -39,3 +39,15 @@ token_hashes_key = "ivr:tokens:hashes"
 token_names_key = "ivr:tokens:names"
 #: Stream: every write through the API or the token commands (who, action, target, when).
 audit_key = "ivr:audit"
+
+# -- phone lines: PINs ------------------------------------------------------------------
+#: String: the installation's random salt for PIN hashes (hex).
+pin_salt_key = "ivr:pins:salt"
+#: Hash: scrypt digest of a PIN -> staff id.
+pins_key = "ivr:pins"
+#: Hash: staff id -> the digest of their PIN (to replace or remove it).
+pin_owners_key = "ivr:pins:owners"
+#: Counter per caller id: wrong PINs in the lockout window.
+pin_fail_prefix = "ivr:pins:fail:"
+#: Key per caller id, set while that caller is locked out (its TTL is the time left).
+pin_lock_prefix = "ivr:pins:lock:"

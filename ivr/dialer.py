@@ -30,6 +30,7 @@ from redis.exceptions import RedisError
 from ivr import campaigns, constants
 from ivr.alert import Alerter
 from ivr.calls import CallRequest, CallResult
+from ivr.campaigns import CRISIS_TAG
 from ivr.constants import campaign_key
 from ivr.errors import AmiError, InvalidNumberError, IvrError
 from ivr.outcomes import Outcome
@@ -223,6 +224,8 @@ class DialerWorker:
         }
         if audio.voicemail.get(language):
             variables["IVR_VOICEMAIL"] = audio.voicemail[language]
+        if CRISIS_TAG in person.get("t", ()):
+            variables["IVR_CONF"] = "1"
         if person["r"] in audio.quotas:
             variables["IVR_QUOTA"] = f"{audio.uid}-{person['r']}"
         return CallRequest(

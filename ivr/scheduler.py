@@ -33,6 +33,15 @@ from ivr.constants import active_campaigns_key, campaign_key
 TIERS = ("due:0", "due:1")
 
 _COMMON = r"""
+local function quota_reached(counts, quota, events, role, now)
+  local wanted = tonumber(redis.call('HGET', quota, role) or '0')
+  local got = tonumber(redis.call('HGET', counts, 'role:' .. role .. ':available'))
+  if wanted > 0 and got == wanted then
+    redis.call('XADD', events, '*', 'type', 'quota_met', 'role', role, 't', now)
+    return true
+  end
+  return false
+end
 local function finalize(meta, state, counts, events, pid, st, role, outcome, now)
   st.s = 'd'; st.o = outcome; st.ft = now
   redis.call('HSET', state, pid, cjson.encode(st))
@@ -116,13 +125,8 @@ redis.call('XADD', KEYS[9], '*', 'type', 'attempt', 'pid', pid, 'n', st.n, 'outc
   'number', ARGV[6], 'w', ARGV[5], 'detail', ARGV[7], 't', now)
 if outcome == 'available' or outcome == 'unavailable' or outcome == 'cancelled' then
   finalize(KEYS[1], KEYS[2], KEYS[7], KEYS[9], pid, st, role, outcome, now)
-  if outcome == 'available' then
-    local quota = tonumber(redis.call('HGET', KEYS[8], role) or '0')
-    local got = tonumber(redis.call('HGET', KEYS[7], 'role:' .. role .. ':available'))
-    if quota > 0 and got == quota then
-      redis.call('XADD', KEYS[9], '*', 'type', 'quota_met', 'role', role, 't', now)
-      return {'quota_met', role}
-    end
+  if outcome == 'available' and quota_reached(KEYS[7], KEYS[8], KEYS[9], role, now) then
+    return {'quota_met', role}
   end
   return {'final', outcome}
 end
@@ -211,6 +215,55 @@ end
 return out
 """
 
+# KEYS: meta state people due0 due1 leases counts quota events
+# ARGV: pid outcome now_ms number
+# An answer given on the callback line: it ends the person's campaign like a key pressed on
+# an alert call, once. A person who already answered keeps their answer; one who was not
+# reached (or is queued, or being called right now) gets this one as their final outcome.
+_ANSWER = (
+    _COMMON
+    + r"""
+local pid = ARGV[1]
+local raw = redis.call('HGET', KEYS[2], pid)
+if not raw then return {'unknown'} end
+local st = cjson.decode(raw)
+if st.s == 'd' and (st.o == 'available' or st.o == 'unavailable') then
+  return {'already', st.o}
+end
+local now = tonumber(ARGV[3])
+local outcome = ARGV[2]
+local person = cjson.decode(redis.call('HGET', KEYS[3], pid))
+local role = person.r
+redis.call('HINCRBY', KEYS[7], 'attempts', 1)
+redis.call('HINCRBY', KEYS[7], 'attempt:' .. outcome, 1)
+redis.call('XADD', KEYS[9], '*', 'type', 'attempt', 'pid', pid, 'n', st.n, 'outcome', outcome,
+  'number', ARGV[4], 'w', 'callback', 'detail', 'callback line', 't', now)
+st.cb = 1
+if st.s == 'd' then
+  redis.call('HINCRBY', KEYS[7], 'final:' .. st.o, -1)
+  redis.call('HINCRBY', KEYS[7], 'role:' .. role .. ':' .. st.o, -1)
+  st.o = outcome; st.ft = now
+  redis.call('HSET', KEYS[2], pid, cjson.encode(st))
+  redis.call('HINCRBY', KEYS[7], 'final:' .. outcome, 1)
+  redis.call('HINCRBY', KEYS[7], 'role:' .. role .. ':' .. outcome, 1)
+  redis.call('XADD', KEYS[9], '*', 'type', 'final', 'pid', pid, 'outcome', outcome, 't', now)
+else
+  if st.s == 'c' then
+    -- The call in progress keeps its lease until it ends; its own result will be stale.
+    redis.call('HINCRBY', KEYS[7], 'flight:' .. role, -1)
+  else
+    redis.call('ZREM', KEYS[4], pid)
+    redis.call('ZREM', KEYS[5], pid)
+  end
+  finalize(KEYS[1], KEYS[2], KEYS[7], KEYS[9], pid, st, role, outcome, now)
+end
+if outcome == 'available' and quota_reached(KEYS[7], KEYS[8], KEYS[9], role, now) then
+  return {'quota_met', role}
+end
+return {'final', outcome}
+"""
+).replace("@ACTIVE@", active_campaigns_key)
+
 # KEYS: state leases ; ARGV: pid attempt_no worker
 _RELEASE = r"""
 local raw = redis.call('HGET', KEYS[1], ARGV[1])
@@ -268,6 +321,7 @@ class Scheduler:
         self.redis = redis
         self._claim = redis.register_script(_CLAIM)
         self._finish = redis.register_script(_FINISH)
+        self._answer = redis.register_script(_ANSWER)
         self._requeue = redis.register_script(_REQUEUE)
         self._reclaim = redis.register_script(_RECLAIM)
         self._eta = redis.register_script(_ETA)
@@ -307,6 +361,12 @@ class Scheduler:
         got = await self._finish(
             keys=keys, args=[pid, attempt, outcome, now_ms, worker, number, detail]
         )
+        return [str(x) for x in got]
+
+    async def answer(self, cid: str, pid: str, outcome: str, now_ms: int, number: str) -> list[str]:
+        """Record an answer given on the callback line (see `_ANSWER`)."""
+        keys = self.keys(cid, "state", "people", *TIERS, "leases", "counts", "quota", "events")
+        got = await self._answer(keys=keys, args=[pid, outcome, now_ms, number])
         return [str(x) for x in got]
 
     async def requeue(self, cid: str, pid: str, attempt: int, now_ms: int) -> bool:

@@ -1,0 +1,289 @@
+"""A FastAGI server: Asterisk hands an inbound call's flow to the service over TCP.
+
+The phone lines (trigger, report, callback) need the service's data to run: PINs, the roster,
+the campaigns. Asterisk connects to `agi://host:port/<script>` for each call; the server reads
+the AGI environment, runs the handler registered for `<script>`, and the call goes back to the
+dialplan when the handler returns (with channel variables the handler set, like IVR_NEXT).
+
+Our own implementation, not `panoramisk.fast_agi`: that one spins on a client that closes
+before sending its header and freezes the event loop, and it gives no typed replies. The
+protocol is small: `agi_<name>: <value>` lines then a blank line; then one command per line,
+each answered by `200 result=<n> [(<extra>)]`; `HANGUP` arrives on its own line when the caller
+hangs up, and commands on a dead channel get `511`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from ivr.errors import IvrError
+
+log = logging.getLogger(__name__)
+
+#: Seconds a client has to send its environment.
+HEADER_TIMEOUT = 5.0
+#: Seconds one command may run (a Record or a ConfBridge is bounded by its own limits).
+COMMAND_TIMEOUT = 3600.0
+#: Keys a caller can press.
+ALL_KEYS = "0123456789*#"
+_REPLY = re.compile(r"(\d{3}) result=(-?[^ ]*)(?: \((.*)\))?(?: endpos=(\d+))?")
+_SAFE_ARG = re.compile(r"[A-Za-z0-9_./:&*#,=+\-@]*")
+
+
+class AgiError(IvrError):
+    """Asterisk refused a command or the session broke."""
+
+    error_id = "agi_error"
+    exit_code = 3
+
+
+class AgiHangup(AgiError):
+    """The caller hung up: the flow ends here, with nothing half-done."""
+
+    error_id = "agi_hangup"
+
+
+@dataclass(frozen=True)
+class AgiReply:
+    """One command's answer: `200 result=<result> (<extra>)`."""
+
+    code: int
+    result: str
+    extra: str = ""
+
+    @property
+    def number(self) -> int:
+        try:
+            return int(self.result)
+        except ValueError:
+            return -1
+
+
+class AgiSession:
+    """One call handed over by Asterisk: its AGI environment and the commands we send."""
+
+    def __init__(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, env: dict[str, str]
+    ) -> None:
+        self.reader = reader
+        self.writer = writer
+        self.env = env
+        self.hung_up = False
+
+    @property
+    def script(self) -> str:
+        """The path of the AGI URL (`agi://host/<script>?...`), without slashes."""
+        raw = self.env.get("agi_network_script", "")
+        return raw.split("?", 1)[0].strip("/")
+
+    @property
+    def caller_id(self) -> str:
+        """The caller's number as the network gave it ("" when unknown or withheld)."""
+        number = self.env.get("agi_callerid", "")
+        return "" if number in ("unknown", "anonymous", "") else number
+
+    @property
+    def channel(self) -> str:
+        return self.env.get("agi_channel", "")
+
+    @property
+    def uniqueid(self) -> str:
+        return self.env.get("agi_uniqueid", "")
+
+    async def command(self, *parts: str) -> AgiReply:
+        """Send one command and wait for its reply; raise AgiHangup on a dead channel."""
+        if self.hung_up:
+            raise AgiHangup("the caller hung up")
+        for part in parts[1:]:
+            if not _SAFE_ARG.fullmatch(part) and not (part.startswith('"') and part.endswith('"')):
+                raise AgiError(f"unsafe AGI argument {part!r}")
+        line = " ".join(parts)
+        try:
+            self.writer.write(line.encode() + b"\n")
+            await self.writer.drain()
+            return await asyncio.wait_for(self._reply(), COMMAND_TIMEOUT)
+        except (ConnectionError, asyncio.IncompleteReadError) as exc:
+            self.hung_up = True
+            raise AgiHangup("the AGI connection closed") from exc
+
+    async def _reply(self) -> AgiReply:
+        while True:
+            raw = await self.reader.readline()
+            if not raw:
+                self.hung_up = True
+                raise AgiHangup("the AGI connection closed")
+            text = raw.decode(errors="replace").strip()
+            if not text:
+                continue
+            if text == "HANGUP":
+                # Asterisk tells us at once; the command in progress still gets its reply.
+                self.hung_up = True
+                continue
+            if text.startswith("511"):
+                self.hung_up = True
+                raise AgiHangup("the caller hung up")
+            if text.startswith("520-"):
+                while not (await self.reader.readline()).startswith(b"520 "):
+                    pass
+                raise AgiError("AGI usage error")
+            match = _REPLY.match(text)
+            if not match:
+                raise AgiError(f"unexpected AGI reply {text!r}")
+            reply = AgiReply(int(match[1]), match[2], match[3] or "")
+            if reply.code != 200:
+                raise AgiError(f"AGI command failed: {text}")
+            return reply
+
+    def _checked(self, reply: AgiReply) -> AgiReply:
+        # result=-1 means the channel went away during the command.
+        if reply.result == "-1":
+            self.hung_up = True
+            raise AgiHangup("the caller hung up")
+        return reply
+
+    async def answer(self) -> None:
+        self._checked(await self.command("ANSWER"))
+
+    async def play(self, files: str, keys: str = ALL_KEYS) -> str:
+        """Play `files` ('&'-joined, no extension); return the key that interrupted it, or ""."""
+        key = ""
+        for file in files.split("&"):
+            reply = await self.command("STREAM FILE", file, f'"{keys}"')
+            if reply.result == "-1":
+                # Also the answer for a missing file; a hangup is told by HANGUP or 511.
+                if self.hung_up:
+                    raise AgiHangup("the caller hung up")
+                raise AgiError(f"Asterisk cannot play {file}")
+            if reply.number > 0:
+                key = chr(reply.number)
+                break
+        return key
+
+    async def read(self, files: str, *, timeout: float, max_digits: int) -> str | None:
+        """Play `files` then collect up to `max_digits` keys ended by '#'.
+
+        Returns the digits ("" for '#' alone), or None when nothing came before `timeout`
+        seconds. A key pressed during the prompt interrupts it and counts (barge-in)."""
+        first = await self.play(files, ALL_KEYS)
+        if first == "#":
+            return ""
+        digits = first
+        if first and len(digits) >= max_digits:
+            return digits
+        wait = str(int(timeout * 1000))
+        reply = self._checked(
+            await self.command("GET DATA", "silence/1", wait, str(max_digits - len(digits)))
+        )
+        got = digits + ("" if reply.result == "-1" else reply.result)
+        if not got and reply.extra == "timeout":
+            return None
+        return got
+
+    async def record(self, path: str, *, max_seconds: int, silence: int) -> None:
+        """Record the caller into `path`.wav after a beep; '#' ends it."""
+        self._checked(
+            await self.command(
+                "RECORD FILE", path, "wav", '"#"', str(max_seconds * 1000), "BEEP", f"s={silence}"
+            )
+        )
+
+    async def set_variable(self, name: str, value: str) -> None:
+        await self.command("SET VARIABLE", name, f'"{value}"')
+
+    async def get_variable(self, name: str) -> str:
+        reply = await self.command("GET VARIABLE", name)
+        return reply.extra if reply.result == "1" else ""
+
+    async def exec(self, application: str, data: str = "") -> AgiReply:
+        return self._checked(await self.command("EXEC", application, f'"{data}"'))
+
+    async def hangup(self) -> None:
+        with contextlib.suppress(AgiHangup):
+            await self.command("HANGUP")
+
+
+Handler = Callable[[AgiSession], Awaitable[None]]
+
+
+class AgiServer:
+    """Serves `agi://host:port/<script>`; `handlers` maps a script name to its flow."""
+
+    def __init__(self, handlers: dict[str, Handler], host: str = "127.0.0.1", port: int = 0):
+        self.handlers = handlers
+        self.host = host
+        self.port = port
+        self._server: asyncio.Server | None = None
+        self._sessions: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> int:
+        """Listen; return the port (useful with port 0)."""
+        self._server = await asyncio.start_server(self._serve, self.host, self.port)
+        self.port = self._server.sockets[0].getsockname()[1]
+        log.info("FastAGI listening on %s:%d", self.host, self.port)
+        return self.port
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for task in list(self._sessions):
+            task.cancel()
+        if self._sessions:
+            await asyncio.gather(*self._sessions, return_exceptions=True)
+        if self._server is not None:
+            await self._server.wait_closed()
+
+    async def __aenter__(self) -> AgiServer:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._sessions.add(task)
+        try:
+            env = await asyncio.wait_for(_read_env(reader), HEADER_TIMEOUT)
+            if env is None:
+                return
+            session = AgiSession(reader, writer, env)
+            handler = self.handlers.get(session.script)
+            if handler is None:
+                log.warning("FastAGI: no flow named %r", session.script)
+                await session.hangup()
+                return
+            try:
+                await handler(session)
+            except AgiHangup:
+                log.info("FastAGI %s: caller hung up", session.script)
+            except Exception:
+                log.exception("FastAGI %s failed", session.script)
+                # The dialplan's next priority says sorry: never leave a caller in silence.
+                with contextlib.suppress(AgiError):
+                    await session.set_variable("IVR_NEXT", "error")
+        except (TimeoutError, ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            self._sessions.discard(task)
+            writer.close()
+            with contextlib.suppress(ConnectionError, OSError):
+                await writer.wait_closed()
+
+
+async def _read_env(reader: asyncio.StreamReader) -> dict[str, str] | None:
+    env: dict[str, str] = {}
+    while True:
+        raw = await reader.readline()
+        if not raw:
+            return None  # closed before the header ended: nothing to run
+        line = raw.decode(errors="replace").rstrip("\r\n")
+        if not line:
+            return env
+        name, _, value = line.partition(":")
+        env[name.strip()] = value.strip()

@@ -1,0 +1,111 @@
+"""Scenarios: the campaigns a director can start from a telephone, prepared in advance.
+
+Read from a TOML file (IVR_SCENARIOS; the packaged `scenarios.toml` otherwise). Each scenario
+has a key (1-8) on the trigger line's menu, a label spoken in the menu and a message spoken to
+staff, per language, and the campaign's targets, quotas and options. Key 9 is reserved: it
+makes the next scenario chosen a drill.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ivr.campaigns import CampaignError, CampaignSpec
+from ivr.errors import ConfigError
+
+DEFAULT_FILE = Path(__file__).resolve().parent / "scenarios.toml"
+#: The menu key that turns a scenario into a drill.
+DRILL_KEY = "9"
+_OPTIONS = {
+    f.name
+    for f in dataclasses.fields(CampaignSpec)
+    if f.name not in ("messages", "recordings", "name", "roles", "units", "quotas", "drill")
+}
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One prepared campaign."""
+
+    key: str
+    name: str
+    #: language -> what the menu says ("plan blanc, afflux massif de victimes").
+    labels: dict[str, str]
+    spec: CampaignSpec
+
+    def label(self, language: str) -> str:
+        return self.labels.get(language) or self.labels.get("fr") or self.name
+
+    def campaign(self, *, drill: bool, recordings: dict[str, str] | None = None) -> CampaignSpec:
+        """The campaign to start: the prepared one, as a drill or not, maybe with a recording."""
+        return dataclasses.replace(self.spec, drill=drill, recordings=dict(recordings or {}))
+
+
+def load_scenarios(path: Path | None = None) -> list[Scenario]:
+    """Parse and check the scenario file; a ConfigError names the scenario and the field."""
+    path = path or DEFAULT_FILE
+    where = f"IVR_SCENARIOS: {path}"
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"{where}: cannot read it: {exc.strerror}") from exc
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{where}: not valid TOML: {exc}") from exc
+    entries = data.get("scenario")
+    if not isinstance(entries, list) or not entries:
+        raise ConfigError(f"{where}: no [[scenario]] in it")
+    scenarios: list[Scenario] = []
+    for number, entry in enumerate(entries, start=1):
+        scenario = _scenario(entry, f"{where}: scenario {number}")
+        if any(s.key == scenario.key for s in scenarios):
+            raise ConfigError(f"{where}: scenario {number}: key {scenario.key} is used twice")
+        scenarios.append(scenario)
+    return sorted(scenarios, key=lambda s: s.key)
+
+
+def _scenario(entry: Any, where: str) -> Scenario:
+    if not isinstance(entry, dict):
+        raise ConfigError(f"{where}: expected a table")
+    key = entry.get("key")
+    if not isinstance(key, int) or not 1 <= key <= 8:
+        raise ConfigError(f"{where}: key must be a number from 1 to 8 (9 means drill)")
+    name = entry.get("name")
+    if not isinstance(name, str) or not name.strip():
+        raise ConfigError(f"{where}: name is required")
+    labels = _texts(entry.get("label", {}), f"{where}: label")
+    messages = _texts(entry.get("message", {}), f"{where}: message")
+    unknown = (
+        set(entry) - _OPTIONS - {"key", "name", "label", "message", "roles", "units", "quotas"}
+    )
+    if unknown:
+        raise ConfigError(f"{where}: unknown field(s) {', '.join(sorted(unknown))}")
+    options = {k: v for k, v in entry.items() if k in _OPTIONS}
+    try:
+        spec = CampaignSpec(
+            messages=messages,
+            name=name.strip(),
+            roles=tuple(str(r).lower() for r in entry.get("roles", [])),
+            units=tuple(str(u) for u in entry.get("units", [])),
+            quotas={str(k).lower(): v for k, v in entry.get("quotas", {}).items()},
+            **options,
+        )
+        spec.validate()
+    except (CampaignError, TypeError, AttributeError) as exc:
+        raise ConfigError(f"{where}: {exc}") from exc
+    return Scenario(str(key), name.strip(), labels or {"fr": name.strip()}, spec)
+
+
+def _texts(value: Any, where: str) -> dict[str, str]:
+    if not isinstance(value, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+    ):
+        raise ConfigError(f'{where}: expected text per language (fr = "...", en = "...")')
+    texts = {k: v.strip() for k, v in value.items() if v.strip()}
+    for language in texts:
+        if language not in ("fr", "en"):
+            raise ConfigError(f"{where}: unknown language {language!r}")
+    return texts
