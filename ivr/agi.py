@@ -179,9 +179,16 @@ class AgiSession:
         reply = self._checked(
             await self.command("GET DATA", "silence/1", wait, str(max_digits - len(digits)))
         )
-        got = digits + ("" if reply.result == "-1" else reply.result)
+        got = digits + reply.result
         if not got and reply.extra == "timeout":
             return None
+        if max_digits > 1 and len(got) >= max_digits:
+            # Longer than anything valid: swallow the rest up to '#', so that the tail does
+            # not count as the next answer.
+            while True:
+                more = self._checked(await self.command("GET DATA", "silence/1", "1500", "64"))
+                if len(more.result) < 64:
+                    break
         return got
 
     async def record(self, path: str, *, max_seconds: int, silence: int) -> None:

@@ -54,6 +54,12 @@ def test_credentials_read() -> None:
         ("IVR_AUDIO_DIR_ASTERISK", "/ast/sounds", "audio_dir_asterisk", Path("/ast/sounds")),
         ("IVR_TTS_RATE", "120", "tts_rate", 120),
         ("IVR_TTS_TIMEOUT", "45", "tts_timeout", 45.0),
+        ("IVR_AGI_HOST", "10.0.0.5", "agi_host", "10.0.0.5"),
+        ("IVR_AGI_PORT", "14573", "agi_port", 14573),
+        ("IVR_SCENARIOS", "/etc/ivr/s.toml", "scenarios", Path("/etc/ivr/s.toml")),
+        ("IVR_PIN_LOCKOUT", "600", "pin_lockout", 600),
+        ("IVR_TRIGGER_CALLERS", "0611, +33612 ,", "trigger_callers", ("0611", "+33612")),
+        ("IVR_CALLBACK_WINDOW", "0", "callback_window", 0),
     ],
 )
 def test_each_key_parsed(key: str, raw: str, attr: str, expected: object) -> None:
@@ -97,6 +103,13 @@ def test_other_variables_ignored() -> None:
         ("IVR_REDIS_URL", "localhost:6379"),
         ("IVR_REDIS_URL", "http://localhost:6379"),
         ("IVR_TTS_RATE", "20"),
+        ("IVR_AGI_PORT", "0"),
+        ("IVR_AGI_HOST", "a b"),
+        ("IVR_SCENARIOS", "scenarios.toml"),
+        ("IVR_PIN_LOCKOUT", "5"),
+        ("IVR_TRIGGER_CALLERS", "0611,06-12"),
+        ("IVR_TRIGGER_CALLERS", "director"),
+        ("IVR_CALLBACK_WINDOW", "-1"),
     ],
 )
 def test_wrong_value_names_the_key(key: str, raw: str) -> None:
