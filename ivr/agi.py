@@ -155,8 +155,8 @@ class AgiSession:
         for file in files.split("&"):
             reply = await self.command("STREAM FILE", file, f'"{keys}"')
             if reply.result == "-1":
-                # Also the answer for a missing file; a hangup is told by HANGUP or 511.
-                if self.hung_up:
+                # Also the answer for a missing file: ask the channel (511 if it is gone).
+                if self.hung_up or (await self.command("CHANNEL STATUS")).result == "-1":
                     raise AgiHangup("the caller hung up")
                 raise AgiError(f"Asterisk cannot play {file}")
             if reply.number > 0:

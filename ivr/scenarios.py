@@ -67,6 +67,23 @@ def load_scenarios(path: Path | None = None) -> list[Scenario]:
     return sorted(scenarios, key=lambda s: s.key)
 
 
+def load_role_labels(path: Path | None = None) -> dict[str, dict[str, str]]:
+    """language -> role id -> how the phone lines say it, from the file's [roles] table."""
+    path = path or DEFAULT_FILE
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError):
+        return {}  # load_scenarios() reports a broken file
+    labels: dict[str, dict[str, str]] = {}
+    roles = data.get("roles", {})
+    if not isinstance(roles, dict):
+        raise ConfigError(f"IVR_SCENARIOS: {path}: [roles] must be a table of role = labels")
+    for role, texts in roles.items():
+        for language, text in _texts(texts, f"IVR_SCENARIOS: {path}: roles.{role}").items():
+            labels.setdefault(language, {})[str(role).lower()] = text
+    return labels
+
+
 def _scenario(entry: Any, where: str) -> Scenario:
     if not isinstance(entry, dict):
         raise ConfigError(f"{where}: expected a table")

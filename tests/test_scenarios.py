@@ -49,3 +49,14 @@ def test_a_broken_scenario_file_names_the_problem(tmp_path: Path, text: str, err
 def test_a_missing_scenario_file_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read"):
         load_scenarios(tmp_path / "nope.toml")
+
+
+def test_role_labels_per_language(tmp_path: Path) -> None:
+    from ivr.scenarios import load_role_labels
+
+    labels = load_role_labels()
+    assert labels["fr"]["nurse"] == "infirmiers" and labels["en"]["nurse"] == "nurses"
+    path = tmp_path / "s.toml"
+    path.write_text('[roles]\nide = { fr = "infirmiers", de = "x" }\n', encoding="utf-8")
+    with pytest.raises(ConfigError, match="roles.ide: unknown language 'de'"):
+        load_role_labels(path)
