@@ -13,13 +13,16 @@ from typing import Any, cast
 
 from redis.asyncio import Redis
 
-from ivr import constants
+from ivr import campaigns, constants
 from ivr.campaigns import CampaignError
 from ivr.constants import campaign_key
+from ivr.report import CampaignData, render_html
 
 _ID = re.compile(r"[0-9]{1,18}")
 #: Per-person state letters of the scheduler, spelt out.
 STATES = {"q": "queued", "c": "calling", "d": "done"}
+#: Previous drills a drill report compares with, newest first.
+MAX_DRILLS = 10
 
 
 class CampaignNotFound(CampaignError):
@@ -82,31 +85,29 @@ async def people(redis: Redis, cid: str) -> list[dict[str, Any]]:
     pipe.hgetall(campaign_key(cid, "people"))
     pipe.hgetall(campaign_key(cid, "state"))
     records, states = cast(list[dict[str, str]], await pipe.execute())
-    out = []
-    for pid, raw_state in states.items():
-        state = json.loads(raw_state)
-        person = json.loads(records.get(pid, "{}"))
-        finished = state.get("ft")
-        out.append(
-            {
-                "id": pid,
-                "name": person.get("n", ""),
-                "role": person.get("r", ""),
-                "unit": person.get("u", ""),
-                "on_call": bool(person.get("o")),
-                "state": STATES.get(state.get("s", ""), "unknown"),
-                "outcome": state.get("o"),
-                "attempts": int(state.get("n", 0)),
-                "eta_minutes": state.get("eta"),
-                "finished_at": int(finished) / 1000 if finished else None,
-                "backup_for": state.get("esc"),
-                "_ix": int(state.get("ix", 0)),
-            }
-        )
-    out.sort(key=lambda p: cast(int, p["_ix"]))
-    for entry in out:
-        del entry["_ix"]
-    return out
+    ordered = sorted(
+        (int(state.get("ix", 0)), pid, state)
+        for pid, state in ((pid, json.loads(raw)) for pid, raw in states.items())
+    )
+    return [person_row(pid, json.loads(records.get(pid, "{}")), state) for _, pid, state in ordered]
+
+
+def person_row(pid: str, person: dict[str, Any], state: dict[str, Any]) -> dict[str, Any]:
+    """One person of a campaign as the API shows them, from their record and scheduler state."""
+    finished = state.get("ft")
+    return {
+        "id": pid,
+        "name": person.get("n", ""),
+        "role": person.get("r", ""),
+        "unit": person.get("u", ""),
+        "on_call": bool(person.get("o")),
+        "state": STATES.get(state.get("s", ""), "unknown"),
+        "outcome": state.get("o"),
+        "attempts": int(state.get("n", 0)),
+        "eta_minutes": state.get("eta"),
+        "finished_at": int(finished) / 1000 if finished else None,
+        "backup_for": state.get("esc"),
+    }
 
 
 async def events(
@@ -159,3 +160,44 @@ async def raise_quota(redis: Redis, cid: str, role: str, quota: int) -> int:
     # is not "quota", which tells them a quota was met.
     await redis.publish(constants.wake_channel, f"raised {cid} {role}")
     return int(got[1])
+
+
+async def report_data(redis: Redis, cid: str) -> CampaignData:
+    """Everything the after-action report of campaign `cid` is computed from."""
+    await require(redis, cid)
+    summary = await campaigns.report(redis, cid)
+    pipe = redis.pipeline(transaction=False)
+    pipe.hgetall(campaign_key(cid, "people"))
+    pipe.hgetall(campaign_key(cid, "state"))
+    records, states = cast(list[dict[str, str]], await pipe.execute())
+    log: list[dict[str, str]] = []
+    start = "-"
+    while batch := await redis.xrange(campaign_key(cid, "events"), min=start, count=5000):
+        log += [cast(dict[str, str], fields) for _, fields in batch]
+        start = f"({batch[-1][0]!s}"
+    return CampaignData(
+        summary,
+        log,
+        {pid: json.loads(raw) for pid, raw in records.items()},
+        {pid: json.loads(raw) for pid, raw in states.items()},
+    )
+
+
+async def report_html(redis: Redis, cid: str) -> str:
+    """The HTML report of campaign `cid`; a drill is compared with the previous drills."""
+    data = await report_data(redis, cid)
+    drills: list[CampaignData] = []
+    if data.summary["drill"]:
+        # The campaigns created before this one, newest first.
+        created = await redis.zscore(constants.campaigns_key, cid)
+        ids = cast(
+            list[str],
+            await redis.zrevrangebyscore(constants.campaigns_key, f"({created}", "-inf"),
+        )
+        for other in ids:
+            if await redis.hget(campaign_key(other), "drill") != "1":
+                continue
+            drills.append(await report_data(redis, other))
+            if len(drills) == MAX_DRILLS:
+                break
+    return render_html(data, drills)
