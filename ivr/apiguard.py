@@ -167,7 +167,7 @@ def guarded(
     async def handle(request: web.Request) -> web.StreamResponse:
         who = None
         if route.role is not None:
-            who = await _authenticate(request, tokens, route.role)
+            who = await _authenticate(request, tokens, route.role, route.token_in_query)
         query = _query(request, route.query)
         body: Any = None
         if route.body is not None:
@@ -179,8 +179,12 @@ def guarded(
     return handle
 
 
-async def _authenticate(request: web.Request, tokens: TokenStore, needed: Role) -> TokenInfo:
+async def _authenticate(
+    request: web.Request, tokens: TokenStore, needed: Role, token_in_query: bool = False
+) -> TokenInfo:
     header = request.headers.get("Authorization", "")
+    if not header and token_in_query and request.query.get("token"):
+        header = f"Bearer {request.query['token']}"
     if not header:
         raise Unauthorized("a token is needed: Authorization: Bearer <token>", "missing_token")
     scheme, _, token = header.strip().partition(" ")

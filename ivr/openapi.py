@@ -74,6 +74,9 @@ class Route:
     status: int = 200
     #: Error statuses beyond those the role, path and body imply.
     errors: tuple[int, ...] = ()
+    #: Also accept the token as `?token=`: only for routes a browser's EventSource opens, which
+    #: cannot set headers (a token in a URL can end up in logs, so nowhere else).
+    token_in_query: bool = False
 
     @property
     def operation_id(self) -> str:
@@ -112,7 +115,10 @@ def document(routes: list[Route], *, version: str) -> dict[str, Any]:
         },
         "paths": paths,
         "components": {
-            "securitySchemes": {"token": {"type": "http", "scheme": "bearer"}},
+            "securitySchemes": {
+                "token": {"type": "http", "scheme": "bearer"},
+                "query_token": {"type": "apiKey", "in": "query", "name": "token"},
+            },
             "schemas": {"Error": schemas.ERROR},
         },
     }
@@ -122,6 +128,8 @@ def _operation(route: Route) -> dict[str, Any]:
     op: dict[str, Any] = {"operationId": route.operation_id, "summary": route.summary}
     if route.role is not None:
         op["security"] = [{"token": []}]
+        if route.token_in_query:
+            op["security"].append({"query_token": []})
         op["description"] = f"Role: {route.role.value} or above."
     else:
         op["security"] = []

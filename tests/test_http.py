@@ -92,8 +92,20 @@ class Api:
         )
         return str(body["campaign"])
 
+    async def answer(self, cid: str, outcome: str = "available") -> str:
+        """One attempt through the real scheduler scripts, as a worker would record it; the id
+        of the person called."""
+        scheduler = Scheduler(self.db)
+        now = int(time.time() * 1000) + 1000
+        claim = await scheduler.claim(cid, now, lease_ms=30_000, worker="w", asterisk="a")
+        assert claim is not None
+        await scheduler.finish(
+            cid, claim.pid, claim.attempt, outcome, now, worker="w", number=claim.number, detail=""
+        )
+        return claim.pid
 
-async def _api(db: aioredis.Redis, config: Config, alerter: Alerter | None = None) -> Api:
+
+async def start_api(db: aioredis.Redis, config: Config, alerter: Alerter | None = None) -> Api:
     store = TokenStore(db)
     keys = {role.value: await store.create(role.value, role) for role in Role}
     keys["revoked"] = await store.create("gone", Role.admin)
@@ -123,7 +135,7 @@ def redis_server(shared_redis: RedisServer) -> RedisServer:
 
 @pytest.fixture
 async def api(db: aioredis.Redis) -> AsyncIterator[Api]:
-    made = await _api(db, Config())
+    made = await start_api(db, Config())
     yield made
     await made.client.close()
 
@@ -148,7 +160,7 @@ async def test_health_needs_no_token_and_says_ami_unconfigured(api: Api) -> None
 
 async def test_service_answers_while_asterisk_is_unreachable(db: aioredis.Redis) -> None:
     config = Config(ami_user="ivr", ami_secret="x", ami_port=free_port(), ami_timeout=1)
-    made = await _api(db, config)
+    made = await start_api(db, config)
     try:
         assert (await made.json("GET", "/api/health", role=None))["ami"] == "down"
         assert (await made.json("GET", "/api/roster", "viewer"))["total"] == 0
@@ -302,20 +314,13 @@ async def test_spec_fields_reach_the_campaign(api: Api) -> None:
 async def test_people_and_events(api: Api) -> None:
     await api.roster()
     cid = await api.start(roles=["doctor"])
-    # One attempt through the real scheduler scripts, as a worker would record it.
-    scheduler = Scheduler(api.db)
-    now = int(time.time() * 1000) + 1000
-    claim = await scheduler.claim(cid, now, lease_ms=30_000, worker="w", asterisk="a")
-    assert claim is not None
-    await scheduler.finish(
-        cid, claim.pid, claim.attempt, "available", now, worker="w", number=claim.number, detail=""
-    )
+    pid = await api.answer(cid)
     people = await api.json("GET", f"/api/campaigns/{cid}/people", "viewer")
     assert people["total"] == 2
     by_id = {p["id"]: p for p in people["items"]}
-    assert by_id[claim.pid]["state"] == "done" and by_id[claim.pid]["outcome"] == "available"
-    assert by_id[claim.pid]["attempts"] == 1 and by_id[claim.pid]["finished_at"] is not None
-    other = next(p for p in people["items"] if p["id"] != claim.pid)
+    assert by_id[pid]["state"] == "done" and by_id[pid]["outcome"] == "available"
+    assert by_id[pid]["attempts"] == 1 and by_id[pid]["finished_at"] is not None
+    other = next(p for p in people["items"] if p["id"] != pid)
     assert (other["state"], other["outcome"], other["attempts"]) == ("queued", None, 0)
     assert "phones" not in other
 
@@ -323,7 +328,7 @@ async def test_people_and_events(api: Api) -> None:
     assert [e["type"] for e in first["items"]] == ["started", "attempt"]
     rest = await api.json("GET", f"/api/campaigns/{cid}/events?after={first['next']}", "viewer")
     assert [e["type"] for e in rest["items"]] == ["final"]
-    assert rest["items"][0]["pid"] == claim.pid
+    assert rest["items"][0]["pid"] == pid
     empty = await api.json("GET", f"/api/campaigns/{cid}/events?after={rest['next']}", "viewer")
     assert empty == {"items": [], "next": rest["next"]}, "poll again from the same cursor"
 
@@ -558,7 +563,7 @@ async def test_metrics(db: aioredis.Redis, tmp_path: Path) -> None:
     # An Alerter that never connects: its link is down and its speech cache counts.
     alerter = Alerter(Config(ami_user="ivr", ami_secret="x", audio_dir=tmp_path))
     alerter.speaker.hits, alerter.speaker.misses = 7, 2
-    made = await _api(db, Config(), alerter=alerter)
+    made = await start_api(db, Config(), alerter=alerter)
     try:
         await made.roster()
         cid = await made.start(quotas={"nurse": 1})
@@ -627,7 +632,10 @@ async def test_openapi_matches_the_routes(api: Api) -> None:
     for path, ops in doc["paths"].items():
         for method, op in ops.items():
             route = next(r for r in ROUTES if (r.method, r.path) == (method.upper(), path))
-            assert op["security"] == ([] if route.role is None else [{"token": []}])
+            security = [] if route.role is None else [{"token": []}]
+            if route.token_in_query:  # EventSource cannot set headers
+                security.append({"query_token": []})
+            assert op["security"] == security
             if route.role is not None:
                 assert {"401", "403"} <= set(op["responses"])
             if "{id}" in path:

@@ -1,0 +1,186 @@
+"""The console's routes through aiohttp's test client on a real redis-server (no Asterisk): the
+page and its files, the report page and CSV, and the live stream of server-sent events."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+from aiohttp import ClientResponse
+
+from ivr import http
+from ivr.config import Config
+from ivr.http import streams_key
+from ivr.scheduler import Scheduler
+from tests.test_http import Api, start_api
+
+
+@pytest.fixture
+async def api(db: aioredis.Redis) -> AsyncIterator[Api]:
+    made = await start_api(db, Config())
+    yield made
+    await made.client.close()
+
+
+async def test_console_page_and_files_need_nothing_from_outside(api: Api) -> None:
+    page = await api.call("GET", "/", role=None)
+    assert page.status == 200 and page.content_type == "text/html"
+    html = await page.text()
+    assert "default-src 'self'" in page.headers["Content-Security-Policy"]
+    sources = re.findall(r'(?:src|href)="([^"]+)"', html)
+    assert sorted(sources) == ["/console.css", "/console.js"]
+    for path, kind in (("/console.js", "text/javascript"), ("/console.css", "text/css")):
+        response = await api.call("GET", path, role=None)
+        assert (response.status, response.content_type) == (200, kind)
+        assert not re.search(r"https?://(?!www\.w3\.org/2000/svg)", await response.text())
+
+
+async def test_report_page_and_csv(api: Api) -> None:
+    await api.roster()
+    cid = await api.start(roles=["doctor"], quotas={"doctor": 1}, drill=True, name="exercice")
+    pid = await api.answer(cid)
+
+    page = await api.call("GET", f"/api/campaigns/{cid}/report.html", "viewer")
+    assert (page.status, page.content_type) == (200, "text/html")
+    assert page.headers["Content-Security-Policy"].startswith("default-src 'none'")
+    html = await page.text()
+    assert "DRILL / EXERCICE" in html and "exercice" in html and "<svg" in html
+    assert "Comparison with previous drills" in html
+    name = "Doctor One" if pid == "D1" else "Doctor Two"
+    assert re.search(rf"<td>{name}</td><td>{pid}</td><td>doctor</td>.*?available", html)
+
+    csv = await api.call("GET", f"/api/campaigns/{cid}/attempts.csv", "viewer")
+    assert (csv.status, csv.content_type) == (200, "text/csv")
+    lines = (await csv.text()).splitlines()
+    assert lines[0] == "id;name;role;unit;outcome;eta;attempts"
+    assert any(line.startswith(f"{pid};") and ";available;" in line for line in lines)
+
+    for path in ("report.html", "attempts.csv"):
+        await api.error("GET", f"/api/campaigns/404/{path}", 404, "campaign_not_found", "viewer")
+        await api.error("GET", f"/api/campaigns/{cid}/{path}", 401, "missing_token", None)
+        # A token in the address is for the stream alone.
+        token = api.tokens["viewer"]
+        await api.error(
+            "GET", f"/api/campaigns/{cid}/{path}?token={token}", 401, "missing_token", None
+        )
+
+
+async def test_drill_report_compares_with_earlier_drills_only(api: Api) -> None:
+    await api.roster()
+    first = await api.start(drill=True, name="drill one")
+    await api.start(name="real alert")
+    second = await api.start(drill=True, name="drill two")
+    await api.start(drill=True, name="drill three")
+    html = await (await api.call("GET", f"/api/campaigns/{second}/report.html")).text()
+    table = html.split("Comparison with previous drills")[1].split("</table>")[0]
+    assert re.findall(r"<tr><td>(\d+)</td>", table) == [second, first]
+
+
+class Sse:
+    """Reads server-sent events from a response."""
+
+    def __init__(self, response: ClientResponse) -> None:
+        self.response = response
+        self.comments: list[str] = []
+
+    async def next(self, timeout: float = 10) -> tuple[str, dict[str, Any]]:
+        async def read() -> tuple[str, dict[str, Any]]:
+            event, data = "message", ""
+            while True:
+                line = (await self.response.content.readline()).decode().rstrip("\n")
+                if line.startswith(":"):
+                    self.comments.append(line)
+                elif line.startswith("event: "):
+                    event = line[7:]
+                elif line.startswith("data: "):
+                    data += line[6:]
+                elif line == "" and data:
+                    return event, json.loads(data)
+
+        return await asyncio.wait_for(read(), timeout)
+
+
+async def test_stream_snapshot_then_updates(api: Api) -> None:
+    await api.roster()
+    cid = await api.start(roles=["doctor"])
+    token = api.tokens["viewer"]
+    response = await api.call("GET", f"/api/campaigns/{cid}/stream?token={token}", role=None)
+    assert (response.status, response.content_type) == (200, "text/event-stream")
+    sse = Sse(response)
+    kind, snap = await sse.next()
+    assert kind == "snapshot" and snap["campaign"] == cid and snap["ami"] == "unconfigured"
+    assert snap["report"]["total"] == 2 and snap["calling"] == []
+    assert sorted(p["id"] for p in snap["people"]) == ["D1", "D2"]
+    assert [e["type"] for e in snap["events"]] == ["started"]
+
+    # A claim writes no event: the update comes from the calls in flight.
+    scheduler = Scheduler(api.db)
+    now = int(time.time() * 1000) + 1000
+    claim = await scheduler.claim(cid, now, lease_ms=30_000, worker="w", asterisk="a")
+    assert claim is not None
+    kind, update = await sse.next()
+    assert kind == "update" and update["calling"] == [claim.pid]
+    assert [(p["id"], p["state"]) for p in update["people"]] == [(claim.pid, "calling")]
+    assert update["report"]["in_flight"] == 1
+
+    await scheduler.finish(
+        cid, claim.pid, claim.attempt, "available", now, worker="w", number=claim.number, detail=""
+    )
+    kind, update = await sse.next()
+    assert kind == "update"
+    assert [e["type"] for e in update["events"]] == ["final"], "attempts stay server-side"
+    assert update["events"][0]["pid"] == claim.pid
+    assert update["report"]["available"] == 1
+    person = next(p for p in update["people"] if p["id"] == claim.pid)
+    assert (person["state"], person["outcome"]) == ("done", "available")
+    response.close()
+
+
+async def test_stream_auth_and_unknown_campaign(api: Api) -> None:
+    await api.roster()
+    cid = await api.start()
+    path = f"/api/campaigns/{cid}/stream"
+    await api.error("GET", path, 401, "missing_token", None)
+    await api.error("GET", f"{path}?token=nope", 401, "invalid_token", None)
+    await api.error("GET", f"{path}?token={api.tokens['revoked']}", 401, "revoked_token", None)
+    await api.error("GET", "/api/campaigns/99/stream", 404, "campaign_not_found", "viewer")
+    response = await api.call("GET", path, "viewer")  # the header works too
+    assert response.status == 200
+    response.close()
+
+
+async def test_stream_heartbeat_and_client_going_away(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(http, "HEARTBEAT_SECONDS", 0.0)
+    monkeypatch.setattr(http, "STREAM_BLOCK_MS", 50)
+    await api.roster()
+    cid = await api.start()
+    response = await api.call("GET", f"/api/campaigns/{cid}/stream", "viewer")
+    sse = Sse(response)
+    await sse.next()
+    line = await asyncio.wait_for(response.content.readline(), 5)
+    assert line == b": heartbeat\n"
+    streams = api.client.app[streams_key]  # type: ignore[index]
+    assert streams.open == 1
+    response.close()
+    await asyncio.wait_for(streams.idle.wait(), 5)
+
+
+async def test_service_shutdown_ends_open_streams(db: aioredis.Redis) -> None:
+    api = await start_api(db, Config())
+    await api.roster()
+    cid = await api.start()
+    response = await api.call("GET", f"/api/campaigns/{cid}/stream", "viewer")
+    await Sse(response).next()
+    started = time.monotonic()
+    # aiohttp would wait 60 s for a handler that does not end by itself.
+    await asyncio.wait_for(api.client.close(), 10)
+    assert time.monotonic() - started < 5
+    assert api.client.app[streams_key].open == 0  # type: ignore[index]
