@@ -91,6 +91,13 @@ def _parser() -> argparse.ArgumentParser:
     fmt = report.add_mutually_exclusive_group()
     fmt.add_argument("--json", action="store_true")
     fmt.add_argument("--csv", action="store_true", help="one row per person, every attempt")
+    fmt.add_argument(
+        "--html",
+        nargs="?",
+        const="-",
+        metavar="FILE",
+        help="the after-action report as one self-contained HTML page (to FILE, or stdout)",
+    )
 
     sub.add_parser("serve", help="serve the console and its API (IVR_HTTP_HOST, IVR_HTTP_PORT)")
     token = sub.add_parser("token", help="create, list or revoke API tokens")
@@ -230,7 +237,20 @@ async def _campaign(args: argparse.Namespace) -> int:
             elif not args.follow:
                 print(f"campaign {cid} ({report['status']}): {progress.progress_line(report)}")
         elif command == "report":
-            if args.csv:
+            if args.html is not None:
+                from ivr.campaignops import report_html
+                from ivr.errors import ConfigError
+
+                html = await report_html(db, cid)
+                if args.html == "-":
+                    sys.stdout.write(html)
+                else:
+                    try:
+                        await asyncio.to_thread(Path(args.html).write_text, html, "utf-8")
+                    except OSError as exc:
+                        raise ConfigError(f"--html: cannot write {args.html}: {exc}") from None
+                    print(f"campaign {cid}: report written to {args.html}", file=sys.stderr)
+            elif args.csv:
                 sys.stdout.write(await campaigns.attempts_csv(db, cid))
             else:
                 report = await campaigns.report(db, cid)

@@ -8,6 +8,7 @@ import json
 import re
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,7 +18,9 @@ from aiohttp import ClientResponse
 from ivr import http
 from ivr.config import Config
 from ivr.http import streams_key
+from ivr.redisserver import RedisServer
 from ivr.scheduler import Scheduler
+from tests import test_campaign_cli as cli
 from tests.test_http import Api, start_api
 
 
@@ -184,3 +187,26 @@ async def test_service_shutdown_ends_open_streams(db: aioredis.Redis) -> None:
     await asyncio.wait_for(api.client.close(), 10)
     assert time.monotonic() - started < 5
     assert api.client.app[streams_key].open == 0  # type: ignore[index]
+
+
+def test_cli_report_html(redis_server: RedisServer, tmp_path: Path) -> None:
+    url = redis_server.url
+    roster = tmp_path / "roster.csv"
+    roster.write_text(cli.ROSTER, encoding="utf-8")
+    assert cli.ivr(url, "roster", "import", str(roster), tmp=tmp_path).returncode == 0
+    started = cli.ivr(url, "campaign", "start", "-m", "Exercice.", "--drill", tmp=tmp_path)
+    assert started.returncode == 0, started.stderr
+
+    out = tmp_path / "report.html"
+    done = cli.ivr(url, "campaign", "report", "1", "--html", str(out), tmp=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert f"report written to {out}" in done.stderr
+    html = out.read_text(encoding="utf-8")
+    assert "DRILL / EXERCICE" in html and "<svg" in html
+    latest = cli.ivr(url, "campaign", "report", "--html", tmp=tmp_path)
+    assert latest.stdout.startswith("<!DOCTYPE html>") and "Campaign 1" in latest.stdout
+
+    nowhere = cli.ivr(url, "campaign", "report", "1", "--html", "/nonexistent/r.html", tmp=tmp_path)
+    assert nowhere.returncode == 2 and "--html: cannot write /nonexistent/r.html" in nowhere.stderr
+    missing = cli.ivr(url, "campaign", "report", "9", "--html", tmp=tmp_path)
+    assert missing.returncode == 2 and "campaign 9 not found" in missing.stderr
