@@ -54,6 +54,8 @@ async def entries(
     redis: Redis, *, before: str | None = None, limit: int = 100
 ) -> list[dict[str, Any]]:
     """Newest first: up to `limit` entries older than the entry id `before` (or the newest)."""
+    if before is not None and before.strip("0-") == "":
+        return []  # nothing is older than 0-0 (and Redis refuses the range "(0-0")
     newest = "+" if before is None else f"({before}"
     got = await redis.xrevrange(audit_key, max=newest, min="-", count=limit) or []
     out: list[dict[str, Any]] = []

@@ -447,7 +447,12 @@ async def _sse(response: web.StreamResponse, event: str, data: Any) -> None:
 
 #: The report is a document, not an application: no script, nothing loaded from anywhere.
 _REPORT_CSP = {"Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'"}
-_CONSOLE_CSP = {"Content-Security-Policy": "default-src 'self'; img-src 'self' data: blob:"}
+# The report opened from the console is a blob of it and inherits this policy: hence its
+# inline style is allowed.
+_CONSOLE_CSP = {
+    "Content-Security-Policy": "default-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data: blob:"
+}
 _STATIC_TYPES = {".html": "text/html", ".js": "text/javascript", ".css": "text/css"}
 
 
