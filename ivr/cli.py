@@ -46,6 +46,11 @@ def _parser() -> argparse.ArgumentParser:
     sandbox.add_argument("action", choices=("start", "stop", "restart", "status", "env"))
 
     sub.add_parser("config", help="check the configuration and print it (secrets hidden)")
+    prompts = sub.add_parser("prompts", help="render the fixed voice prompts (IVR_AUDIO_DIR)")
+    build = prompts.add_subparsers(dest="prompts_command", required=True).add_parser(
+        "build", help="render every fixed prompt with the offline TTS; unchanged files stay"
+    )
+    build.add_argument("--lang", choices=(*LANGUAGES, "all"), default="all")
 
     roster = sub.add_parser("roster", help="import or export the staff roster").add_subparsers(
         dest="roster_command", required=True
@@ -412,6 +417,31 @@ def _sandbox(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _prompts(args: argparse.Namespace) -> int:
+    from ivr.tts import Speaker, wav_duration
+    from ivr.voiceprompts import install_prompts, prompt_dir
+
+    config = load_config(require_ami_credentials=False)
+    languages = LANGUAGES if args.lang == "all" else (args.lang,)
+    total = 0.0
+    async with Speaker(config.audio_dir, rate=config.tts_rate, timeout=config.tts_timeout) as sp:
+        for language in languages:
+            written = await install_prompts(sp, language)
+            seconds = 0.0
+            for name, changed in written.items():
+                length = wav_duration(prompt_dir(config.audio_dir, language) / f"{name}.wav")
+                seconds += length
+                print(f"{language}/{name}: {'rendered' if changed else 'unchanged'} {length:.1f} s")
+            done = sum(written.values())
+            print(
+                f"{language}: {len(written)} prompts, {done} rendered, {len(written) - done} "
+                f"unchanged, {seconds:.1f} s of speech at {config.tts_rate} words per minute"
+            )
+            total += seconds
+    print(f"total: {total:.1f} s of prompts under {config.audio_dir / 'prompts'}")
+    return 0
+
+
 def _config() -> int:
     config = load_config()
     shown: dict[str, Any] = dataclasses.asdict(config)
@@ -442,6 +472,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _sandbox(args)
         if args.command == "config":
             return _config()
+        if args.command == "prompts":
+            return asyncio.run(_prompts(args))
         if args.command == "roster":
             return _roster(args)
         if args.command == "campaign":

@@ -42,6 +42,12 @@ async def build_prompts(speaker: Speaker, language: str) -> Path:
     A file is replaced only when its content changes, so re-running at every start-up
     leaves installed prompts (and their modification times) alone.
     """
+    await install_prompts(speaker, language)
+    return prompt_dir(speaker.audio_dir, language)
+
+
+async def install_prompts(speaker: Speaker, language: str) -> dict[str, bool]:
+    """`build_prompts()`, telling for each prompt name whether its file was (re)written."""
     try:
         texts = PROMPTS[language]
     except KeyError:
@@ -51,17 +57,18 @@ async def build_prompts(speaker: Speaker, language: str) -> Path:
         ) from None
     target_dir = prompt_dir(speaker.audio_dir, language)
     target_dir.mkdir(parents=True, exist_ok=True)
+    written: dict[str, bool] = {}
     for name, text in texts.items():
         rendered = await speaker.render(text, language)
-        _install(rendered, target_dir / f"{name}.wav")
-    return target_dir
+        written[name] = _install(rendered, target_dir / f"{name}.wav")
+    return written
 
 
-def _install(source: Path, target: Path) -> None:
+def _install(source: Path, target: Path) -> bool:
     new = source.read_bytes()
     try:
         if target.read_bytes() == new:
-            return
+            return False
     except FileNotFoundError:
         pass
     # Asterisk may open the prompt at any moment: it must see the old file or the new one,
@@ -76,3 +83,4 @@ def _install(source: Path, target: Path) -> None:
         os.replace(temp, target)
     finally:
         temp.unlink(missing_ok=True)
+    return True
