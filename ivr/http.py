@@ -17,18 +17,16 @@ import contextlib
 import logging
 import signal
 import sys
-import time
 from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from aiohttp import ClientConnectionResetError, web
+from aiohttp import web
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from ivr import __version__, audit, campaignops, campaigns, live, metrics, openapi, schemas
+from ivr import __version__, audit, campaignops, campaigns, console, live, metrics, openapi, schemas
 from ivr.alert import Alerter
 from ivr.ami import AmiLink
 from ivr.apiguard import dumps, error_middleware, guarded
@@ -48,12 +46,6 @@ MAX_ROSTER_BYTES = 64 * 1024 * 1024
 #: Characters of alert text spoken per second at the default 150 words per minute. The estimate
 #: uses it instead of rendering the text: text-to-speech takes seconds, not for a request.
 CHARS_PER_SECOND = 13.0
-#: The console's files, served as they are: no build step, nothing from the internet.
-STATIC = Path(__file__).with_name("static")
-#: How long a live stream waits for campaign events before looking at the calls in flight.
-STREAM_BLOCK_MS = 1000
-#: A comment line this often keeps proxies and the browser from closing a quiet stream.
-HEARTBEAT_SECONDS = 15.0
 
 
 # -- application state --------------------------------------------------------------------
@@ -70,24 +62,6 @@ class AmiStatus:
         if self.link is None:
             return "unconfigured"
         return "up" if self.link.is_up else "down"
-
-
-class LiveStreams:
-    """The live streams open now; `idle` is set while there are none."""
-
-    def __init__(self) -> None:
-        self.open = 0
-        self.idle = asyncio.Event()
-        self.idle.set()
-
-    def opened(self) -> None:
-        self.open += 1
-        self.idle.clear()
-
-    def closed(self) -> None:
-        self.open -= 1
-        if not self.open:
-            self.idle.set()
 
 
 @dataclass
@@ -109,7 +83,7 @@ roster_key = web.AppKey("roster", RosterCache)
 openapi_key: web.AppKey[dict[str, Any]] = web.AppKey("openapi")
 #: Set when the service shuts down: live streams end instead of holding the shutdown.
 closing_key = web.AppKey("closing", asyncio.Event)
-streams_key = web.AppKey("streams", LiveStreams)
+streams_key = web.AppKey("streams", console.LiveStreams)
 
 
 def make_app(config: Config, redis: Redis, *, alerter: Alerter | None = None) -> web.Application:
@@ -128,7 +102,7 @@ def make_app(config: Config, redis: Redis, *, alerter: Alerter | None = None) ->
     app[roster_key] = RosterCache()
     app[openapi_key] = openapi.document(ROUTES, version=__version__)
     app[closing_key] = asyncio.Event()
-    app[streams_key] = LiveStreams()
+    app[streams_key] = console.LiveStreams()
     app.on_shutdown.append(_closing)
     app.cleanup_ctx.append(_ami_link)
     for route in ROUTES:
@@ -382,7 +356,9 @@ async def _audit_log(request: web.Request, call: Call) -> web.StreamResponse:
 
 async def _campaign_report_html(request: web.Request, call: Call) -> web.StreamResponse:
     html = await campaignops.report_html(request.app[redis_key], request.match_info["id"])
-    return web.Response(text=html, content_type="text/html", charset="utf-8", headers=_REPORT_CSP)
+    return web.Response(
+        text=html, content_type="text/html", charset="utf-8", headers=console.REPORT_CSP
+    )
 
 
 async def _campaign_csv(request: web.Request, call: Call) -> web.StreamResponse:
@@ -397,74 +373,17 @@ async def _campaign_csv(request: web.Request, call: Call) -> web.StreamResponse:
 
 
 async def _campaign_stream(request: web.Request, call: Call) -> web.StreamResponse:
-    """Server-sent events: `snapshot` first, then `update` when the campaign changes, `ami`
-    when the PBX link changes, comment lines as a heartbeat."""
     app = request.app
     feed = live.CampaignFeed(app[redis_key], request.match_info["id"])
     first = await feed.snapshot()  # before the answer starts: an unknown campaign is a 404
-    response = web.StreamResponse(
-        headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
+    return await console.stream(
+        request, feed, first, lambda: app[ami_key].state, app[closing_key], app[streams_key]
     )
-    await response.prepare(request)
-    ami = app[ami_key].state
-    app[streams_key].opened()
-    try:
-        await _sse(response, "snapshot", {**first, "ami": ami})
-        sent = time.monotonic()
-        while not app[closing_key].is_set() and not _gone(request):
-            update = await feed.next(STREAM_BLOCK_MS)
-            if update is not None:
-                await _sse(response, "update", {**update, "ami": app[ami_key].state})
-            elif app[ami_key].state != ami:
-                await _sse(response, "ami", {"ami": app[ami_key].state})
-            elif time.monotonic() - sent >= HEARTBEAT_SECONDS:
-                await response.write(b": heartbeat\n\n")
-            else:
-                continue
-            ami, sent = app[ami_key].state, time.monotonic()
-    except (ConnectionResetError, ClientConnectionResetError):
-        pass  # the browser went away
-    except RedisError as exc:
-        # Too late for an error status: say it, end the stream; the browser reconnects.
-        log.warning("live stream of campaign %s: Redis: %s", feed.cid, exc)
-        with contextlib.suppress(ConnectionResetError, ClientConnectionResetError):
-            await _sse(response, "failure", {"error": "redis_unavailable", "message": str(exc)})
-    except Exception:
-        # Too late for the error middleware's 500: log it and end the stream.
-        log.exception("live stream of campaign %s failed", feed.cid)
-    finally:
-        app[streams_key].closed()
-    return response
-
-
-def _gone(request: web.Request) -> bool:
-    return request.transport is None or request.transport.is_closing()
-
-
-async def _sse(response: web.StreamResponse, event: str, data: Any) -> None:
-    await response.write(f"event: {event}\ndata: {dumps(data)}\n\n".encode())
-
-
-#: The report is a document, not an application: no script, nothing loaded from anywhere.
-_REPORT_CSP = {"Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'"}
-# The report opened from the console is a blob of it and inherits this policy: hence its
-# inline style is allowed.
-_CONSOLE_CSP = {
-    "Content-Security-Policy": "default-src 'self'; style-src 'self' 'unsafe-inline'; "
-    "img-src 'self' data: blob:"
-}
-_STATIC_TYPES = {".html": "text/html", ".js": "text/javascript", ".css": "text/css"}
 
 
 def _static(name: str) -> Handler:
     async def handler(request: web.Request, call: Call) -> web.StreamResponse:
-        path = STATIC / name
-        return web.Response(
-            body=path.read_bytes(),
-            content_type=_STATIC_TYPES[path.suffix],
-            charset="utf-8",
-            headers={**_CONSOLE_CSP, "Cache-Control": "no-cache"},
-        )
+        return console.static_file(name)
 
     handler.__name__ = "_console_" + name.replace(".", "_")
     return handler

@@ -15,7 +15,7 @@ import pytest
 import redis.asyncio as aioredis
 from aiohttp import ClientResponse
 
-from ivr import http
+from ivr import console
 from ivr.config import Config
 from ivr.http import streams_key
 from ivr.redisserver import RedisServer
@@ -161,8 +161,8 @@ async def test_stream_auth_and_unknown_campaign(api: Api) -> None:
 async def test_stream_heartbeat_and_client_going_away(
     api: Api, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(http, "HEARTBEAT_SECONDS", 0.0)
-    monkeypatch.setattr(http, "STREAM_BLOCK_MS", 50)
+    monkeypatch.setattr(console, "HEARTBEAT_SECONDS", 0.0)
+    monkeypatch.setattr(console, "STREAM_BLOCK_MS", 50)
     await api.roster()
     cid = await api.start()
     response = await api.call("GET", f"/api/campaigns/{cid}/stream", "viewer")
