@@ -136,3 +136,39 @@ async def test_dashboard_follows_a_campaign(
         if worker is not None:
             await worker
         await server.close()
+
+
+async def test_console_asks_for_a_token_and_keeps_it_for_the_tab(
+    browser: Any, db: aioredis.Redis
+) -> None:
+    from playwright.async_api import expect
+
+    staff = [person("n1", "nurse", "1161501"), person("n2", "nurse", "1120002")]
+    spec = CampaignSpec(messages={"fr": "Alerte."}, name="sans lignes")
+    cid = await campaigns.create(db, spec, staff)  # no worker: it stays pending
+    token = await TokenStore(db).create("screen", Role.viewer)
+    server = TestServer(make_app(Config(), db), port=free_port())
+    await server.start_server()
+    try:
+        page = await browser.new_page()
+        await page.goto(str(server.make_url("/")))
+        await expect(page.locator("#login")).to_be_visible()
+        await expect(page.locator("#pbx")).to_have_text("PBX link: unconfigured")
+        await page.fill("#token", "ivr_not-a-token")
+        await page.click("#login button")
+        await expect(page.locator("#login-error")).to_have_text("unknown token")
+        await page.fill("#token", token)
+        await page.click("#login button")
+        # The running campaign is chosen by itself.
+        await expect(page.locator("#campaign-title")).to_have_text(f"Campaign {cid} — sans lignes")
+        await expect(page.locator("#count-pending")).to_have_text("2")
+        await expect(page.locator("#people tr")).to_have_count(2)
+        await expect(page.locator("#link")).to_have_text("live")
+        await page.reload()  # sessionStorage: still logged in
+        await expect(page.locator("#count-total")).to_have_text("2")
+        await page.click("#logout")
+        await expect(page.locator("#login")).to_be_visible()
+        await page.reload()
+        await expect(page.locator("#login")).to_be_visible()
+    finally:
+        await server.close()

@@ -119,6 +119,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
 @schema.parametrize()
 @settings(
     max_examples=EXAMPLES,
+    database=None,  # nothing written under the work tree
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
