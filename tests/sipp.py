@@ -413,8 +413,8 @@ def _uas_opening(dtmf: DtmfMode) -> str:
     ringing = _message(
         """SIP/2.0 180 Ringing
         [last_Via:]
-        [last_From:]
-        [last_To:];tag=[pid]SIPpTag01[call_number]
+        From: [$theirs]
+        To: [$to];tag=[pid]SIPpTag01[call_number]
         [last_Call-ID:]
         [last_CSeq:]
         Content-Length: 0
@@ -424,8 +424,8 @@ def _uas_opening(dtmf: DtmfMode) -> str:
     ok = _message(
         f"""SIP/2.0 200 OK
         [last_Via:]
-        [last_From:]
-        [last_To:];tag=[pid]SIPpTag01[call_number]
+        From: [$theirs]
+        To: [$to];tag=[pid]SIPpTag01[call_number]
         [last_Call-ID:]
         [last_CSeq:]
         Contact: <sip:{PHONE_USER}@[local_ip]:[local_port]>
