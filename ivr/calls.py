@@ -25,7 +25,7 @@ from typing import Any
 from ivr import outcomes
 from ivr.ami import AmiLink
 from ivr.errors import AmiDisconnected, AmiError, AmiNotConnected, AmiTimeout, IvrError
-from ivr.numbers import dial_string, normalize_number
+from ivr.numbers import DIAL_STRING, dial_string, normalize_number
 from ivr.outcomes import Outcome
 
 log = logging.getLogger(__name__)
@@ -64,6 +64,9 @@ class CallRequest:
     attempt_id: str = field(default_factory=new_attempt_id)
     #: Extra channel variables for the dialplan (names IVR_*, values checked).
     variables: dict[str, str] = field(default_factory=dict)
+    #: A whole dial string to use instead of the Caller's template (`ivr selftest` dials each
+    #: configured route as it is); `number` is then only a label for the result.
+    channel: str = ""
 
 
 @dataclass
@@ -141,8 +144,13 @@ class Caller:
         presses 1, while the confirmation is still playing); the journal entry is removed only
         after it returns, so a crash inside it leaves the journal for the next reconciliation.
         """
-        number = normalize_number(request.number)
-        channel = dial_string(self.dial_template, number)
+        if request.channel:
+            if not DIAL_STRING.fullmatch(request.channel):
+                raise IvrError(f"dial string {request.channel!r} is not valid")
+            number, channel = request.number, request.channel
+        else:
+            number = normalize_number(request.number)
+            channel = dial_string(self.dial_template, number)
         if not _ATTEMPT_ID.fullmatch(request.attempt_id):
             raise IvrError(f"attempt id {request.attempt_id!r} is not valid")
         if request.attempt_id in self._live:

@@ -46,6 +46,12 @@ def _parser() -> argparse.ArgumentParser:
     sandbox.add_argument("action", choices=("start", "stop", "restart", "status", "env"))
 
     sub.add_parser("config", help="check the configuration and print it (secrets hidden)")
+    selftest = sub.add_parser(
+        "selftest", help="call each route's test phone and check its key press comes back"
+    )
+    selftest.add_argument("targets", nargs="*", help="dial strings (default IVR_SELFTEST_TARGETS)")
+    selftest.add_argument("--key-wait", type=int, default=8, help="seconds to wait for the key")
+    selftest.add_argument("--json", action="store_true", help="print the results as JSON")
     prompts = sub.add_parser("prompts", help="render the fixed voice prompts (IVR_AUDIO_DIR)")
     build = prompts.add_subparsers(dest="prompts_command", required=True).add_parser(
         "build", help="render every fixed prompt with the offline TTS; unchanged files stay"
@@ -399,6 +405,26 @@ async def _call(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _selftest(args: argparse.Namespace) -> int:
+    from ivr.alert import Alerter
+    from ivr.errors import ConfigError
+    from ivr.selftest import render, run_selftest
+
+    env = dict(os.environ)
+    if args.targets:
+        env["IVR_SELFTEST_TARGETS"] = ",".join(args.targets)
+    config = load_config(env)
+    if not config.selftest_targets:
+        raise ConfigError("IVR_SELFTEST_TARGETS: no route to test (or name them on the line)")
+    async with Alerter(config) as alerter:
+        checks = await run_selftest(alerter, config.selftest_targets, key_wait=args.key_wait)
+    if args.json:
+        print(json.dumps([c.as_dict() for c in checks], indent=2))
+    else:
+        print(render(checks))
+    return 0 if all(c.ok for c in checks) else 1
+
+
 def _sandbox(args: argparse.Namespace) -> int:
     from ivr import sandbox
 
@@ -472,6 +498,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _sandbox(args)
         if args.command == "config":
             return _config()
+        if args.command == "selftest":
+            return asyncio.run(_selftest(args))
         if args.command == "prompts":
             return asyncio.run(_prompts(args))
         if args.command == "roster":

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from ivr.errors import ConfigError
+from ivr.numbers import DIAL_STRING
 
 LANGUAGES = ("fr", "en")
 
@@ -61,6 +62,8 @@ class Config:
     trigger_callers: tuple[str, ...] = ()
     #: Hours after its end a campaign still takes answers on the callback line.
     callback_window: int = 12
+    #: Dial strings `ivr selftest` calls, one per route, each to a phone that presses 1.
+    selftest_targets: tuple[str, ...] = ()
 
     def asterisk_path(self, local: Path) -> str:
         """The path Asterisk must use for a file the service wrote under `audio_dir`."""
@@ -186,6 +189,21 @@ def _callers(raw: str) -> tuple[str, ...]:
     return numbers
 
 
+def _targets(raw: str) -> tuple[str, ...]:
+    targets = tuple(t.strip() for t in raw.split(",") if t.strip())
+    for target in targets:
+        if not DIAL_STRING.fullmatch(target):
+            raise ConfigError(
+                f"IVR_SELFTEST_TARGETS: {target!r} is not a dial string "
+                "(TECH/resource, such as PJSIP/1000@trunk; no spaces, '&', ';' or braces)"
+            )
+    if len(set(targets)) != len(targets):
+        raise ConfigError("IVR_SELFTEST_TARGETS: a route is listed twice")
+    if len(targets) > 50:
+        raise ConfigError("IVR_SELFTEST_TARGETS: at most 50 routes")
+    return targets
+
+
 def _redis_url(raw: str) -> str:
     if not re.match(r"(redis|rediss|unix)://", raw):
         raise ConfigError(f"IVR_REDIS_URL: expected redis://host:port/db, got {raw!r}")
@@ -233,6 +251,7 @@ def load_config(
     take("IVR_PIN_LOCKOUT", "pin_lockout", _int("IVR_PIN_LOCKOUT", 10, 86400))
     take("IVR_TRIGGER_CALLERS", "trigger_callers", _callers)
     take("IVR_CALLBACK_WINDOW", "callback_window", _int("IVR_CALLBACK_WINDOW", 0, 720))
+    take("IVR_SELFTEST_TARGETS", "selftest_targets", _targets)
     if "audio_dir" in kwargs and "audio_dir_asterisk" not in kwargs:
         kwargs["audio_dir_asterisk"] = kwargs["audio_dir"]
 

@@ -10,6 +10,9 @@ from ivr.errors import InvalidNumberError
 _SEPARATORS = re.compile(r"[ .\-()]")
 #: What may remain: digits, a leading '+', and the keypad's '*' and '#'.
 _VALID = re.compile(r"(?=.{1,32}$)\+?[0-9*#]+")
+#: A whole dial string given as is (`ivr selftest` routes): TECH/resource, nothing that could
+#: split an AMI header or a dialplan argument (spaces, line breaks, ',', ';', '&', braces).
+DIAL_STRING = re.compile(r"[A-Za-z0-9]{2,20}/[A-Za-z0-9@:._/+*#=\-]{1,200}")
 #: "+33 (0)6 12 ...": the trunk prefix in parentheses after a country code is not dialled.
 _TRUNK_PREFIX = re.compile(r"^(\s*\+\d{1,3})\s*\(0\)")
 
