@@ -21,7 +21,7 @@ from ivr.ami import AmiLink
 from ivr.calls import Caller
 from ivr.config import Config
 from ivr.outcomes import Outcome
-from tests.sipp import DtmfMode, Hangup, Keys, Sipp, Wait, sandbox_root
+from tests.sipp import DtmfMode, Hangup, Keys, Sipp, Step, Wait, sandbox_root
 
 pytestmark = pytest.mark.integration
 
@@ -102,7 +102,7 @@ async def test_a_key_is_heard(sipp: Sipp, heard: Heard, mode: DtmfMode) -> None:
 @pytest.mark.parametrize("mode", MODES)
 async def test_keys_in_a_row_arrive_intact(sipp: Sipp, heard: Heard, mode: DtmfMode) -> None:
     tag = secrets.token_hex(4)
-    steps = [Wait(200), Keys("1123456*0#"), Wait(500), Hangup()]
+    steps: list[Step] = [Wait(200), Keys("1123456*0#"), Wait(500), Hangup()]
     result, events = await asyncio.gather(
         sipp.call("keys", steps, dtmf=mode, tag=tag), heard.until(tag, digits_event)
     )
@@ -129,9 +129,11 @@ async def test_transports_mix_in_one_call_and_calls_run_concurrently(
         sipp.call("keys", [Wait(100), *keys, Wait(300), Hangup()], dtmf=offer, tag=tag)
         for (offer, keys, _), tag in zip(scripts, tags, strict=True)
     ]
-    results = await asyncio.gather(*runs, *(heard.until(t, digits_event) for t in tags))
-    for result in results[: len(scripts)]:
-        assert result.ok, result.explain()  # type: ignore[union-attr]
+    hearing = asyncio.gather(*(heard.until(t, digits_event) for t in tags))
+    results = await asyncio.gather(*runs)
+    await hearing
+    for result in results:
+        assert result.ok, result.explain()
     assert [heard.keys(t) for t in tags] == [expected for _, _, expected in scripts]
 
 
@@ -168,3 +170,11 @@ async def test_alert_call_through_the_trunk_gets_key_1(alerter: Alerter, mode: D
 
 def sipp_answering(mode: DtmfMode, key: str | None = "1") -> Any:
     return Sipp(sandbox_root()).answer(key=key, delay_ms=1500, dtmf=mode, timeout=40)
+
+
+async def test_a_phone_nobody_calls_times_out(sipp: Sipp) -> None:
+    async with sipp.answer(timeout=1) as uas:
+        result = await uas.wait()
+    assert result.timed_out and not result.ok
+    assert 1 <= result.elapsed < 3
+    assert "timed out" in result.explain()
