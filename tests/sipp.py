@@ -23,6 +23,11 @@ Keys travel as the call's `dtmf` mode says (or per `Keys` step):
 - `inband`: the two tones of the key in the audio (G.711 A-law, 100 ms), no telephone-event
   offered: with dtmf_mode=auto Asterisk then runs its in-band detector.
 
+A BYE from Asterisk during a scripted pause is ignored (-pause_msg_ign) and met by the next
+`WaitBye` when Asterisk retransmits it, 0.5 s or so later; end a script with `WaitBye()` when
+Asterisk hangs up, with `Hangup()` when the phone does. Extension `record` (ivr-test.conf)
+records what the phone says up to '#'.
+
 `Audio(ms)` plays A-law audio (a generated 440 Hz tone, or silence, or any pcap) for a
 recording. Every run gets free local UDP ports (SIP and RTP), so tests may run SIPp
 concurrently; each has a hard timeout (SIPp's own `-timeout`, and a kill past it).
@@ -41,6 +46,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+import re
 import secrets
 import shutil
 import socket
@@ -50,7 +56,6 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Literal
-from xml.sax.saxutils import escape
 
 DtmfMode = Literal["rfc4733", "info", "inband"]
 
@@ -270,7 +275,7 @@ class _Script:
         self, workdir: Path, chroot_dir: str, dtmf: DtmfMode, uas: bool, extension: str = ""
     ) -> None:
         self.workdir = workdir
-        self.extension = escape(extension)
+        self.extension = extension
         self.chroot_dir = chroot_dir
         self.dtmf = dtmf
         self.uas = uas
@@ -371,17 +376,23 @@ def _ok_to_request() -> str:
 
 
 def _uac_opening(extension: str, dtmf: DtmfMode, headers: dict[str, str]) -> str:
+    # Messages sit in CDATA, unescaped: only plain values may go in.
+    if not re.fullmatch(r"[A-Za-z0-9*#+._-]{1,64}", extension):
+        raise ValueError(f"not an extension: {extension!r}")
+    for name, value in headers.items():
+        if not re.fullmatch(r"[A-Za-z0-9-]+", name) or re.search(r"[\r\n\]]", value):
+            raise ValueError(f"not a plain header: {name}: {value!r}")
     extra = "\n".join(f"{k}: {v}" for k, v in headers.items())
     invite = _message(
-        f"""INVITE sip:{escape(extension)}@[remote_ip]:[remote_port] SIP/2.0
+        f"""INVITE sip:{extension}@[remote_ip]:[remote_port] SIP/2.0
         Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
         From: <sip:{PHONE_USER}@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
-        To: <sip:{escape(extension)}@[remote_ip]:[remote_port]>
+        To: <sip:{extension}@[remote_ip]:[remote_port]>
         Call-ID: [call_id]
         CSeq: 1 INVITE
         Contact: <sip:{PHONE_USER}@[local_ip]:[local_port]>
         Max-Forwards: 70
-        {escape(extra)}
+        {extra}
         Content-Type: application/sdp
         Content-Length: [len]
 
@@ -592,7 +603,9 @@ class _Run:
             "-sf", f"{inside}/scenario.xml",
             "-i", "127.0.0.1", "-p", str(self.sip_port),
             "-mi", "127.0.0.1", "-mp", str(self.rtp_port),
-            "-nostdin", "-aa",
+            # A BYE that comes during a pause would abort the call; ignored, its retransmission
+            # (0.5 s, 1 s... later) meets the WaitBye that follows the pause.
+            "-nostdin", "-aa", "-pause_msg_ign",
             "-trace_err", "-error_file", f"{inside}/errors.log",
             "-trace_msg", "-message_file", f"{inside}/messages.log",
             "-timeout", f"{max(1, math.ceil(timeout))}s", "-timeout_error",

@@ -7,9 +7,12 @@ other way, from Asterisk through the trunk endpoint to a SIPp answering phone.
 
 from __future__ import annotations
 
+import array
 import asyncio
+import math
 import secrets
 import time
+import wave
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,7 +24,8 @@ from ivr.ami import AmiLink
 from ivr.calls import Caller
 from ivr.config import Config
 from ivr.outcomes import Outcome
-from tests.sipp import DtmfMode, Hangup, Keys, Sipp, Step, Wait, sandbox_root
+from ivr.tts import wav_duration
+from tests.sipp import Audio, DtmfMode, Hangup, Keys, Sipp, Step, Wait, WaitBye, sandbox_root
 
 pytestmark = pytest.mark.integration
 
@@ -88,13 +92,20 @@ def digits_event(events: list[dict[str, str]]) -> bool:
 async def test_a_key_is_heard(sipp: Sipp, heard: Heard, mode: DtmfMode) -> None:
     tag = secrets.token_hex(4)
     call = asyncio.create_task(
-        sipp.call("keys", [Wait(200), Keys("1#"), Wait(500), Hangup()], dtmf=mode, tag=tag)
+        sipp.call(
+            "keys",
+            [Wait(200), Keys("1#"), Wait(500), Hangup()],
+            dtmf=mode,
+            tag=tag,
+            caller="0611223344",
+        )
     )
     events = await heard.until(tag, digits_event)
     result = await call
     assert result.ok, result.explain()
     answered, first = events[0], events[1]
     assert answered["UserEvent"] == "IvrTestAnswered"
+    assert answered["CallerIDNum"] == "0611223344", "the phone's P-Asserted-Identity is trusted"
     assert (first["UserEvent"], first["Key"]) == ("IvrTestKey", "1")
     assert events[-1]["Digits"] == "1" and events[-1]["Status"] == "OK"
 
@@ -178,3 +189,26 @@ async def test_a_phone_nobody_calls_times_out(sipp: Sipp) -> None:
     assert result.timed_out and not result.ok
     assert 1 <= result.elapsed < 3
     assert "timed out" in result.explain()
+
+
+async def test_audio_is_recorded_for_its_length(sipp: Sipp, heard: Heard) -> None:
+    """What a director says into the trigger line: Audio(ms) reaches Record() at that length."""
+    tag = secrets.token_hex(4)
+    steps: list[Step] = [Wait(300), Audio(2000), Keys("#"), WaitBye()]
+    result, events = await asyncio.gather(
+        sipp.call("record", steps, tag=tag),
+        heard.until(tag, lambda got: any(e["UserEvent"] == "IvrTestRecorded" for e in got)),
+    )
+    assert result.ok, result.explain()
+    recorded = events[-1]
+    assert recorded["Status"] == "DTMF", recorded
+    wav = sandbox_root() / "tmp" / f"ivr-test-{tag}.wav"
+    try:
+        # Record() trims the end it ends on (a '#' gives 1.75 s of the 2 s here).
+        assert 1.6 <= wav_duration(wav) <= 2.1
+        with wave.open(str(wav), "rb") as f:
+            samples = array.array("h", f.readframes(f.getnframes()))
+    finally:
+        wav.unlink(missing_ok=True)
+    rms = math.sqrt(sum(x * x for x in samples) / len(samples))
+    assert rms > 2000, "the tone, not silence"
