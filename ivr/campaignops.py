@@ -17,6 +17,7 @@ from ivr import campaigns, constants
 from ivr.campaigns import CampaignError
 from ivr.constants import campaign_key
 from ivr.report import CampaignData, render_html
+from ivr.scheduler import TIERS
 
 _ID = re.compile(r"[0-9]{1,18}")
 #: Per-person state letters of the scheduler, spelt out.
@@ -120,30 +121,60 @@ async def events(
     return [{"id": str(entry_id), **cast(dict[str, str], fields)} for entry_id, fields in got]
 
 
-# KEYS: meta quota events ; ARGV: role new_quota now_ms
+# KEYS: meta quota events state people due:0 due:1 counts ; ARGV: role new_quota now_ms
+# People of the role that the old quota cancelled go back to the queue (the campaign runs again
+# if it had ended): raising a met quota must call more people, not just move a number.
 _RAISE_QUOTA = r"""
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status then return {'not_found'} end
-if status ~= 'running' then return {'not_running', status} end
+if status ~= 'running' and status ~= 'done' then return {'not_running', status} end
 local old = redis.call('HGET', KEYS[2], ARGV[1])
 if not old then return {'no_quota'} end
 if tonumber(ARGV[2]) <= tonumber(old) then return {'not_higher', old} end
+local now = tonumber(ARGV[3])
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
 redis.call('XADD', KEYS[3], '*', 'type', 'quota', 'role', ARGV[1], 'quota', ARGV[2],
-  'old', old, 't', ARGV[3])
-return {'ok', old}
-"""
+  'old', old, 't', now)
+local revived = 0
+local all = redis.call('HGETALL', KEYS[4])
+for i = 1, #all, 2 do
+  local st = cjson.decode(all[i + 1])
+  if st.s == 'd' and st.o == 'cancelled' then
+    local person = cjson.decode(redis.call('HGET', KEYS[5], all[i]))
+    if person.r == ARGV[1] then
+      st.s = 'q'; st.o = nil; st.ft = nil
+      redis.call('HSET', KEYS[4], all[i], cjson.encode(st))
+      local tier = (person.o == 1 or st.esc) and 6 or 7
+      redis.call('ZADD', KEYS[tier], now, all[i])
+      redis.call('HINCRBY', KEYS[8], 'final:cancelled', -1)
+      redis.call('HINCRBY', KEYS[8], 'role:' .. ARGV[1] .. ':cancelled', -1)
+      redis.call('HINCRBY', KEYS[8], 'open', 1)
+      revived = revived + 1
+    end
+  end
+end
+if revived > 0 and status == 'done' then
+  redis.call('HSET', KEYS[1], 'status', 'running')
+  redis.call('HDEL', KEYS[1], 'finished_at')
+  redis.call('SADD', '@ACTIVE@', redis.call('HGET', KEYS[1], 'id'))
+  redis.call('XADD', KEYS[3], '*', 'type', 'resumed', 't', now)
+end
+return {'ok', old, revived}
+""".replace("@ACTIVE@", constants.active_campaigns_key)
 
 
 async def raise_quota(redis: Redis, cid: str, role: str, quota: int) -> int:
-    """Raise `role`'s quota to `quota` in a running campaign; return the old quota.
+    """Raise `role`'s quota to `quota` in a running (or ended) campaign; return the old quota.
 
     Only a quota already set can be raised: a role without one is called in full already.
-    People the old quota cancelled stay cancelled; those still queued are called again.
+    People the old quota cancelled are queued again, and a campaign that had ended resumes.
     """
     await require(redis, cid)
     now_ms = int(time.time() * 1000)
-    keys = [campaign_key(cid), campaign_key(cid, "quota"), campaign_key(cid, "events")]
+    keys = [campaign_key(cid)] + [
+        campaign_key(cid, part)
+        for part in ("quota", "events", "state", "people", *TIERS, "counts")
+    ]
     script = redis.register_script(_RAISE_QUOTA)
     got = [str(x) for x in await script(keys=keys, args=[role, quota, now_ms])]
     if got[0] == "not_found":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import dataclasses
 import json
 import logging
@@ -120,11 +121,22 @@ def _parser() -> argparse.ArgumentParser:
     trevoke = tsub.add_parser("revoke", help="revoke a token at once")
     trevoke.add_argument("name")
 
+    pin = sub.add_parser("pin", help="set, remove or list the PINs of the phone lines")
+    psub = pin.add_subparsers(dest="pin_command", required=True)
+    pset = psub.add_parser("set", help="give a person a PIN (drawn at random unless --stdin)")
+    pset.add_argument("person", help="staff id in the roster")
+    pset.add_argument("--stdin", action="store_true", help="read the PIN from standard input")
+    psub.add_parser("remove", help="remove a person's PIN").add_argument("person")
+    psub.add_parser("list", help="who has a PIN (never the PINs)")
+
     worker = sub.add_parser("worker", help="run dialer workers on the configured Asterisk")
     worker.add_argument("--name", help="worker name, stable across restarts")
     worker.add_argument("--asterisk", default="default", help="name of this Asterisk")
     worker.add_argument("--capacity", type=int, help="channels (IVR_MAX_CHANNELS)")
     worker.add_argument("--cps", type=float, default=0.0, help="most new calls per second")
+    worker.add_argument(
+        "--no-lines", action="store_true", help="do not serve the phone lines (FastAGI)"
+    )
     return parser
 
 
@@ -350,9 +362,44 @@ async def _worker(args: argparse.Namespace) -> int:
         loop.add_signal_handler(sig, stop.set)
     db = _redis(config.redis_url)
     try:
-        async with Alerter(config) as alerter:
+        async with Alerter(config) as alerter, contextlib.AsyncExitStack() as stack:
+            if not args.no_lines:
+                from ivr.lines import serving
+
+                await stack.enter_async_context(serving(config, db, alerter.speaker))
             print(f"worker {settings.name}: {settings.capacity} channels", file=sys.stderr)
             await DialerWorker(alerter, db, settings).run(stop)
+    finally:
+        await db.aclose()
+    return 0
+
+
+async def _pin(args: argparse.Namespace) -> int:
+    from ivr import audit
+    from ivr.pins import PinError, PinStore, generate_pin
+    from ivr.roster import RosterStore
+
+    config = load_config(require_ami_credentials=False)
+    db = _redis(config.redis_url)
+    try:
+        store = PinStore(db)
+        if args.pin_command == "list":
+            for holder in await store.holders():
+                print(holder)
+            return 0
+        if args.pin_command == "remove":
+            if not await store.remove(args.person):
+                raise PinError(f"pin: {args.person} has no PIN")
+        else:
+            if await RosterStore(db).get(args.person) is None:
+                raise PinError(f"pin: {args.person!r} is not in the roster")
+            pin = sys.stdin.readline().strip() if args.stdin else generate_pin()
+            await store.set(args.person, pin)
+            if not args.stdin:
+                print(pin)
+                print(f"PIN of {args.person}: shown once, give it now", file=sys.stderr)
+        action = f"pin.{args.pin_command}"
+        await audit.record(db, audit.cli_user(), action, target=args.person)
     finally:
         await db.aclose()
     return 0
@@ -515,6 +562,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.command == "token":
             return asyncio.run(_token(args))
+        if args.command == "pin":
+            return asyncio.run(_pin(args))
     except IvrError as exc:
         print(f"ivr: error: {exc}", file=sys.stderr)
         return exc.exit_code
