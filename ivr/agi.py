@@ -192,10 +192,10 @@ class AgiSession:
         return got
 
     async def record(self, path: str, *, max_seconds: int, silence: int) -> None:
-        """Record the caller into `path`.wav after a beep; '#' ends it."""
+        """Record the caller into `path`.wav at once (play a beep before); '#' ends it."""
         self._checked(
             await self.command(
-                "RECORD FILE", path, "wav", '"#"', str(max_seconds * 1000), "BEEP", f"s={silence}"
+                "RECORD FILE", path, "wav", '"#"', str(max_seconds * 1000), f"s={silence}"
             )
         )
 

@@ -29,6 +29,7 @@ from ivr.errors import (
 )
 from ivr.openapi import Call, Param, Route
 from ivr.roster import RosterError
+from ivr.scenarios import ScenarioNotFound
 from ivr.tokens import Role, TokenError, TokenInfo, TokenStore
 
 log = logging.getLogger(__name__)
@@ -78,6 +79,7 @@ HTTP_STATUS: dict[type[IvrError], int] = {
     Unauthorized: 401,
     Forbidden: 403,
     CampaignNotFound: 404,
+    ScenarioNotFound: 404,
     CampaignConflict: 409,
     PayloadTooLarge: 413,
     InvalidInput: 422,

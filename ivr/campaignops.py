@@ -1,5 +1,6 @@
 """What the console reads and changes on campaigns beyond `ivr.campaigns`: the list of campaigns,
-each person's state, the event log a page at a time, and raising a role's quota mid-campaign.
+each person's state, the event log a page at a time, raising a role's quota mid-campaign, and
+extending a campaign to its next group.
 
 Reads the keys the scheduler's scripts write (see `ivr.scheduler` for the per-person state).
 """
@@ -9,14 +10,16 @@ from __future__ import annotations
 import json
 import re
 import time
+from dataclasses import dataclass
 from typing import Any, cast
 
 from redis.asyncio import Redis
 
 from ivr import campaigns, constants
-from ivr.campaigns import CampaignError
+from ivr.campaigns import CampaignError, Group
 from ivr.constants import campaign_key
 from ivr.report import CampaignData, render_html
+from ivr.roster import Person
 from ivr.scheduler import TIERS
 
 _ID = re.compile(r"[0-9]{1,18}")
@@ -172,8 +175,7 @@ async def raise_quota(redis: Redis, cid: str, role: str, quota: int) -> int:
     await require(redis, cid)
     now_ms = int(time.time() * 1000)
     keys = [campaign_key(cid)] + [
-        campaign_key(cid, part)
-        for part in ("quota", "events", "state", "people", *TIERS, "counts")
+        campaign_key(cid, part) for part in ("quota", "events", "state", "people", *TIERS, "counts")
     ]
     script = redis.register_script(_RAISE_QUOTA)
     got = [str(x) for x in await script(keys=keys, args=[role, quota, now_ms])]
@@ -232,3 +234,138 @@ async def report_html(redis: Redis, cid: str) -> str:
             if len(drills) == MAX_DRILLS:
                 break
     return render_html(data, drills)
+
+
+# KEYS: meta state people due:0 due:1 counts events numbers reserve
+# ARGV: now_ms group_index (-1: not a group) label people_json numbers_json reserve_json
+# people_json: [[pid, record, on_call 0/1], ...]. Everyone already in the campaign is skipped
+# (target, backup called in, or added by an earlier extension): nobody is called twice.
+_EXTEND = r"""
+local status = redis.call('HGET', KEYS[1], 'status')
+if not status then return {'not_found'} end
+if status ~= 'running' and status ~= 'done' then return {'not_running', status} end
+local group = tonumber(ARGV[2])
+if group >= 0 then
+  local used = tonumber(redis.call('HGET', KEYS[1], 'extended') or '0')
+  if used ~= group then return {'conflict', used} end
+  redis.call('HSET', KEYS[1], 'extended', used + 1)
+end
+local now = tonumber(ARGV[1])
+local added = 0
+for _, p in ipairs(cjson.decode(ARGV[4])) do
+  local pid = p[1]
+  if redis.call('HEXISTS', KEYS[2], pid) == 0 then
+    local ix = redis.call('HINCRBY', KEYS[1], 'next_ix', 1) - 1
+    redis.call('HSET', KEYS[3], pid, p[2])
+    redis.call('HSET', KEYS[2], pid, cjson.encode({s = 'q', n = 0, ph = 0, rd = 0, ix = ix}))
+    redis.call('ZADD', KEYS[p[3] == 1 and 4 or 5], now, pid)
+    added = added + 1
+  end
+end
+for number, pid in pairs(cjson.decode(ARGV[5])) do
+  redis.call('HSETNX', KEYS[8], number, pid)
+end
+for pid, record in pairs(cjson.decode(ARGV[6])) do
+  if redis.call('HEXISTS', KEYS[2], pid) == 0 then redis.call('HSETNX', KEYS[9], pid, record) end
+end
+if added > 0 then
+  redis.call('HINCRBY', KEYS[6], 'open', added)
+  redis.call('HINCRBY', KEYS[6], 'total', added)
+  if status == 'done' then
+    redis.call('HSET', KEYS[1], 'status', 'running')
+    redis.call('HDEL', KEYS[1], 'finished_at')
+    redis.call('SADD', '@ACTIVE@', redis.call('HGET', KEYS[1], 'id'))
+    redis.call('XADD', KEYS[7], '*', 'type', 'resumed', 't', now)
+  end
+end
+redis.call('XADD', KEYS[7], '*', 'type', 'extended', 'group', ARGV[3], 'added', added, 't', now)
+return {'ok', added}
+""".replace("@ACTIVE@", constants.active_campaigns_key)
+
+
+@dataclass(frozen=True)
+class Extension:
+    """What extending a campaign did."""
+
+    #: People added (those already in the campaign are not counted).
+    added: int
+    #: The group's name, or a description of the targets given.
+    label: str
+    #: Groups of the campaign still to extend to, after this one.
+    groups_left: int
+
+
+async def groups_left(redis: Redis, cid: str) -> list[Group]:
+    """The campaign's groups not extended to yet, in order."""
+    meta = await campaigns.get_meta(redis, cid)
+    groups = spec_groups(meta)
+    return groups[int(meta.get("extended", 0)) :]
+
+
+def spec_groups(meta: dict[str, str]) -> list[Group]:
+    raw = json.loads(meta.get("spec", "{}")).get("groups") or []
+    return [Group(g.get("name", ""), tuple(g["roles"]), tuple(g["units"])) for g in raw]
+
+
+async def newcomers(redis: Redis, cid: str, people: list[Person], group: Group) -> int:
+    """How many people of `group` are not in campaign `cid` yet (what extending would add)."""
+    ids = [p.id for p in campaigns.select(people, group)]
+    if not ids:
+        return 0
+    present = await redis.hmget(campaign_key(cid, "state"), ids)
+    return sum(1 for state in present if state is None)
+
+
+async def extend(
+    redis: Redis, cid: str, people: list[Person], *, targets: Group | None = None
+) -> Extension:
+    """Add people of the roster `people` to campaign `cid`: its next group, or `targets`.
+
+    Everyone already in the campaign is skipped. A campaign that had ended resumes; a stopped
+    one cannot be extended.
+    """
+    await require(redis, cid)
+    meta = await campaigns.get_meta(redis, cid)
+    if meta["status"] not in ("running", "done"):
+        raise CampaignConflict(f"campaign {cid} is {meta['status']}: it cannot be extended")
+    groups = spec_groups(meta)
+    used = int(meta.get("extended", 0))
+    if targets is None:
+        if used >= len(groups):
+            raise CampaignError(f"campaign {cid}: no group left to extend to", campaign=cid)
+        group, index = groups[used], used
+        label = group.name or f"group {used + 1}"
+    else:
+        if not targets.roles and not targets.units:
+            raise CampaignError("campaign: extend to which roles or units?")
+        group, index = targets, -1
+        label = targets.name or ", ".join((*targets.roles, *targets.units))
+    chosen = campaigns.select(people, group)
+    by_id = {p.id: p for p in people}
+    ids = {p.id for p in chosen}
+    members = [[p.id, campaigns.person_record(p), 1 if p.on_call else 0] for p in chosen]
+    numbers = {
+        campaigns.number_key(n): p.id for p in chosen for n in p.phones if campaigns.number_key(n)
+    }
+    reserve = {
+        p.backup: campaigns.person_record(by_id[p.backup])
+        for p in chosen
+        if p.backup and p.backup in by_id and p.backup not in ids
+    }
+    keys = [campaign_key(cid)] + [
+        campaign_key(cid, part)
+        for part in ("state", "people", *TIERS, "counts", "events", "numbers", "reserve")
+    ]
+    script = redis.register_script(_EXTEND)
+    args: list[str | int] = [int(time.time() * 1000), index, label[:200], json.dumps(members),
+                             json.dumps(numbers), json.dumps(reserve)]  # fmt: skip
+    got = [str(x) for x in await script(keys=keys, args=args)]
+    if got[0] == "not_found":
+        raise CampaignNotFound(f"campaign {cid} not found", campaign=cid)
+    if got[0] == "not_running":
+        raise CampaignConflict(f"campaign {cid} is {got[1]}: it cannot be extended")
+    if got[0] == "conflict":
+        raise CampaignConflict(f"campaign {cid}: extended by someone else meanwhile; try again")
+    await redis.publish(constants.wake_channel, f"start {cid}")
+    left = len(groups) - used - (1 if index >= 0 else 0)
+    return Extension(int(got[1]), label, left)

@@ -50,6 +50,16 @@ class CampaignError(IvrError):
 
 
 @dataclass(frozen=True)
+class Group:
+    """More people to call when the alert is extended ("the next group"): roles and units of
+    the roster, as a campaign's own targets are given (both empty: nobody more)."""
+
+    name: str = ""
+    roles: tuple[str, ...] = ()
+    units: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class CampaignSpec:
     """What the crisis manager asks for."""
 
@@ -80,6 +90,8 @@ class CampaignSpec:
     #: Calls in flight for a role with a quota: at most this many times the answers still
     #: needed (0: no cap; over-mobilisation is then bounded by the lines only).
     overcall: float = 2.0
+    #: Groups called only when the alert is extended, one at a time, in this order.
+    groups: tuple[Group, ...] = ()
 
     def validate(self) -> None:
         if not any(t.strip() for t in self.messages.values()) and not self.recordings:
@@ -102,6 +114,11 @@ class CampaignSpec:
             raise CampaignError("campaign: overcall must be 0-100")
         if not 2 <= self.key_wait <= 30 or not 1 <= self.max_tries <= 5:
             raise CampaignError("campaign: key wait must be 2-30 s and tries 1-5")
+        if len(self.groups) > 9:
+            raise CampaignError("campaign: at most 9 groups to extend to")
+        for n, group in enumerate(self.groups, start=1):
+            if not group.roles and not group.units:
+                raise CampaignError(f"campaign: group {n} names no role and no unit")
         if self.callback_number:
             from ivr.numbers import normalize_number
 
@@ -124,7 +141,8 @@ def person_record(person: Person) -> str:
     return json.dumps(record, separators=(",", ":"), ensure_ascii=False)
 
 
-def select(people: Iterable[Person], spec: CampaignSpec) -> list[Person]:
+def select(people: Iterable[Person], spec: CampaignSpec | Group) -> list[Person]:
+    """The people a campaign (or one of its groups) targets: its roles and its units."""
     roles = {r.lower() for r in spec.roles}
     units = {u.lower() for u in spec.units}
     return [

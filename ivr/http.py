@@ -3,7 +3,8 @@
 `make_app()` builds the application; `ROUTES` is the one route table: each entry is served by
 aiohttp, guarded by its role, has its query and body checked, and is described in the OpenAPI
 document (`/api/openapi.json`). Handlers only translate HTTP into calls on the campaign, roster,
-token and audit modules. Errors are JSON `{"error": <stable code>, "message": ...}`; which
+token and audit modules (the campaign handlers are in `ivr.httpcampaigns`, what they
+share in `ivr.httpstate`). Errors are JSON `{"error": <stable code>, "message": ...}`; which
 status each error class gets is decided in one place, `ivr.apiguard.HTTP_STATUS`.
 
 The service comes up without Asterisk: the AMI link is tried in the background, and health and
@@ -17,23 +18,37 @@ import contextlib
 import logging
 import signal
 import sys
-from collections import Counter
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from ivr import __version__, audit, campaignops, campaigns, console, live, metrics, openapi, schemas
+from ivr import __version__, audit, console, live, metrics, openapi, schemas
+from ivr import httpcampaigns as camp
 from ivr.alert import Alerter
 from ivr.ami import AmiLink
-from ivr.apiguard import dumps, error_middleware, guarded
-from ivr.campaigns import CampaignError, CampaignSpec
+from ivr.apiguard import error_middleware, guarded
 from ivr.config import Config
 from ivr.errors import AmiError, ConfigError
-from ivr.estimate import estimate
+from ivr.httpstate import (
+    AmiStatus,
+    RosterCache,
+    alerter_key,
+    ami_key,
+    audit_write,
+    closing_key,
+    config_key,
+    json_response,
+    load_roster,
+    openapi_key,
+    page,
+    redis_key,
+    roster_key,
+    streams_key,
+    tokens_key,
+)
 from ivr.openapi import Call, Handler, Param, Route
 from ivr.roster import Person, RosterStore
 from ivr.rostercsv import export_csv, parse_roster
@@ -43,47 +58,6 @@ log = logging.getLogger(__name__)
 
 #: Largest roster upload: 100,000 staff export to about 10 MB.
 MAX_ROSTER_BYTES = 64 * 1024 * 1024
-#: Characters of alert text spoken per second at the default 150 words per minute. The estimate
-#: uses it instead of rendering the text: text-to-speech takes seconds, not for a request.
-CHARS_PER_SECOND = 13.0
-
-
-# -- application state --------------------------------------------------------------------
-
-
-class AmiStatus:
-    """The AMI link this service reports on: the Alerter's, one of its own, or none."""
-
-    def __init__(self, link: AmiLink | None) -> None:
-        self.link = link
-
-    @property
-    def state(self) -> str:
-        if self.link is None:
-            return "unconfigured"
-        return "up" if self.link.is_up else "down"
-
-
-@dataclass
-class RosterCache:
-    """The roster last read, by version: version ids are unique, so it is never stale."""
-
-    version: str | None = None
-    people: list[Person] = field(default_factory=list)
-    #: One import at a time (the CSV parser sets a process-wide csv limit while it runs).
-    importing: asyncio.Lock = field(default_factory=asyncio.Lock)
-
-
-config_key = web.AppKey("config", Config)
-redis_key = web.AppKey("redis", Redis)
-tokens_key = web.AppKey("tokens", TokenStore)
-ami_key = web.AppKey("ami", AmiStatus)
-alerter_key: web.AppKey[Alerter | None] = web.AppKey("alerter")
-roster_key = web.AppKey("roster", RosterCache)
-openapi_key: web.AppKey[dict[str, Any]] = web.AppKey("openapi")
-#: Set when the service shuts down: live streams end instead of holding the shutdown.
-closing_key = web.AppKey("closing", asyncio.Event)
-streams_key = web.AppKey("streams", console.LiveStreams)
 
 
 def make_app(config: Config, redis: Redis, *, alerter: Alerter | None = None) -> web.Application:
@@ -147,33 +121,6 @@ async def _connect_until_up(link: AmiLink, delay: float = 1.0, longest: float = 
             delay = min(delay * 2, longest)
 
 
-async def _audit(
-    request: web.Request, call: Call, action: str, target: str, **details: Any
-) -> None:
-    who = call.who
-    assert who is not None, "writes are never open to all"
-    await audit.record(
-        request.app[redis_key],
-        who.name,
-        action,
-        role=who.role.value,
-        target=target,
-        details=details,
-    )
-
-
-def _json(value: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
-    return web.json_response(value, status=status, headers=headers, dumps=dumps)
-
-
-def _page(items: list[Any], call: Call, **extra: Any) -> web.Response:
-    offset, limit = call.query["offset"], call.query["limit"]
-    return _json(
-        {**extra, "total": len(items), "offset": offset, "limit": limit,
-         "items": items[offset : offset + limit]}
-    )  # fmt: skip
-
-
 # -- handlers -----------------------------------------------------------------------------
 
 
@@ -183,7 +130,7 @@ async def _health(request: web.Request, call: Call) -> web.StreamResponse:
         await asyncio.wait_for(request.app[redis_key].ping(), 2.0)
     except (RedisError, OSError, TimeoutError):
         redis_up = False
-    return _json(
+    return json_response(
         {
             "status": "ok" if redis_up else "degraded",
             "redis": "up" if redis_up else "down",
@@ -191,18 +138,6 @@ async def _health(request: web.Request, call: Call) -> web.StreamResponse:
             "version": __version__,
         }
     )
-
-
-async def _roster(app: web.Application) -> tuple[str | None, list[Person]]:
-    cache, store = app[roster_key], RosterStore(app[redis_key])
-    version = await store.version()
-    if version is not None and version == cache.version:
-        return version, cache.people
-    people = await store.load()
-    # Cache only what was read under one version (an import may land during the read).
-    if version is not None and await store.version() == version:
-        cache.version, cache.people = version, people
-    return version, people
 
 
 def _person(p: Person) -> dict[str, Any]:
@@ -213,8 +148,8 @@ def _person(p: Person) -> dict[str, Any]:
 
 
 async def _list_roster(request: web.Request, call: Call) -> web.StreamResponse:
-    version, people = await _roster(request.app)
-    return _page([_person(p) for p in people], call, version=version)
+    version, people = await load_roster(request.app)
+    return page([_person(p) for p in people], call, version=version)
 
 
 async def _import_roster(request: web.Request, call: Call) -> web.StreamResponse:
@@ -225,150 +160,19 @@ async def _import_roster(request: web.Request, call: Call) -> web.StreamResponse
             parse_roster, call.body, default_language=app[config_key].language
         )
         version = await RosterStore(app[redis_key]).replace(people)
-    await _audit(request, call, "roster.import", version, count=len(people), bytes=len(call.body))
-    return _json({"version": version, "count": len(people)})
+    await audit_write(
+        request, call, "roster.import", version, count=len(people), bytes=len(call.body)
+    )
+    return json_response({"version": version, "count": len(people)})
 
 
 async def _export_roster(request: web.Request, call: Call) -> web.StreamResponse:
-    _, people = await _roster(request.app)
+    _, people = await load_roster(request.app)
     return web.Response(
         text=export_csv(people),
         content_type="text/csv",
         charset="utf-8",
         headers={"Content-Disposition": 'attachment; filename="roster.csv"'},
-    )
-
-
-async def _list_campaigns(request: web.Request, call: Call) -> web.StreamResponse:
-    offset, limit = call.query["offset"], call.query["limit"]
-    total, items = await campaignops.summaries(request.app[redis_key], offset=offset, limit=limit)
-    return _json({"total": total, "offset": offset, "limit": limit, "items": items})
-
-
-def _spec(body: dict[str, Any], config: Config) -> CampaignSpec:
-    fields = {k: v for k, v in body.items() if k in schemas.CAMPAIGN_FIELDS}
-    for key in ("roles", "units"):
-        if key in fields:
-            fields[key] = tuple(fields[key])
-    fields.setdefault("ring_timeout", config.ring_timeout)
-    spec = CampaignSpec(**fields)
-    spec.validate()
-    return spec
-
-
-async def _people_for(app: web.Application) -> list[Person]:
-    _, people = await _roster(app)
-    if not people:
-        raise CampaignError("campaign: the roster is empty; import one first")
-    return people
-
-
-async def _start_campaign(request: web.Request, call: Call) -> web.StreamResponse:
-    app = request.app
-    spec = _spec(call.body, app[config_key])
-    redis = app[redis_key]
-    cid = await campaigns.create(redis, spec, await _people_for(app))
-    report = await campaigns.report(redis, cid)
-    await _audit(
-        request, call, "campaign.start", cid, name=spec.name, drill=spec.drill,
-        roles=list(spec.roles), units=list(spec.units), quotas=spec.quotas, total=report["total"],
-    )  # fmt: skip
-    return _json(report, status=201, headers={"Location": f"/api/campaigns/{cid}"})
-
-
-async def _estimate_campaign(request: web.Request, call: Call) -> web.StreamResponse:
-    app = request.app
-    spec = _spec(call.body, app[config_key])
-    targets = campaigns.select(await _people_for(app), spec)
-    text = spec.messages.get("fr") or next(iter(spec.messages.values()))
-    # From the text's length, not its rendering: no text-to-speech in the request path.
-    seconds = len(text) / CHARS_PER_SECOND
-    plan = estimate(
-        Counter(p.role for p in targets),
-        spec.quotas,
-        lines=call.body.get("lines") or app[config_key].max_channels,
-        message_seconds=seconds,
-        ring_timeout=spec.ring_timeout,
-    )
-    roles = {
-        role: {"people": people, "quota": quota, "calls": calls, "minutes": minutes}
-        for role, (people, quota, calls, minutes) in sorted(plan.roles.items())
-    }
-    warnings = list(plan.warnings)
-    if not targets:
-        warnings.insert(0, "nobody in the roster matches the targets")
-    return _json(
-        {
-            "targets": len(targets),
-            "message_seconds": round(seconds, 1),
-            "lines": plan.lines,
-            "calls": plan.calls,
-            "seconds_per_call": round(plan.seconds_per_call, 1),
-            "total_minutes": round(plan.total_minutes, 1),
-            "roles": roles,
-            "warnings": warnings,
-            "assumptions": "60% of calls answered, 60% of those available; retries not "
-            f"counted; message length from its text at {CHARS_PER_SECOND:.0f} characters/s",
-        }
-    )
-
-
-async def _campaign_report(request: web.Request, call: Call) -> web.StreamResponse:
-    cid, redis = request.match_info["id"], request.app[redis_key]
-    await campaignops.require(redis, cid)
-    return _json(await campaigns.report(redis, cid))
-
-
-async def _stop_campaign(request: web.Request, call: Call) -> web.StreamResponse:
-    cid, redis = request.match_info["id"], request.app[redis_key]
-    await campaignops.require(redis, cid)
-    status = await campaigns.stop(redis, cid)
-    await _audit(request, call, "campaign.stop", cid, status=status)
-    return _json({"id": cid, "status": status})
-
-
-async def _raise_quota(request: web.Request, call: Call) -> web.StreamResponse:
-    cid, redis = request.match_info["id"], request.app[redis_key]
-    role, quota = call.body["role"], call.body["quota"]
-    old = await campaignops.raise_quota(redis, cid, role, quota)
-    await _audit(request, call, "campaign.quota", cid, role=role, quota=quota, old=old)
-    return _json({"id": cid, "role": role, "quota": quota, "old": old})
-
-
-async def _campaign_people(request: web.Request, call: Call) -> web.StreamResponse:
-    people = await campaignops.people(request.app[redis_key], request.match_info["id"])
-    return _page(people, call)
-
-
-async def _campaign_events(request: web.Request, call: Call) -> web.StreamResponse:
-    after = call.query["after"]
-    items = await campaignops.events(
-        request.app[redis_key], request.match_info["id"], after=after, limit=call.query["limit"]
-    )
-    return _json({"items": items, "next": items[-1]["id"] if items else after})
-
-
-async def _audit_log(request: web.Request, call: Call) -> web.StreamResponse:
-    limit = call.query["limit"]
-    items = await audit.entries(request.app[redis_key], before=call.query["before"], limit=limit)
-    return _json({"items": items, "next": items[-1]["id"] if len(items) == limit else None})
-
-
-async def _campaign_report_html(request: web.Request, call: Call) -> web.StreamResponse:
-    html = await campaignops.report_html(request.app[redis_key], request.match_info["id"])
-    return web.Response(
-        text=html, content_type="text/html", charset="utf-8", headers=console.REPORT_CSP
-    )
-
-
-async def _campaign_csv(request: web.Request, call: Call) -> web.StreamResponse:
-    cid, redis = request.match_info["id"], request.app[redis_key]
-    await campaignops.require(redis, cid)
-    return web.Response(
-        text=await campaigns.attempts_csv(redis, cid),
-        content_type="text/csv",
-        charset="utf-8",
-        headers={"Content-Disposition": f'attachment; filename="campaign-{cid}.csv"'},
     )
 
 
@@ -390,7 +194,7 @@ def _static(name: str) -> Handler:
 
 
 async def _openapi(request: web.Request, call: Call) -> web.StreamResponse:
-    return _json(request.app[openapi_key])
+    return json_response(request.app[openapi_key])
 
 
 async def _metrics(request: web.Request, call: Call) -> web.StreamResponse:
@@ -401,6 +205,12 @@ async def _metrics(request: web.Request, call: Call) -> web.StreamResponse:
         speaker=alerter.speaker if alerter is not None else None,
     )
     return web.Response(body=text.encode("utf-8"), headers={"Content-Type": metrics.CONTENT_TYPE})
+
+
+async def _audit_log(request: web.Request, call: Call) -> web.StreamResponse:
+    limit = call.query["limit"]
+    items = await audit.entries(request.app[redis_key], before=call.query["before"], limit=limit)
+    return json_response({"items": items, "next": items[-1]["id"] if len(items) == limit else None})
 
 
 # -- the route table ----------------------------------------------------------------------
@@ -424,28 +234,38 @@ ROUTES: list[Route] = [
           Role.admin, raw_body="text/csv", response=schemas.ROSTER_IMPORTED),
     Route("GET", "/api/roster.csv", _export_roster, "The roster as CSV", Role.viewer,
           produces="text/csv"),
-    Route("GET", "/api/campaigns", _list_campaigns, "Campaigns, newest first", Role.viewer,
+    Route("GET", "/api/campaigns", camp.list_campaigns, "Campaigns, newest first", Role.viewer,
           query=_PAGE, response=schemas.page_of(schemas.CAMPAIGN_SUMMARY)),
-    Route("POST", "/api/campaigns", _start_campaign, "Start a campaign", Role.operator,
+    Route("POST", "/api/campaigns", camp.start_campaign, "Start a campaign", Role.operator,
           body=schemas.CAMPAIGN, response=schemas.REPORT, status=201),
-    Route("POST", "/api/campaigns/estimate", _estimate_campaign,
+    Route("POST", "/api/campaigns/estimate", camp.estimate_campaign,
           "How long a campaign would take to meet its quotas (starts nothing)", Role.viewer,
           body=schemas.ESTIMATE, response=schemas.ESTIMATED),
-    Route("GET", _C, _campaign_report, "A campaign's report", Role.viewer,
+    Route("GET", _C, camp.campaign_report, "A campaign's report", Role.viewer,
           response=schemas.REPORT),
-    Route("POST", f"{_C}/stop", _stop_campaign, "Stop calling (calls in progress finish)",
+    Route("POST", f"{_C}/stop", camp.stop_campaign, "Stop calling (calls in progress finish)",
           Role.operator, response=schemas.STOPPED),
-    Route("POST", f"{_C}/quota", _raise_quota, "Raise a role's quota in a running campaign",
+    Route("POST", f"{_C}/quota", camp.raise_quota, "Raise a role's quota in a running campaign",
           Role.operator, body=schemas.QUOTA, response=schemas.QUOTA_RAISED, errors=(409,)),
-    Route("GET", f"{_C}/people", _campaign_people, "Each person's state, in calling order",
+    Route("POST", f"{_C}/extend", camp.extend_campaign,
+          "Extend a campaign: to its next group (empty body), or to the roles and units given; "
+          "people already in it are skipped; an ended campaign resumes", Role.operator,
+          body=schemas.EXTEND, response=schemas.EXTENDED, errors=(409,)),
+    Route("GET", "/api/scenarios", camp.list_scenarios,
+          "The prepared scenarios (IVR_SCENARIOS), with how many people each would call",
+          Role.viewer, response=schemas.SCENARIOS),
+    Route("POST", "/api/scenarios/{key}/start", camp.start_scenario,
+          "Start a prepared scenario, as a drill or not", Role.operator,
+          body=schemas.SCENARIO_START, response=schemas.REPORT, status=201),
+    Route("GET", f"{_C}/people", camp.campaign_people, "Each person's state, in calling order",
           Role.viewer, query=_PAGE, response=schemas.page_of(schemas.CAMPAIGN_PERSON)),
-    Route("GET", f"{_C}/events", _campaign_events, "The campaign's event log, oldest first",
+    Route("GET", f"{_C}/events", camp.campaign_events, "The campaign's event log, oldest first",
           Role.viewer, query=(Param("after", _STREAM_ID, "the `next` of the previous page"),
                               _LIMIT), response=schemas.stream_of(schemas.EVENT)),
-    Route("GET", f"{_C}/report.html", _campaign_report_html,
+    Route("GET", f"{_C}/report.html", camp.campaign_report_html,
           "The after-action report as a self-contained HTML page (drills compared with the "
           "previous drills)", Role.viewer, produces="text/html"),
-    Route("GET", f"{_C}/attempts.csv", _campaign_csv,
+    Route("GET", f"{_C}/attempts.csv", camp.campaign_csv,
           "One row per person with every attempt, as CSV", Role.viewer, produces="text/csv"),
     Route("GET", f"{_C}/stream", _campaign_stream,
           "Live server-sent events: `snapshot`, then `update` on every change, `ami` when "

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ivr.campaigns import CampaignError, CampaignSpec
+from ivr.campaigns import CampaignError, CampaignSpec, Group
 from ivr.errors import ConfigError
 
 DEFAULT_FILE = Path(__file__).resolve().parent / "scenarios.toml"
@@ -23,8 +23,15 @@ DRILL_KEY = "9"
 _OPTIONS = {
     f.name
     for f in dataclasses.fields(CampaignSpec)
-    if f.name not in ("messages", "recordings", "name", "roles", "units", "quotas", "drill")
+    if f.name
+    not in ("messages", "recordings", "name", "roles", "units", "quotas", "drill", "groups")
 }
+
+
+class ScenarioNotFound(CampaignError):
+    """No scenario has this key."""
+
+    error_id = "scenario_not_found"
 
 
 @dataclass(frozen=True)
@@ -95,9 +102,8 @@ def _scenario(entry: Any, where: str) -> Scenario:
         raise ConfigError(f"{where}: name is required")
     labels = _texts(entry.get("label", {}), f"{where}: label")
     messages = _texts(entry.get("message", {}), f"{where}: message")
-    unknown = (
-        set(entry) - _OPTIONS - {"key", "name", "label", "message", "roles", "units", "quotas"}
-    )
+    known = {"key", "name", "label", "message", "roles", "units", "quotas", "group"}
+    unknown = set(entry) - _OPTIONS - known
     if unknown:
         raise ConfigError(f"{where}: unknown field(s) {', '.join(sorted(unknown))}")
     options = {k: v for k, v in entry.items() if k in _OPTIONS}
@@ -108,12 +114,35 @@ def _scenario(entry: Any, where: str) -> Scenario:
             roles=tuple(str(r).lower() for r in entry.get("roles", [])),
             units=tuple(str(u) for u in entry.get("units", [])),
             quotas={str(k).lower(): v for k, v in entry.get("quotas", {}).items()},
+            groups=_groups(entry.get("group", []), where),
             **options,
         )
         spec.validate()
     except (CampaignError, TypeError, AttributeError) as exc:
         raise ConfigError(f"{where}: {exc}") from exc
     return Scenario(str(key), name.strip(), labels or {"fr": name.strip()}, spec)
+
+
+def _groups(value: Any, where: str) -> tuple[Group, ...]:
+    """The [[scenario.group]] tables: who else to call when the director extends the alert."""
+    if not isinstance(value, list):
+        raise ConfigError(f"{where}: group must be [[scenario.group]] tables")
+    groups = []
+    for n, entry in enumerate(value, start=1):
+        here = f"{where}: group {n}"
+        if not isinstance(entry, dict):
+            raise ConfigError(f"{here}: expected a table")
+        unknown = set(entry) - {"name", "roles", "units"}
+        if unknown:
+            raise ConfigError(f"{here}: unknown field(s) {', '.join(sorted(unknown))}")
+        roles, units = entry.get("roles", []), entry.get("units", [])
+        name = entry.get("name", "")
+        if not isinstance(name, str) or not all(
+            isinstance(v, list) and all(isinstance(x, str) for x in v) for v in (roles, units)
+        ):
+            raise ConfigError(f"{here}: name is a text, roles and units lists of texts")
+        groups.append(Group(name.strip(), tuple(r.lower() for r in roles), tuple(u for u in units)))
+    return tuple(groups)
 
 
 def _texts(value: Any, where: str) -> dict[str, str]:

@@ -54,6 +54,23 @@ CAMPAIGN_FIELDS: dict[str, Schema] = {
     "ask_eta": {"type": "boolean"},
     "callback_number": {"type": "string", "maxLength": 40, "pattern": "^[0-9+*#() .-]*$"},
 }
+_UNITS = CAMPAIGN_FIELDS["units"]
+#: More people to call when the campaign is extended: roles and/or units of the roster.
+GROUP: Schema = {
+    "type": "object",
+    "properties": {
+        "name": {"type": "string", "maxLength": 200, "pattern": _LINE},
+        "roles": CAMPAIGN_FIELDS["roles"],
+        "units": _UNITS,
+    },
+    "additionalProperties": False,
+}
+CAMPAIGN_FIELDS["groups"] = {
+    "type": "array",
+    "description": "Groups called only when the campaign is extended, one at a time, in order.",
+    "items": {**GROUP, "minProperties": 1},
+    "maxItems": 9,
+}
 
 CAMPAIGN: Schema = {
     "type": "object",
@@ -74,6 +91,16 @@ QUOTA: Schema = {
     "type": "object",
     "properties": {"role": ROLE, "quota": {"type": "integer", "minimum": 1, "maximum": 100_000}},
     "required": ["role", "quota"],
+    "additionalProperties": False,
+}
+
+EXTEND: Schema = {
+    **GROUP,
+    "description": "Empty: the campaign's next group. Otherwise the roles and/or units to add.",
+}
+SCENARIO_START: Schema = {
+    "type": "object",
+    "properties": {"drill": {"type": "boolean"}},
     "additionalProperties": False,
 }
 
@@ -202,6 +229,36 @@ QUOTA_RAISED: Schema = {
         "old": {"type": "integer"},
     },
     "required": ["id", "role", "quota", "old"],
+}
+EXTENDED: Schema = {
+    "type": "object",
+    "properties": {
+        "id": {"type": "string"},
+        "added": {"type": "integer", "description": "people added (already in it: skipped)"},
+        "group": {"type": "string"},
+        "groups_left": {"type": "integer"},
+    },
+    "required": ["id", "added", "group", "groups_left"],
+}
+SCENARIO: Schema = {
+    "type": "object",
+    "properties": {
+        "key": {"type": "string", "description": "its key on the trigger line's menu"},
+        "name": {"type": "string"},
+        "labels": {"type": "object"},
+        "messages": {"type": "object"},
+        "roles": {"type": "array", "items": {"type": "string"}},
+        "units": {"type": "array", "items": {"type": "string"}},
+        "quotas": {"type": "object"},
+        "groups": {"type": "array", "items": GROUP},
+        "targets": {"type": "integer", "description": "people of the roster it would call"},
+    },
+    "required": ["key", "name", "labels", "targets"],
+}
+SCENARIOS: Schema = {
+    "type": "object",
+    "properties": {"items": {"type": "array", "items": SCENARIO}},
+    "required": ["items"],
 }
 ESTIMATED: Schema = {
     "type": "object",

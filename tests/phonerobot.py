@@ -1,9 +1,15 @@
-"""A scripted caller for the phone lines: a real call through the sandbox Asterisk.
+"""A scripted caller for the phone lines: a real SIP phone (SIPp) calling the sandbox Asterisk.
 
-The test originates a Local channel into a line of `ivr-lines`; the caller's half runs an AGI
-flow served by the test's own FastAGI server (`robot`), which presses keys (SendDTMF) and plays
-audio when the test says so. The test says so when the line's flow reports the step it waits
-at (Lines' observer), so keys are pressed at the right moment, with no sleeps.
+The phone dials a line of `ivr-lines` through the sandbox's SIP endpoint (so the call is real
+SIP, with keys sent as RFC 4733 events, SIP INFO or in-band tones), and plays a script given in
+advance: `On("pin", Keys("246810#"))` means "when the line waits at step `pin`, press those
+keys". The line's flow reports each step it waits at (Lines' observer); the hub then sends an
+in-dialog SIP MESSAGE to the phone (AMI SendText on the line's channel), which SIPp waits for
+(`Cue`) before it goes on. So keys are pressed the moment the line is ready, with no sleeps,
+and a script that does not match the flow fails: the phone waits for a cue that never comes.
+
+`Robot` keeps what the line did: `seen` (steps), `said` (dynamic sentences spoken), the time
+of each step, and SIPp's result.
 """
 
 from __future__ import annotations
@@ -11,35 +17,50 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 
-from ivr.agi import AgiHangup, AgiSession
 from ivr.ami import AmiLink
+from tests.sipp import Cue, DtmfMode, Hangup, Sipp, SippResult, Step, WaitBye, sandbox_root
 
 #: Seconds a test waits for a line to reach a step.
 STEP_TIMEOUT = 30.0
 
 
+class On:
+    """When the line waits at `step`, do `actions` (Keys, Audio, Wait, Hangup)."""
+
+    def __init__(self, step: str, *actions: Step) -> None:
+        self.step = step
+        self.actions = actions
+
+    def __repr__(self) -> str:
+        return f"On({self.step!r}, {', '.join(map(repr, self.actions))})"
+
+
 @dataclass
 class Robot:
-    """One scripted call; `press`/`play`/`hang_up` act, `until` waits for the line's steps."""
+    """One scripted call: what the line did, and the SIPp run that is the phone."""
 
     line: str
-    commands: asyncio.Queue[tuple[str, str]] = field(default_factory=asyncio.Queue)
+    #: Steps still to cue the phone at, in order.
+    cues: list[str]
+    tag: str = field(default_factory=lambda: secrets.token_hex(4))
     steps: asyncio.Queue[str] = field(default_factory=asyncio.Queue)
     seen: list[str] = field(default_factory=list)
     said: list[str] = field(default_factory=list)
-    ended: asyncio.Event = field(default_factory=asyncio.Event)
+    #: Step -> time.monotonic() of its first occurrence; "dialled" is when SIPp started.
+    at: dict[str, float] = field(default_factory=dict)
+    channel: str = ""
+    phone: asyncio.Task[SippResult] | None = None
 
     async def until(self, step: str) -> None:
         """Wait for the line to reach `step` (steps in between are kept in `seen`)."""
 
         async def wait() -> None:
-            while True:
-                got = await self.steps.get()
-                if got == step:
-                    return
+            while (await self.steps.get()) != step:
+                pass
 
         try:
             await asyncio.wait_for(wait(), STEP_TIMEOUT)
@@ -48,87 +69,94 @@ class Robot:
                 f"the {self.line} line never reached {step!r}: {self.seen}"
             ) from None
 
-    async def press(self, keys: str) -> None:
-        await self.commands.put(("keys", keys))
-
-    async def play(self, sound: str) -> None:
-        await self.commands.put(("play", sound))
-
-    async def hang_up(self) -> None:
-        await self.commands.put(("hangup", ""))
-
-    async def finished(self) -> None:
-        """Wait until the call is over (the line's flow has ended)."""
-        await asyncio.wait_for(self.ended.wait(), 3 * STEP_TIMEOUT)
+    async def finished(self) -> SippResult:
+        """Wait until the phone's call is over; it must have gone as scripted."""
+        assert self.phone is not None
+        result = await asyncio.wait_for(asyncio.shield(self.phone), 4 * STEP_TIMEOUT)
+        assert result.ok, (
+            f"{self.line}: seen {self.seen}, cues left {self.cues}\n{result.explain()}"
+        )
+        assert not self.cues, f"the {self.line} line never reached {self.cues}: {self.seen}"
+        return result
 
 
 class RobotHub:
-    """Routes the lines' observer calls and the robot AGI sessions to the current Robot."""
+    """Runs the scripted SIP phones and routes the lines' observer calls to the current one."""
 
-    def __init__(self, ami: AmiLink, agi_url: str) -> None:
+    def __init__(self, ami: AmiLink, agi_url: str, sipp: Sipp | None = None) -> None:
         self.ami = ami
+        #: The FastAGI server running the lines under test (sent in the X-Ivr-Agi header).
         self.agi_url = agi_url
-        self.robots: dict[str, Robot] = {}
+        self.sipp = sipp or Sipp(sandbox_root())
         self.current: Robot | None = None
+        self._cueing: set[asyncio.Task[None]] = set()
 
-    def observe(self, line: str, step: str) -> None:
+    def observe(self, line: str, step: str, channel: str) -> None:
         robot = self.current
-        if robot is None:
+        if robot is None or line != robot.line:
             return
+        robot.channel = channel
         if step.startswith("say:"):
             robot.said.append(step[4:])
             return
         robot.seen.append(step)
+        robot.at.setdefault(step, time.monotonic())
         robot.steps.put_nowait(step)
+        if robot.cues and robot.cues[0] == step:
+            robot.cues.pop(0)
+            task = asyncio.create_task(self._cue(channel, step))
+            self._cueing.add(task)
+            task.add_done_callback(self._cueing.discard)
 
-    async def robot_flow(self, session: AgiSession) -> None:
-        """The caller's half of the call: do what the test queued."""
-        robot = self.robots[session.env.get("agi_arg_1", "")]
-        try:
-            while True:
-                try:
-                    kind, arg = await asyncio.wait_for(robot.commands.get(), 0.2)
-                except TimeoutError:
-                    # Read the line's audio meanwhile, or it piles up in the Local channel.
-                    await session.command("WAIT FOR DIGIT", "100")
-                    continue
-                if kind == "hangup":
-                    return
-                if kind == "keys":
-                    await session.exec("SendDTMF", f"{arg},80,120")
-                elif kind == "play":
-                    await session.exec("Playback", arg)
-        except AgiHangup:
-            pass
-        finally:
-            robot.ended.set()
+    async def _cue(self, channel: str, step: str) -> None:
+        # An in-dialog SIP MESSAGE to the phone: the SIPp script's next Cue.
+        await self.ami.action({"Action": "SendText", "Channel": channel, "Message": step})
 
     @contextlib.asynccontextmanager
-    async def call(self, line: str, caller: str = "0611223344") -> AsyncIterator[Robot]:
-        """Dial `line` (trigger, report, callback) from `caller`; the Robot drives the call."""
-        robot = Robot(line)
-        token = secrets.token_hex(4)
-        self.robots[token] = robot
+    async def call(
+        self,
+        line: str,
+        caller: str,
+        script: Sequence[On] = (),
+        *,
+        dtmf: DtmfMode = "rfc4733",
+        timeout: float = 120.0,
+    ) -> AsyncIterator[Robot]:
+        """Dial `line` (trigger, report, callback) from `caller` over SIP and play `script`.
+
+        The phone hangs up where the script says `Hangup()`; otherwise it waits for the line
+        to hang up. Leaving the block waits for the call to end (kills it past `timeout`).
+        """
+        robot = Robot(line, [on.step for on in script])
+        steps: list[Step] = []
+        for on in script:
+            steps += [Cue(), *on.actions]
+        if not steps or not isinstance(steps[-1], Hangup):
+            steps.append(WaitBye())
         self.current = robot
-        originate = asyncio.create_task(
-            self.ami.action(
-                {
-                    "Action": "Originate",
-                    "Channel": f"Local/{line}@ivr-lines/n",
-                    "Application": "AGI",
-                    "Data": f"{self.agi_url}/robot,{token}",
-                    "CallerID": f'"Robot" <{caller}>',
-                    "Async": "true",
-                    "Timeout": "30000",
-                },
-                timeout=40,
+        robot.at["dialled"] = time.monotonic()
+        robot.phone = asyncio.create_task(
+            self.sipp.call(
+                line,
+                steps,
+                dtmf=dtmf,
+                caller=caller,
+                tag=robot.tag,
+                headers={"X-Ivr-Agi": self.agi_url},
+                timeout=timeout,
             )
         )
         try:
             yield robot
+            await asyncio.wait_for(asyncio.shield(robot.phone), timeout + 10)
         finally:
-            await robot.hang_up()
-            with contextlib.suppress(Exception):
-                await originate
-            self.robots.pop(token, None)
+            if not robot.phone.done():
+                if robot.channel:
+                    with contextlib.suppress(Exception):
+                        await self.ami.action({"Action": "Hangup", "Channel": robot.channel})
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(asyncio.shield(robot.phone), 15)
+                robot.phone.cancel()
+            if self._cueing:
+                await asyncio.gather(*self._cueing, return_exceptions=True)
             self.current = None

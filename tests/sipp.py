@@ -122,7 +122,13 @@ class WaitBye:
     """Wait until Asterisk hangs up (BYE), and answer it."""
 
 
-Step = Wait | Keys | Audio | Hangup | WaitBye
+@dataclass(frozen=True)
+class Cue:
+    """Wait for an in-dialog SIP MESSAGE from Asterisk (AMI `SendText` on the call's channel),
+    and answer it: how a test tells the phone "now", when the flow it calls is ready for keys."""
+
+
+Step = Wait | Keys | Audio | Hangup | WaitBye | Cue
 
 
 @dataclass
@@ -337,6 +343,9 @@ class _Script:
             self.parts.append('<recv response="200"/>')
         elif isinstance(step, WaitBye):
             self.parts.append('<recv request="BYE"/>')
+            self.parts.append(f"<send><![CDATA[\n{_ok_to_request()}]]></send>")
+        elif isinstance(step, Cue):
+            self.parts.append('<recv request="MESSAGE"/>')
             self.parts.append(f"<send><![CDATA[\n{_ok_to_request()}]]></send>")
 
     def key(self, key: str, mode: DtmfMode, gap_ms: int) -> None:
@@ -692,6 +701,7 @@ def sandbox_root() -> Path:
 
 __all__ = [
     "Audio",
+    "Cue",
     "DtmfMode",
     "Hangup",
     "Keys",

@@ -147,7 +147,7 @@ def free_port() -> int:
 
 
 def concrete(path: str, cid: str = "1") -> str:
-    return path.replace("{id}", cid)
+    return path.replace("{id}", cid).replace("{key}", "1")
 
 
 # -- health, errors of aiohttp itself -----------------------------------------------------
@@ -353,12 +353,78 @@ async def test_raise_quota(api: Api) -> None:
     await api.error("POST", path, 409, "campaign_not_running", json={"role": "nurse", "quota": 9})
 
 
+async def test_extend_to_the_next_groups_then_to_given_targets(api: Api) -> None:
+    await api.roster()
+    groups = [{"name": "réa", "units": ["rea"]}, {"name": "médecins", "roles": ["doctor"]}]
+    cid = await api.start(roles=["nurse"], units=["urgences"], groups=groups)
+    assert (await api.json("GET", f"/api/campaigns/{cid}", "viewer"))["total"] == 2
+    path = f"/api/campaigns/{cid}/extend"
+    first = await api.json("POST", path, "operator", json={})
+    # The rea unit: N3 and D2 (N3's backup N1 is already called).
+    assert first == {"id": cid, "added": 2, "group": "réa", "groups_left": 1}
+    second = await api.json("POST", path, "operator", json={})
+    assert second == {"id": cid, "added": 1, "group": "médecins", "groups_left": 0}, "D2 once"
+    body = await api.error("POST", path, 422, "campaign_error", "operator", json={})
+    assert "no group left" in body["message"]
+    people = await api.json("GET", f"/api/campaigns/{cid}/people?limit=50", "viewer")
+    assert sorted(p["id"] for p in people["items"]) == ["D1", "D2", "N1", "N2", "N3"]
+    assert [p["state"] for p in people["items"]] == ["queued"] * 5
+    report = await api.json("GET", f"/api/campaigns/{cid}", "viewer")
+    assert (report["total"], report["pending"]) == (5, 5)
+    # Given targets: nobody new; roles or units are needed.
+    again = await api.json("POST", path, "operator", json={"roles": ["nurse", "doctor"]})
+    assert again["added"] == 0 and again["groups_left"] == 0
+    await api.error("POST", path, 422, "campaign_error", "operator", json={"name": "x"})
+    await api.error("POST", path, 422, "invalid_input", "operator", json={"roles": ["Bad role"]})
+    await api.error("POST", path, 403, "forbidden", "viewer", json={})
+    events = await api.json("GET", f"/api/campaigns/{cid}/events?limit=100", "viewer")
+    extended = [e for e in events["items"] if e["type"] == "extended"]
+    assert [(e["group"], e["added"]) for e in extended] == [("réa", "2"), ("médecins", "1"),
+                                                            ("nurse, doctor", "0")]  # fmt: skip
+    await api.json("POST", f"/api/campaigns/{cid}/stop", "operator")
+    await api.error("POST", path, 409, "campaign_not_running", "operator", json={})
+
+
+async def test_an_ended_campaign_extended_runs_again(api: Api) -> None:
+    await api.roster()
+    cid = await api.start(roles=["doctor"], units=["urgences"], attempts=1,
+                          groups=[{"roles": ["nurse"]}])  # fmt: skip
+    await api.answer(cid)
+    assert (await api.json("GET", f"/api/campaigns/{cid}", "viewer"))["status"] == "done"
+    done = await api.json("POST", f"/api/campaigns/{cid}/extend", "operator", json={})
+    assert done["added"] == 3 and done["group"] == "group 1"
+    report = await api.json("GET", f"/api/campaigns/{cid}", "viewer")
+    assert (report["status"], report["pending"], report["available"]) == ("running", 3, 1)
+    listed = await api.json("GET", "/api/campaigns", "viewer")
+    assert listed["items"][0]["status"] == "running"
+
+
+async def test_scenarios_listed_and_started(api: Api) -> None:
+    await api.roster()
+    listed = await api.json("GET", "/api/scenarios", "viewer")
+    by_key = {s["key"]: s for s in listed["items"]}
+    assert sorted(by_key) == ["1", "2", "3"]
+    assert by_key["1"]["labels"]["fr"] == "plan blanc, afflux massif de victimes"
+    assert by_key["1"]["groups"] == [{"name": "sages-femmes", "roles": ["midwife"], "units": []}]
+    assert by_key["2"]["targets"] == 5 and by_key["2"]["quotas"] == {"nurse": 15}
+    report = await api.json("POST", "/api/scenarios/2/start", "operator", 201, json={"drill": True})
+    assert report["drill"] is True and report["total"] == 5
+    assert report["name"] == "plan blanc numerique - cyberattaque"
+    await api.error("POST", "/api/scenarios/7/start", 404, "scenario_not_found", "operator",
+                    json={})  # fmt: skip
+    await api.error("POST", "/api/scenarios/2/start", 403, "forbidden", "viewer", json={})
+    [entry] = [e for e in (await api.json("GET", "/api/audit"))["items"]
+               if e["action"] == "campaign.start"]  # fmt: skip
+    assert entry["details"]["scenario"] == "2" and entry["who"] == "operator"
+
+
 @pytest.mark.parametrize(
     ("method", "suffix", "body"),
     [
         ("GET", "", None),
         ("POST", "/stop", None),
         ("POST", "/quota", {"role": "nurse", "quota": 2}),
+        ("POST", "/extend", {}),
         ("GET", "/people", None),
         ("GET", "/events", None),
     ],

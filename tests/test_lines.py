@@ -1,4 +1,8 @@
-"""The phone lines through the sandbox Asterisk: real calls, real DTMF, a scripted caller."""
+"""The phone lines through the sandbox Asterisk: a real SIP phone (SIPp), real DTMF.
+
+Each test calls a line with tests/phonerobot.py: SIPp dials `trigger`, `report` or `callback`
+over SIP and presses its keys (RFC 4733, SIP INFO or in-band) when the line waits for them.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,6 @@ import time
 import wave
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,19 +20,24 @@ from redis.asyncio import Redis
 
 from ivr import audit, campaigns, speech
 from ivr.agi import AgiServer
+from ivr.alert import Alerter
 from ivr.ami import AmiLink
-from ivr.campaigns import CampaignSpec
+from ivr.campaigns import CampaignSpec, Group
 from ivr.config import Config
 from ivr.constants import campaign_key
+from ivr.dialer import DialerWorker, WorkerSettings
 from ivr.lines import Lines
 from ivr.redisserver import RedisServer
 from ivr.roster import RosterStore
 from ivr.scenarios import load_scenarios
 from ivr.scheduler import Scheduler
 from ivr.tts import Speaker
+from tests.sipp import Audio, DtmfMode, Hangup, Keys
 
-from .campaigntools import person
-from .phonerobot import RobotHub
+from .campaigntools import person, wait_events
+from .phonerobot import On, RobotHub
+
+pytestmark = pytest.mark.integration
 
 PIN = "246810"
 DIRECTOR = "0611223344"
@@ -41,6 +49,7 @@ class Phone:
     lines: Lines
     db: Redis
     config: Config
+    ami: AmiLink
 
     async def roster(self) -> None:
         people = [person(f"n{i}", "nurse", f"1{i}11") for i in range(4)]
@@ -60,37 +69,34 @@ async def phone(
     speaker = Speaker(config.audio_dir, rate=config.tts_rate, timeout=config.tts_timeout)
     hub = RobotHub(ami, "")
     lines = Lines(config, db, speaker, load_scenarios(), observer=hub.observe)
-    server = AgiServer({**lines.handlers(), "robot": hub.robot_flow}, port=0)
-    port = await server.start()
-    hub.agi_url = f"agi://127.0.0.1:{port}"
-    # The dialplan reaches the lines through this global: point it at this test's server.
-    await ami.action({"Action": "Setvar", "Variable": "IVR_AGI_URL", "Value": hub.agi_url})
+    server = AgiServer(lines.handlers(), port=0)
+    hub.agi_url = f"agi://127.0.0.1:{await server.start()}"
     try:
-        yield Phone(hub, lines, db, config)
+        yield Phone(hub, lines, db, config, ami)
     finally:
-        await ami.action(
-            {"Action": "Setvar", "Variable": "IVR_AGI_URL", "Value": "agi://127.0.0.1:14573"}
-        )
         await server.close()
         await speaker.close()
 
 
-async def test_trigger_with_the_right_pin_starts_the_scenario_as_a_drill(phone: Phone) -> None:
+def launch(scenario: str, *, drill: bool = False) -> list[On]:
+    """The director's keys for a campaign with the prepared message."""
+    return [
+        On("pin", Keys(f"{PIN}#")),
+        *([On("scenario", Keys("9"))] if drill else []),
+        On("scenario", Keys(scenario)),
+        On("record_offer", Keys("2")),
+        On("confirm", Keys("1")),
+    ]
+
+
+@pytest.mark.parametrize("mode", ["rfc4733", "info", "inband"])
+async def test_trigger_with_the_right_pin_starts_the_scenario(phone: Phone, mode: DtmfMode) -> None:
+    """The whole trigger flow, its keys sent each way a phone may send them."""
     await phone.roster()
     await phone.lines.pins.set("d0", PIN)
-    async with phone.hub.call("trigger", DIRECTOR) as robot:
-        await robot.until("pin")
-        await robot.press(f"{PIN}#")
-        await robot.until("scenario")
-        await robot.press("9")
-        await robot.until("scenario")
-        await robot.press("1")
-        await robot.until("record_offer")
-        await robot.press("2")
-        await robot.until("confirm")
-        await robot.press("1")
+    async with phone.hub.call("trigger", DIRECTOR, launch("1", drill=True), dtmf=mode) as robot:
         await robot.until("launched")
-        await robot.finished()
+    await robot.finished()
     [cid] = await campaigns.active(phone.db)
     meta = await campaigns.get_meta(phone.db, cid)
     assert meta["name"] == "plan blanc - afflux massif"
@@ -107,11 +113,10 @@ async def test_trigger_with_the_right_pin_starts_the_scenario_as_a_drill(phone: 
 async def test_three_wrong_pins_lock_the_caller_out_and_are_audited(phone: Phone) -> None:
     await phone.roster()
     await phone.lines.pins.set("d0", PIN)
-    async with phone.hub.call("trigger", DIRECTOR) as robot:
-        for wrong in ("111111#", "2468100#", "9#"):
-            await robot.until("pin")
-            await robot.press(wrong)
-        await robot.finished()
+    wrong = [On("pin", Keys(k)) for k in ("111111#", "2468100#", "9#")]
+    async with phone.hub.call("trigger", DIRECTOR, wrong) as robot:
+        pass
+    await robot.finished()
     assert robot.seen.count("pin") == 3
     assert len(await phone.audit("pin.wrong")) == 3
     [locked] = await phone.audit("pin.lockout")
@@ -119,96 +124,111 @@ async def test_three_wrong_pins_lock_the_caller_out_and_are_audited(phone: Phone
     assert await phone.lines.pins.locked_for(DIRECTOR) > 60
     # Locked out: even the right PIN is not asked for, and nothing starts.
     async with phone.hub.call("trigger", DIRECTOR) as robot:
-        await robot.finished()
+        pass
+    await robot.finished()
     assert "pin" not in robot.seen
     assert await campaigns.active(phone.db) == []
     # Another caller is not locked out.
-    async with phone.hub.call("trigger", "0600000001") as robot:
-        await robot.until("pin")
-        await robot.hang_up()
+    async with phone.hub.call("trigger", "0600000001", [On("pin", Hangup())]) as robot:
+        pass
+    await robot.finished()
 
 
-async def test_recorded_message_is_the_campaigns_message(phone: Phone) -> None:
+async def test_recorded_message_is_what_the_staff_hear(
+    phone: Phone, sandbox_config: Config, redis_server: RedisServer
+) -> None:
+    """Own voice: record 3 s, listen, accept; the campaign's calls play that recording."""
     await phone.roster()
     await phone.lines.pins.set("d0", PIN)
-    async with phone.hub.call("trigger", DIRECTOR) as robot:
-        await robot.until("pin")
-        await robot.press(f"{PIN}#")
-        await robot.until("scenario")
-        await robot.press("2")
-        await robot.until("record_offer")
-        await robot.press("1")
-        await robot.until("record")
-        await robot.play("tt-monkeys")
-        await robot.press("#")
-        await robot.until("review")
-        await robot.press("1")  # listen
-        await robot.until("review")
-        await robot.press("3")  # accept
-        await robot.until("confirm")
-        await robot.press("1")
+    script = [
+        On("pin", Keys(f"{PIN}#")),
+        On("scenario", Keys("2")),
+        On("record_offer", Keys("1")),
+        On("record", Audio(3000), Keys("#")),
+        On("review", Keys("1")),  # listen
+        On("review", Keys("3")),  # accept
+        On("confirm", Keys("1")),
+    ]
+    async with phone.hub.call("trigger", DIRECTOR, script) as robot:
         await robot.until("launched")
-        await robot.finished()
+    await robot.finished()
     [cid] = await campaigns.active(phone.db)
     spec = json.loads((await campaigns.get_meta(phone.db, cid))["spec"])
     assert spec["recordings"]["fr"] == spec["recordings"]["en"]
     recorded = phone.config.audio_dir / spec["recordings"]["fr"]
-    played = _sandbox_sound_seconds(phone.config, "tt-monkeys")
     with wave.open(str(recorded)) as wav:
         assert (wav.getframerate(), wav.getnchannels(), wav.getsampwidth()) == (8000, 1, 2)
         seconds = wav.getnframes() / wav.getframerate()
-    # The recording is what the caller played, give or take the beep and the '#'.
-    assert played - 1.0 <= seconds <= played + 2.0, (seconds, played)
+    # The 3 s the phone said, give or take the time the '#' takes to arrive.
+    assert 2.6 <= seconds <= 3.8, seconds
     assert not list((phone.config.audio_dir / "incoming").glob("*.wav")), "temp files left"
+    # A nurse's alert call plays that very file as the message.
+    played = asyncio.Event()
+    message = phone.config.asterisk_path(recorded.with_suffix(""))
+
+    def on_event(event: Any) -> None:
+        data = str(event.get("AppData", ""))
+        if event.get("Application") == "Read" and data.startswith(f"IVR_KEY,{message}&"):
+            played.set()
+
+    c = sandbox_config
+    # The dialplan event class too (Newexten: which application runs, with what).
+    watch = AmiLink(c.ami_host, c.ami_port, c.ami_user, c.ami_secret, events="call,dialplan")
+    watch.on_event(on_event)
+    await watch.start()
+    config = dataclasses.replace(sandbox_config, redis_url=redis_server.url)
+    stop = asyncio.Event()
+    async with Alerter(config) as alerter:
+        worker = DialerWorker(alerter, phone.db, WorkerSettings("rec", capacity=10))
+        task = asyncio.create_task(worker.run(stop))
+        try:
+            await asyncio.wait_for(played.wait(), 30)
+        finally:
+            await campaigns.stop(phone.db, cid)
+            stop.set()
+            await task
+            await watch.close()
 
 
 async def test_hanging_up_or_bad_keys_start_nothing(phone: Phone) -> None:
     await phone.roster()
     await phone.lines.pins.set("d0", PIN)
-    # '#' alone, then garbage at the scenario menu until it gives up.
-    async with phone.hub.call("trigger", DIRECTOR) as robot:
-        await robot.until("pin")
-        await robot.press("#")
-        await robot.until("pin")
-        await robot.press(f"{'7' * 40}#")  # far too long: one wrong PIN, not several
-        await robot.until("pin")
-        await robot.press(f"{PIN}#")
-        for _ in range(3):
-            await robot.until("scenario")
-            await robot.press("7")
-        await robot.finished()
+    # '#' alone, a far too long PIN (one wrong PIN, not several), then garbage at the scenario
+    # menu until it gives up.
+    script = [
+        On("pin", Keys("#")),
+        On("pin", Keys(f"{'7' * 40}#", gap_ms=60)),
+        On("pin", Keys(f"{PIN}#")),
+        *[On("scenario", Keys("7")) for _ in range(3)],
+    ]
+    async with phone.hub.call("trigger", DIRECTOR, script) as robot:
+        pass
+    await robot.finished()
+    assert robot.seen == ["pin", "pin", "pin", "scenario", "scenario", "scenario"]
     assert len(await phone.audit("pin.wrong")) == 1
     assert await phone.lines.pins.locked_for(DIRECTOR) == 0
     # Hanging up at the last confirmation.
-    async with phone.hub.call("trigger", DIRECTOR) as robot:
-        await robot.until("pin")
-        await robot.press(f"{PIN}#")
-        await robot.until("scenario")
-        await robot.press("1")
-        await robot.until("record_offer")
-        await robot.press("2")
-        await robot.until("confirm")
-        await robot.hang_up()
-    await robot.finished()
+    async with phone.hub.call("trigger", DIRECTOR, [*launch("1")[:-1], On("confirm", Hangup())]):
+        pass
     # Answering "2" (cancel) at the confirmation.
-    async with phone.hub.call("trigger", DIRECTOR) as robot:
-        await robot.until("pin")
-        await robot.press(f"{PIN}#")
-        await robot.until("scenario")
-        await robot.press("3")
-        await robot.until("record_offer")
-        await robot.press("2")
-        await robot.until("confirm")
-        await robot.press("2")
-        await robot.finished()
+    async with phone.hub.call(
+        "trigger", DIRECTOR, [*launch("3")[:-1], On("confirm", Keys("2"))]
+    ) as robot:
+        pass
+    await robot.finished()
+    assert robot.seen[-1] == "confirm"
     assert await phone.db.zcard("ivr:campaigns") == 0
     assert await phone.audit("campaign.start") == []
 
 
-async def _campaign_with_answers(phone: Phone, quotas: dict[str, int]) -> str:
-    """A campaign over the test roster where n0 said yes, n1 no, d0 was not reached."""
+async def _campaign_with_answers(
+    phone: Phone, quotas: dict[str, int], groups: tuple[Group, ...] = ()
+) -> str:
+    """A campaign over the test roster's nurses and doctors where n0 said yes, n1 no, d0 was
+    not reached."""
     people = await RosterStore(phone.db).load()
-    spec = CampaignSpec(messages={"fr": "Alerte test."}, quotas=quotas, attempts=1, amd=False)
+    spec = CampaignSpec(messages={"fr": "Alerte test."}, quotas=quotas, attempts=1, amd=False,
+                        roles=("nurse", "doctor"), groups=groups)  # fmt: skip
     cid = await campaigns.create(phone.db, spec, people)
     scheduler = Scheduler(phone.db)
     wanted = {"n0": "available", "n1": "unavailable", "d0": "no_answer"}
@@ -233,101 +253,121 @@ async def test_report_line_speaks_the_real_counts_and_stops_the_campaign(phone: 
     await phone.roster()
     await phone.lines.pins.set("d0", PIN)
     cid = await _campaign_with_answers(phone, {"nurse": 3})
+    report = await campaigns.report(phone.db, cid)
+    assert (report["available"], report["unavailable"], report["no_answer"]) == (1, 1, 1)
     before = time.time()
-    async with phone.hub.call("report", DIRECTOR) as robot:
-        await robot.until("pin")
-        await robot.press(f"{PIN}#")
-        await robot.until("report")
-        after = time.time()
-        report = await campaigns.report(phone.db, cid)
-        expected = {
-            speech.summary(report, "fr", now=t, role_labels={}) for t in (before, after + 1)
-        }
-        assert expected & set(robot.said), (robot.said, expected)
-        await robot.press("2")
-        await robot.until("stop_confirm")
-        await robot.press("1")
-        await robot.finished()
+    script = [
+        On("pin", Keys(f"{PIN}#")),
+        On("report", Keys("2")),
+        On("stop_confirm", Keys("1")),
+    ]
+    async with phone.hub.call("report", DIRECTOR, script, dtmf="info") as robot:
+        pass
+    await robot.finished()
+    expected = {speech.summary(report, "fr", now=t, role_labels={}) for t in (before, time.time())}
+    assert expected & set(robot.said), (robot.said, expected)
+    # The counts as words, independently of speech.summary: 3 reached of 7, 1 nurse of 3.
+    [said] = [s for s in robot.said if s.startswith(f"Campagne numéro {cid}")]
+    assert (
+        "3 personnes appelées sur 7. Une personne disponible. Une personne indisponible. "
+        "Une personne injoignable." in said
+    )
+    assert "un disponible sur 3 demandés" in said
     assert (await campaigns.get_meta(phone.db, cid))["status"] == "stopped"
     [stopped] = await phone.audit("campaign.stop")
     assert stopped["who"] == "phone:d0" and stopped["target"] == cid
+    assert speech.stopped(cid, "fr") in robot.said
 
 
-async def test_report_line_raises_a_quota_and_joins_the_crisis_cell(
-    phone: Phone, ami: AmiLink
-) -> None:
+async def test_report_line_raises_a_quota_and_joins_the_crisis_cell(phone: Phone) -> None:
     await phone.roster()
     await phone.lines.pins.set("d0", PIN)
     cid = await _campaign_with_answers(phone, {"nurse": 3})
-    joined = asyncio.Event()
+    joined: asyncio.Future[str] = asyncio.get_running_loop().create_future()
 
     def on_event(message: Any) -> None:
-        if message.get("Event") == "ConfbridgeJoin" and message.get("Conference") == "ivr-crisis":
-            joined.set()
+        room = message.get("Conference") == "ivr-crisis"
+        if message.get("Event") == "ConfbridgeJoin" and room and not joined.done():
+            joined.set_result(str(message["Channel"]))
 
-    ami.on_event(on_event)
-    async with phone.hub.call("report", DIRECTOR) as robot:
-        await robot.until("pin")
-        await robot.press(f"{PIN}#")
-        await robot.until("report")
-        await robot.press("3")
-        await robot.until("quota")
-        await robot.press("5#")
-        await robot.until("report")
-        assert await phone.db.hget(campaign_key(cid, "quota"), "nurse") == "5"
-        assert speech.quota_now("nurse", 5, "fr") in robot.said
-        await robot.press("4")
-        await asyncio.wait_for(joined.wait(), 20)
+    phone.ami.on_event(on_event)
+    script = [
+        On("pin", Keys(f"{PIN}#")),
+        On("report", Keys("3")),
+        On("quota", Keys("5#")),
+        On("report", Keys("4")),
+    ]
+    async with phone.hub.call("report", DIRECTOR, script) as robot:
+        channel = await asyncio.wait_for(joined, 30)
+        assert channel == robot.channel
+        # In the room until somebody hangs up: the director leaves.
+        await phone.ami.action({"Action": "Hangup", "Channel": channel})
+    await robot.finished()
+    assert await phone.db.hget(campaign_key(cid, "quota"), "nurse") == "5"
+    assert speech.quota_now("nurse", 5, "fr") in robot.said
     [quota] = await phone.audit("campaign.quota")
     assert quota["details"] == {"role": "nurse", "quota": 5, "old": 3}
     assert await phone.audit("conference.join")
+
+
+async def test_report_line_extends_the_alert_to_the_next_group(phone: Phone) -> None:
+    await phone.roster()
+    roster = RosterStore(phone.db)
+    await roster.replace([*await roster.load(), person("m0", "midwife", "1111")])
+    await phone.lines.pins.set("d0", PIN)
+    cid = await _campaign_with_answers(phone, {"nurse": 3}, (Group("sages-femmes", ("midwife",)),))
+    assert (await campaigns.report(phone.db, cid))["total"] == 7
+    script = [
+        On("pin", Keys(f"{PIN}#")),
+        On("report", Keys("3")),
+        On("change", Keys("2")),  # 1 would raise the nurses' quota
+        On("extend_confirm", Keys("1")),
+        On("report", Keys("3")),  # no group left now: straight to the quota
+        On("quota", Hangup()),
+    ]
+    async with phone.hub.call("report", DIRECTOR, script) as robot:
+        pass
+    await robot.finished()
+    assert speech.staff_to_call(1, "fr") in robot.said
+    assert speech.extended(1, "fr") in robot.said
+    report = await campaigns.report(phone.db, cid)
+    assert report["total"] == 8 and report["by_role"]["midwife"]["pending"] == 1
+    [extended] = await phone.audit("campaign.extend")
+    assert extended["who"] == "phone:d0"
+    assert extended["details"] == {"group": "sages-femmes", "added": 1}
+    assert robot.seen.count("change") == 1
 
 
 async def test_callback_answer_counts_once_in_the_same_campaign(phone: Phone) -> None:
     await phone.roster()
     cid = await _campaign_with_answers(phone, {})
     # d0 was not reached; they call back from their number.
-    async with phone.hub.call("callback", "20") as robot:
-        await robot.until("answer")
-        await robot.press("1")
-        await robot.until("eta")
-        await robot.press("25#")
-        await robot.finished()
+    answer = [On("answer", Keys("1")), On("eta", Keys("25#"))]
+    async with phone.hub.call("callback", "20", answer, dtmf="info") as robot:
+        pass
+    await robot.finished()
     report = await campaigns.report(phone.db, cid)
     assert report["no_answer"] == 0 and report["available"] == 2
     state = json.loads(await phone.db.hget(campaign_key(cid, "state"), "d0"))
     assert state["o"] == "available" and state["eta"] == 25 and state["cb"] == 1
     # Calling back again changes nothing.
     async with phone.hub.call("callback", "20") as robot:
-        await robot.until("already")
-        await robot.finished()
-    assert "answer" not in robot.seen
+        pass
+    await robot.finished()
+    assert robot.seen == ["already"]
     assert (await campaigns.report(phone.db, cid))["available"] == 2
     # Unknown number: the staff number finds them (the crisis-cell nurse, still queued).
-    async with phone.hub.call("callback", "0600000009") as robot:
-        await robot.until("staff")
-        await robot.press("4242#")
-        await robot.until("answer")
-        await robot.press("2")
-        await robot.finished()
+    by_staff_number = [On("staff", Keys("4242#")), On("answer", Keys("2"))]
+    async with phone.hub.call("callback", "0600000009", by_staff_number) as robot:
+        pass
+    await robot.finished()
     state = json.loads(await phone.db.hget(campaign_key(cid, "state"), "4242"))
     assert state["o"] == "unavailable" and state["s"] == "d"
-
-
-def _sandbox_sound_seconds(config: Config, name: str) -> float:
-    root = config.audio_dir.parents[3]  # <root>/var/lib/ivr/sounds
-    path = Path(root, "usr/share/asterisk/sounds/en_US_f_Allison", f"{name}.gsm")
-    return path.stat().st_size / 1650  # GSM: 33 bytes per 20 ms
 
 
 async def test_crisis_cell_staff_are_bridged_into_the_room_after_pressing_1(
     sandbox_config: Config, redis_server: RedisServer, db: Redis, ami: AmiLink
 ) -> None:
-    from ivr.alert import Alerter
-    from ivr.dialer import DialerWorker, WorkerSettings
-
-    from .campaigntools import wait_events
-
     joined = asyncio.Event()
     channels: list[str] = []
 
@@ -362,26 +402,22 @@ async def test_silence_at_every_menu_ends_the_call_politely(phone: Phone) -> Non
     phone.lines.key_wait = phone.lines.digits_wait = 1.0
     # No PIN at all: asked three times, then goodbye; no wrong PIN counted.
     async with phone.hub.call("trigger", DIRECTOR) as robot:
-        await robot.finished()
+        pass
+    await robot.finished()
     assert robot.seen == ["pin", "pin", "pin"]
     assert await phone.audit("pin.wrong") == []
     # Silence at the confirmation.
-    async with phone.hub.call("trigger", DIRECTOR) as robot:
-        await robot.until("pin")
-        await robot.press(f"{PIN}#")
-        await robot.until("scenario")
-        await robot.press("1")
-        await robot.until("record_offer")
-        await robot.press("2")
-        await robot.finished()
+    async with phone.hub.call("trigger", DIRECTOR, launch("1")[:-1]) as robot:
+        pass
+    await robot.finished()
     assert robot.seen[-3:] == ["confirm"] * 3
     # The report line with nothing running, and the callback line for a stranger.
-    async with phone.hub.call("report", DIRECTOR) as robot:
-        await robot.until("pin")
-        await robot.press(f"{PIN}#")
-        await robot.finished()
+    async with phone.hub.call("report", DIRECTOR, [On("pin", Keys(f"{PIN}#"))]) as robot:
+        pass
+    await robot.finished()
     assert robot.seen == ["pin", "idle", "idle", "idle"]
     async with phone.hub.call("callback", "0600000009") as robot:
-        await robot.finished()
+        pass
+    await robot.finished()
     assert robot.seen == [], "no campaign: nothing to ask"
     assert await phone.db.zcard("ivr:campaigns") == 0
