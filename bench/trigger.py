@@ -1,15 +1,18 @@
 """From the first ring of the trigger line to the first staff call ringing.
 
-    .venv/bin/python bench/trigger.py --runs 5
+    .venv/bin/python bench/trigger.py --runs 3
 
-A director who knows the menu calls the trigger line of the sandbox Asterisk (a real call,
-scripted by tests/phonerobot.py: each key is pressed as soon as the line waits for it, over
-the prompt, as a director who does not wait for the end of a sentence does), keys the PIN,
-picks scenario 1, keeps the prepared message and confirms. A dialer worker is running on the
-same Asterisk with a roster of 300 simulated staff. Printed per run: seconds from the
-Originate of the director's call to the PIN prompt, to the campaign created, and to the first
-staff call's channel (Newchannel); then the length of the prompts a director who listens to
-every prompt to its end would hear on the same path (their sum bounds that director's time).
+A director calls the trigger line of the sandbox Asterisk over SIP (SIPp, tests/phonerobot.py:
+keys as RFC 4733 events), keys the PIN, picks scenario 1, keeps the prepared message and
+confirms. A dialer worker is running on the same Asterisk with a roster of 300 simulated staff.
+Three directors, each timed from the INVITE of their call to the first staff call's channel
+(Newchannel) of the campaign they started:
+
+- "keys at once": every key the moment the line waits for it, over the prompt (barge-in);
+- "knows the menu": 1.5 s to react to each prompt, then keys 250 ms apart (a person typing);
+- "listens to all": waits for every prompt to end, then reacts in 1 s.
+
+Also printed: when the PIN prompt starts, and the prompts' length on that path.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import sys
 import tempfile
 import time
 import wave
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -37,30 +41,70 @@ from ivr.redisserver import RedisServer  # noqa: E402
 from ivr.roster import Person, RosterStore  # noqa: E402
 from ivr.scenarios import load_scenarios  # noqa: E402
 from ivr.voiceprompts import prompt_dir  # noqa: E402
-from tests.phonerobot import RobotHub  # noqa: E402
+from tests.phonerobot import On, RobotHub  # noqa: E402
+from tests.sipp import Keys, Wait  # noqa: E402
 
 PIN = "246810"
+#: The steps of the path and the keys pressed at each.
+PATH = (("pin", f"{PIN}#"), ("scenario", "1"), ("record_offer", "2"), ("confirm", "1"))
+Director = Callable[[dict[str, float]], list[On]]
 
 
-async def one_run(alerter: Alerter, db: Any, hub: RobotHub) -> dict[str, float]:
+def at_once(prompts: dict[str, float]) -> list[On]:
+    return [On(step, Keys(keys, gap_ms=100)) for step, keys in PATH]
+
+
+def knows_the_menu(prompts: dict[str, float]) -> list[On]:
+    return [On(step, Wait(1500), Keys(keys, gap_ms=250)) for step, keys in PATH]
+
+
+def listens_to_all(prompts: dict[str, float]) -> list[On]:
+    return [
+        On(step, Wait(int(prompts[step] * 1000) + 1000), Keys(keys, gap_ms=250))
+        for step, keys in PATH
+    ]
+
+
+DIRECTORS: dict[str, Director] = {
+    "keys at once": at_once,
+    "knows the menu": knows_the_menu,
+    "listens to all": listens_to_all,
+}
+
+
+def _seconds(path: Path) -> float:
+    with wave.open(str(path)) as wav:
+        return wav.getnframes() / wav.getframerate()
+
+
+async def prompt_lengths(lines: Lines, alerter: Alerter, staff: int) -> dict[str, float]:
+    """Seconds of prompts played at each step of the path (the read's files)."""
+    fixed = prompt_dir(alerter.config.audio_dir, "fr")
+
+    async def spoken(text: str) -> float:
+        return _seconds(await alerter.speaker.render(text, "fr"))
+
+    choices = [(s.key, s.label("fr")) for s in lines.scenarios]
+    return {
+        "pin": _seconds(fixed / "line_trigger.wav") + _seconds(fixed / "pin_enter.wav"),
+        "scenario": await spoken(speech.scenario_menu(choices, "fr", drill_key="9")),
+        "record_offer": _seconds(fixed / "record_offer.wav"),
+        "confirm": await spoken(speech.staff_to_call(staff, "fr"))
+        + _seconds(fixed / "launch_confirm.wav"),
+    }
+
+
+async def one_run(alerter: Alerter, db: Any, hub: RobotHub, script: list[On]) -> dict[str, float]:
     rings: list[tuple[str, float]] = []
 
     def on_event(message: Any) -> None:
         if message.get("Event") == "Newchannel" and "@ivr-sim" in message.get("Channel", ""):
-            rings.append((message.get("Uniqueid", ""), time.perf_counter()))
+            rings.append((message.get("Uniqueid", ""), time.monotonic()))
 
     alerter.link.on_event(on_event)
-    marks: dict[str, float] = {}
-    t0 = time.perf_counter()
-    async with hub.call("trigger", "0611223344") as robot:
-        await robot.until("pin")
-        marks["pin prompt"] = time.perf_counter() - t0
-        await robot.press(f"{PIN}#")
-        for step, key in (("scenario", "1"), ("record_offer", "2"), ("confirm", "1")):
-            await robot.until(step)
-            await robot.press(key)
+    async with hub.call("trigger", "0611223344", script, timeout=90) as robot:
         await robot.until("launched")
-        marks["campaign created"] = time.perf_counter() - t0
+        t0 = robot.at["dialled"]
         [cid] = await campaigns.active(db)
         prefix = f"ivr-{(await campaigns.get_meta(db, cid))['uid']}-"
 
@@ -71,30 +115,14 @@ async def one_run(alerter: Alerter, db: Any, hub: RobotHub) -> dict[str, float]:
                     return min(mine)
                 await asyncio.sleep(0.01)
 
-        marks["first staff call"] = await asyncio.wait_for(first_ring(), 60) - t0
-        await robot.hang_up()
+        ring = await asyncio.wait_for(first_ring(), 60)
+        marks = {
+            "PIN prompt": robot.at["pin"] - t0,
+            "campaign created": robot.at["launched"] - t0,
+            "first staff call": ring - t0,
+        }
     await campaigns.stop(db, cid)
     return marks
-
-
-def _seconds(path: Path) -> float:
-    with wave.open(str(path)) as wav:
-        return wav.getnframes() / wav.getframerate()
-
-
-async def prompts_heard(lines: Lines, alerter: Alerter, staff: int) -> float:
-    fixed = prompt_dir(alerter.config.audio_dir, "fr")
-    total = sum(
-        _seconds(fixed / f"{name}.wav")
-        for name in ("line_trigger", "pin_enter", "record_offer", "launch_confirm")
-    )
-    choices = [(s.key, s.label("fr")) for s in lines.scenarios]
-    for text in (
-        speech.scenario_menu(choices, "fr", drill_key="9"),
-        speech.staff_to_call(staff, "fr"),
-    ):
-        total += _seconds(await alerter.speaker.render(text, "fr"))
-    return total
 
 
 async def main(runs: int) -> None:
@@ -104,6 +132,7 @@ async def main(runs: int) -> None:
         Person(f"S{i:04d}", f"Staff {i}", ("nurse", "doctor")[i % 2], "bench", (f"1071{i:04d}",))
         for i in range(300)
     ]
+    results: dict[str, list[dict[str, float]]] = {}
     with tempfile.TemporaryDirectory(prefix="ivr-bench-") as tmp, RedisServer(Path(tmp)) as server:
         config = dataclasses.replace(config, redis_url=server.url)
         db = connect(server.url)
@@ -112,36 +141,31 @@ async def main(runs: int) -> None:
             hub = RobotHub(alerter.link, "")
             lines = Lines(config, db, alerter.speaker, load_scenarios(), observer=hub.observe)
             await lines.pins.set("S0000", PIN)
-            async with AgiServer({**lines.handlers(), "robot": hub.robot_flow}) as agi:
+            prompts = await prompt_lengths(lines, alerter, len(people))
+            async with AgiServer(lines.handlers()) as agi:
                 hub.agi_url = f"agi://127.0.0.1:{agi.port}"
-                await alerter.link.action(
-                    {"Action": "Setvar", "Variable": "IVR_AGI_URL", "Value": hub.agi_url}
-                )
                 stop = asyncio.Event()
                 worker = DialerWorker(alerter, db, WorkerSettings("bench", capacity=20))
                 task = asyncio.create_task(worker.run(stop))
-                results = [await one_run(alerter, db, hub) for _ in range(runs)]
+                for name, director in DIRECTORS.items():
+                    script = director(prompts)
+                    results[name] = [await one_run(alerter, db, hub, script) for _ in range(runs)]
                 stop.set()
                 await task
-                await alerter.link.action(
-                    {
-                        "Action": "Setvar",
-                        "Variable": "IVR_AGI_URL",
-                        "Value": "agi://127.0.0.1:14573",
-                    }
-                )
-                heard = await prompts_heard(lines, alerter, len(people))
         await db.aclose()
-    print(f"prompts heard in full on this path: {heard:.1f} s (a patient director)")
-    for name in results[0]:
-        values = [r[name] for r in results]
-        print(
-            f"{name:18} median {statistics.median(values):6.2f} s   "
-            f"min {min(values):6.2f}   max {max(values):6.2f}   ({runs} runs)"
-        )
+    print("prompts on the path (s): " + ", ".join(f"{k} {v:.1f}" for k, v in prompts.items()))
+    print(f"  in all {sum(prompts.values()):.1f} s")
+    for name, marks in results.items():
+        print(f"{name}:")
+        for mark in marks[0]:
+            values = [m[mark] for m in marks]
+            print(
+                f"  {mark:18} median {statistics.median(values):6.2f} s   "
+                f"min {min(values):6.2f}   max {max(values):6.2f}   ({runs} runs)"
+            )
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--runs", type=int, default=3)
     asyncio.run(main(parser.parse_args().runs))

@@ -42,6 +42,12 @@ def _parser() -> argparse.ArgumentParser:
         "demo", help="call simulated staff through the sandbox Asterisk and print the outcomes"
     )
     demo.add_argument("--json", action="store_true", help="print the results as JSON")
+    demo.add_argument(
+        "--html",
+        metavar="FILE",
+        default="ivr-demo-report.html",
+        help="where to write the after-action report (default %(default)s; '-' for none)",
+    )
 
     sandbox = sub.add_parser("sandbox", help="start, stop or query the sandbox Asterisk")
     sandbox.add_argument("action", choices=("start", "stop", "restart", "status", "env"))
@@ -540,7 +546,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "demo":
             from ivr.demo import run_demo
 
-            return asyncio.run(run_demo(as_json=args.json))
+            html = None if args.html == "-" else Path(args.html)
+            return asyncio.run(run_demo(as_json=args.json, html=html))
         if args.command == "sandbox":
             return _sandbox(args)
         if args.command == "config":

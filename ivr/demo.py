@@ -22,12 +22,15 @@ import redis.asyncio as aioredis
 
 from ivr import campaigns, progress, sandbox
 from ivr.alert import Alerter
+from ivr.campaignops import report_html
 from ivr.campaigns import CampaignSpec
 from ivr.db import connect
 from ivr.dialer import DialerWorker, WorkerSettings
 from ivr.redisserver import RedisServer
 from ivr.roster import Person, RosterStore
 
+#: Where `ivr demo` writes the after-action report (current directory).
+DEFAULT_HTML = "ivr-demo-report.html"
 MESSAGE = "Alerte plan blanc. Afflux massif de victimes. Nous avons besoin de renforts."
 MESSAGE_EN = "White plan alert at the hospital. Mass casualties. We need reinforcements."
 
@@ -87,8 +90,13 @@ def _number(rng: random.Random, pattern: str, serial: int) -> str:
     return f"{pattern.format(a=rng.choice('0112'), eta=eta)}{serial:05d}"
 
 
-async def run_demo(*, as_json: bool = False, channels: int = 100) -> int:
-    """Run the demo; exit code 0 when the campaign completes with every person accounted for."""
+async def run_demo(
+    *, as_json: bool = False, channels: int = 100, html: Path | None = Path(DEFAULT_HTML)
+) -> int:
+    """Run the demo; exit code 0 when the campaign completes with every person accounted for.
+
+    The after-action report (one self-contained page, mobilisation curve included) is written
+    to `html` unless it is None."""
     sandbox.start()
     config = sandbox.config(IVR_RING_TIMEOUT="6", IVR_MAX_CHANNELS=str(channels))
     people = demo_roster()
@@ -109,6 +117,10 @@ async def run_demo(*, as_json: bool = False, channels: int = 100) -> int:
                 max_tries=1,
             )
             report = await _run(config, db, spec, people, as_json)
+            if html is not None:
+                page = await report_html(db, report["campaign"])
+                where = await asyncio.to_thread(_write, html, page)
+                print(f"after-action report: {where}", file=sys.stderr)
         finally:
             await db.aclose()
     accounted = sum(report[o] for o in campaigns.FINAL_OUTCOMES) == report["total"]
@@ -142,6 +154,11 @@ async def _run(
         stop.set()
         await running
     return report
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path.resolve()
 
 
 def _summary(report: dict[str, Any]) -> str:

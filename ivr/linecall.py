@@ -31,9 +31,9 @@ KEY_WAIT = 6.0
 DIGITS_WAIT = 10.0
 #: Keys read for a PIN or a number: more than any valid one, so a long string is one attempt.
 MAX_DIGITS = 32
-#: Observer of the flows (tests, benchmarks): called with (line, step, channel) before each
-#: wait for keys, and with (line, "say:<text>", channel) for each dynamic sentence spoken.
-Observer = Callable[[str, str, str], None]
+#: Observer of the flows (tests, benchmarks): called with (line, step, session) before each
+#: wait for keys, and with (line, "say:<text>", session) for each dynamic sentence spoken.
+Observer = Callable[[str, str, AgiSession], None]
 
 
 @dataclass
@@ -54,7 +54,7 @@ class LineCall:
     async def say(self, text: str) -> str:
         """Dynamic text (a count, a campaign number), rendered and cached; its file."""
         if self.lines.observer is not None:
-            self.lines.observer(self.line, f"say:{text}", self.session.channel)
+            self.lines.observer(self.line, f"say:{text}", self.session)
         return await self.lines.voice(text, self.language)
 
     async def play(self, files: str) -> None:
@@ -63,7 +63,7 @@ class LineCall:
     def step(self, name: str) -> None:
         self.steps.append(name)
         if self.lines.observer is not None:
-            self.lines.observer(self.line, name, self.session.channel)
+            self.lines.observer(self.line, name, self.session)
 
     async def menu(self, files: str, keys: str, step: str) -> str | None:
         """Offer a one-key menu; star repeats it. The key pressed, or None after TRIES."""

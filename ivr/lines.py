@@ -30,7 +30,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from ivr import audit, campaigns, speech
-from ivr.agi import AgiError, AgiServer, AgiSession
+from ivr.agi import AgiError, AgiHangup, AgiServer, AgiSession
 from ivr.callbackline import CallbackLine
 from ivr.config import Config
 from ivr.linecall import DIGITS_WAIT, KEY_WAIT, TRIES, LineCall, Observer
@@ -154,16 +154,19 @@ class Lines(ReportLine, CallbackLine):
             # Our own beep, then the step: the recording starts the moment it is announced.
             await call.play(f"{call.p('record_start')}&beep")
             call.step("record")
-            await call.session.record(
-                self.config.asterisk_path(incoming / name),
-                max_seconds=RECORD_MAX,
-                silence=RECORD_SILENCE,
-            )
             try:
+                # In the try: a caller hanging up mid-message leaves no half recording behind.
+                await call.session.record(
+                    self.config.asterisk_path(incoming / name),
+                    max_seconds=RECORD_MAX,
+                    silence=RECORD_SILENCE,
+                )
                 if _seconds(local) >= RECORD_MIN_SECONDS:
                     stored = await self.speaker.import_audio(local)
                     relative = stored.relative_to(self.config.audio_dir)
                     return str(relative), self.config.asterisk_path(stored.with_suffix(""))
+            except AgiHangup:
+                raise
             except (OSError, wave.Error, AgiError) as exc:
                 log.warning("recording %s unusable: %s", local, exc)
             except Exception as exc:  # a silent recording fails the TTS checks

@@ -9,7 +9,8 @@ in-dialog SIP MESSAGE to the phone (AMI SendText on the line's channel), which S
 and a script that does not match the flow fails: the phone waits for a cue that never comes.
 
 `Robot` keeps what the line did: `seen` (steps), `said` (dynamic sentences spoken), the time
-of each step, and SIPp's result.
+of each step, and SIPp's result. Several calls may run at once if their caller ids differ (the
+hub tells the calls apart by the caller id the line sees).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 
+from ivr.agi import AgiSession
 from ivr.ami import AmiLink
 from tests.sipp import Cue, DtmfMode, Hangup, Sipp, SippResult, Step, WaitBye, sandbox_root
 
@@ -44,6 +46,7 @@ class Robot:
     """One scripted call: what the line did, and the SIPp run that is the phone."""
 
     line: str
+    caller: str
     #: Steps still to cue the phone at, in order.
     cues: list[str]
     tag: str = field(default_factory=lambda: secrets.token_hex(4))
@@ -88,14 +91,15 @@ class RobotHub:
         #: The FastAGI server running the lines under test (sent in the X-Ivr-Agi header).
         self.agi_url = agi_url
         self.sipp = sipp or Sipp(sandbox_root())
-        self.current: Robot | None = None
+        #: The calls in progress, by caller id.
+        self.robots: dict[str, Robot] = {}
         self._cueing: set[asyncio.Task[None]] = set()
 
-    def observe(self, line: str, step: str, channel: str) -> None:
-        robot = self.current
+    def observe(self, line: str, step: str, session: AgiSession) -> None:
+        robot = self.robots.get(session.caller_id)
         if robot is None or line != robot.line:
             return
-        robot.channel = channel
+        robot.channel = channel = session.channel
         if step.startswith("say:"):
             robot.said.append(step[4:])
             return
@@ -104,7 +108,7 @@ class RobotHub:
         robot.steps.put_nowait(step)
         if robot.cues and robot.cues[0] == step:
             robot.cues.pop(0)
-            task = asyncio.create_task(self._cue(channel, step))
+            task = asyncio.create_task(self._cue(channel, step), name=robot.tag)
             self._cueing.add(task)
             task.add_done_callback(self._cueing.discard)
 
@@ -127,13 +131,15 @@ class RobotHub:
         The phone hangs up where the script says `Hangup()`; otherwise it waits for the line
         to hang up. Leaving the block waits for the call to end (kills it past `timeout`).
         """
-        robot = Robot(line, [on.step for on in script])
+        if caller in self.robots:
+            raise ValueError(f"a call from {caller} is already running: give each its caller id")
+        robot = Robot(line, caller, [on.step for on in script])
         steps: list[Step] = []
         for on in script:
             steps += [Cue(), *on.actions]
         if not steps or not isinstance(steps[-1], Hangup):
             steps.append(WaitBye())
-        self.current = robot
+        self.robots[caller] = robot
         robot.at["dialled"] = time.monotonic()
         robot.phone = asyncio.create_task(
             self.sipp.call(
@@ -157,6 +163,7 @@ class RobotHub:
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(asyncio.shield(robot.phone), 15)
                 robot.phone.cancel()
-            if self._cueing:
-                await asyncio.gather(*self._cueing, return_exceptions=True)
-            self.current = None
+            mine = [t for t in self._cueing if t.get_name() == robot.tag]
+            if mine:
+                await asyncio.gather(*mine, return_exceptions=True)
+            del self.robots[caller]

@@ -92,7 +92,8 @@ class Wait:
 
 @dataclass(frozen=True)
 class Keys:
-    """Press `keys` one after another, `gap_ms` between the end of one and the next."""
+    """Press `keys` one after another, `gap_ms` between the end of one and the next (and
+    before the first, when the step before was Keys too)."""
 
     keys: str
     mode: DtmfMode | None = None
@@ -289,6 +290,7 @@ class _Script:
         self.parts: list[str] = []
         self.cseq = 1
         self.files = 0
+        self.after_key = False
 
     def _pcap(self, data: bytes) -> str:
         self.files += 1
@@ -327,11 +329,16 @@ class _Script:
         )
 
     def step(self, step: Step) -> None:
+        after_key, self.after_key = self.after_key, isinstance(step, Keys)
         if isinstance(step, Wait):
             self.parts.append(f'<pause milliseconds="{step.ms}"/>')
         elif isinstance(step, Keys):
-            for key in step.keys:
-                self.key(key.upper(), step.mode or self.dtmf, step.gap_ms)
+            # The gap goes between keys, not after the last: a Cue that follows must not land
+            # in a pause (SIPp ignores a message then, and Asterisk resends it 0.5 s later).
+            for i, key in enumerate(step.keys):
+                if i or after_key:
+                    self.parts.append(f'<pause milliseconds="{step.gap_ms}"/>')
+                self.key(key.upper(), step.mode or self.dtmf)
         elif isinstance(step, Audio):
             if step.pcap:
                 self._play(step.pcap, step.ms)
@@ -348,13 +355,14 @@ class _Script:
             self.parts.append('<recv request="MESSAGE"/>')
             self.parts.append(f"<send><![CDATA[\n{_ok_to_request()}]]></send>")
 
-    def key(self, key: str, mode: DtmfMode, gap_ms: int) -> None:
+    def key(self, key: str, mode: DtmfMode) -> None:
         if key not in _KEY_EVENTS:
             raise ValueError(f"not a key: {key!r}")
         if mode == "rfc4733":
-            self._play(self._pcap(self.rtp.key_event(key)), KEY_MS + PTIME_MS + gap_ms)
+            # The end packets go at KEY_MS; SIPp's player sends them while the script goes on.
+            self._play(self._pcap(self.rtp.key_event(key)), KEY_MS)
         elif mode == "inband":
-            self._play(self._pcap(self.rtp.tone_key(key)), 2 * KEY_MS + gap_ms)
+            self._play(self._pcap(self.rtp.tone_key(key)), 2 * KEY_MS)
         else:
             headers = "Content-Type: application/dtmf-relay"
             body = f"Signal={key}\r\nDuration={KEY_MS}\r\n"
@@ -362,7 +370,6 @@ class _Script:
                 f"<send><![CDATA[\n{self._in_dialog('INFO', headers, body)}]]></send>"
             )
             self.parts.append('<recv response="200"/>')
-            self.parts.append(f'<pause milliseconds="{gap_ms}"/>')
 
     def xml(self, opening: str) -> str:
         body = "\n".join([opening, *self.parts])

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -14,9 +16,10 @@ from ivr.config import Config
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
 
-def test_demo_runs_a_mass_campaign_to_the_end(sandbox_config: Config) -> None:
+def test_demo_runs_a_mass_campaign_to_the_end(sandbox_config: Config, tmp_path: Path) -> None:
+    html = tmp_path / "report.html"
     done = subprocess.run(
-        [sys.executable, "-m", "ivr", "demo", "--json"],
+        [sys.executable, "-m", "ivr", "demo", "--json", "--html", str(html)],
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
@@ -32,3 +35,8 @@ def test_demo_runs_a_mass_campaign_to_the_end(sandbox_config: Config) -> None:
     for role in ("nurse", "anaesthetist"):
         assert report["by_role"][role]["met"], f"{role} quota met"
     assert report["forecast"]["+30"] > 0
+    # The after-action report: one page that needs nothing from outside, with the curve.
+    page = html.read_text(encoding="utf-8")
+    assert f"Campaign {report['campaign']}" in page and "<polyline" in page
+    assert not re.search(r"""(src|href)=["']?(https?:)?//""", page), "opens offline"
+    assert f"after-action report: {html}" in done.stderr

@@ -7,12 +7,14 @@ over SIP and presses its keys (RFC 4733, SIP INFO or in-band) when the line wait
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import json
 import time
 import wave
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -34,7 +36,7 @@ from ivr.scheduler import Scheduler
 from ivr.tts import Speaker
 from tests.sipp import Audio, DtmfMode, Hangup, Keys
 
-from .campaigntools import person, wait_events
+from .campaigntools import person, wait_done, wait_events
 from .phonerobot import On, RobotHub
 
 pytestmark = pytest.mark.integration
@@ -50,12 +52,17 @@ class Phone:
     db: Redis
     config: Config
     ami: AmiLink
+    temp_files: set[Path]
 
     async def roster(self) -> None:
         people = [person(f"n{i}", "nurse", f"1{i}11") for i in range(4)]
         people += [person(f"d{i}", "doctor", f"2{i}") for i in range(2)]
         people.append(person("4242", "nurse", "0677889900", tags=frozenset({"crisis_cell"})))
         await RosterStore(self.db).replace(people)
+
+    def new_temp_files(self) -> set[Path]:
+        """Recordings left in the incoming directory since the test started."""
+        return set((self.config.audio_dir / "incoming").glob("*.wav")) - self.temp_files
 
     async def audit(self, action: str) -> list[dict[str, Any]]:
         return [e for e in await audit.entries(self.db) if e["action"] == action]
@@ -72,7 +79,8 @@ async def phone(
     server = AgiServer(lines.handlers(), port=0)
     hub.agi_url = f"agi://127.0.0.1:{await server.start()}"
     try:
-        yield Phone(hub, lines, db, config, ami)
+        before = set((config.audio_dir / "incoming").glob("*.wav"))
+        yield Phone(hub, lines, db, config, ami, before)
     finally:
         await server.close()
         await speaker.close()
@@ -94,7 +102,10 @@ async def test_trigger_with_the_right_pin_starts_the_scenario(phone: Phone, mode
     """The whole trigger flow, its keys sent each way a phone may send them."""
     await phone.roster()
     await phone.lines.pins.set("d0", PIN)
-    async with phone.hub.call("trigger", DIRECTOR, launch("1", drill=True), dtmf=mode) as robot:
+    script = launch("1", drill=True)
+    if mode != "rfc4733":
+        script.append(On("launched", Hangup()))  # one transport hears the number to the end
+    async with phone.hub.call("trigger", DIRECTOR, script, dtmf=mode) as robot:
         await robot.until("launched")
     await robot.finished()
     [cid] = await campaigns.active(phone.db)
@@ -138,7 +149,10 @@ async def test_recorded_message_is_what_the_staff_hear(
     phone: Phone, sandbox_config: Config, redis_server: RedisServer
 ) -> None:
     """Own voice: record 3 s, listen, accept; the campaign's calls play that recording."""
-    await phone.roster()
+    # Two nurses who answer at once and press 1 two seconds into the message.
+    await RosterStore(phone.db).replace(
+        [person("n0", "nurse", "1011"), person("n1", "nurse", "1011")]
+    )
     await phone.lines.pins.set("d0", PIN)
     script = [
         On("pin", Keys(f"{PIN}#")),
@@ -148,9 +162,10 @@ async def test_recorded_message_is_what_the_staff_hear(
         On("review", Keys("1")),  # listen
         On("review", Keys("3")),  # accept
         On("confirm", Keys("1")),
+        On("launched", Hangup()),
     ]
     async with phone.hub.call("trigger", DIRECTOR, script) as robot:
-        await robot.until("launched")
+        pass
     await robot.finished()
     [cid] = await campaigns.active(phone.db)
     spec = json.loads((await campaigns.get_meta(phone.db, cid))["spec"])
@@ -161,15 +176,15 @@ async def test_recorded_message_is_what_the_staff_hear(
         seconds = wav.getnframes() / wav.getframerate()
     # The 3 s the phone said, give or take the time the '#' takes to arrive.
     assert 2.6 <= seconds <= 3.8, seconds
-    assert not list((phone.config.audio_dir / "incoming").glob("*.wav")), "temp files left"
-    # A nurse's alert call plays that very file as the message.
-    played = asyncio.Event()
+    assert not phone.new_temp_files(), "temp files left"
+    # The nurses' alert calls play that very file as the message.
+    played: list[str] = []
     message = phone.config.asterisk_path(recorded.with_suffix(""))
 
     def on_event(event: Any) -> None:
         data = str(event.get("AppData", ""))
         if event.get("Application") == "Read" and data.startswith(f"IVR_KEY,{message}&"):
-            played.set()
+            played.append(str(event["Channel"]))
 
     c = sandbox_config
     # The dialplan event class too (Newexten: which application runs, with what).
@@ -182,12 +197,13 @@ async def test_recorded_message_is_what_the_staff_hear(
         worker = DialerWorker(alerter, phone.db, WorkerSettings("rec", capacity=10))
         task = asyncio.create_task(worker.run(stop))
         try:
-            await asyncio.wait_for(played.wait(), 30)
+            report = await wait_done(phone.db, cid, timeout=60)
         finally:
-            await campaigns.stop(phone.db, cid)
             stop.set()
             await task
             await watch.close()
+    assert report["available"] == 2
+    assert len(set(played)) == 2, played
 
 
 async def test_hanging_up_or_bad_keys_start_nothing(phone: Phone) -> None:
@@ -219,6 +235,35 @@ async def test_hanging_up_or_bad_keys_start_nothing(phone: Phone) -> None:
     assert robot.seen[-1] == "confirm"
     assert await phone.db.zcard("ivr:campaigns") == 0
     assert await phone.audit("campaign.start") == []
+
+
+RECORD_PATH = [
+    On("pin", Keys(f"{PIN}#")),
+    On("scenario", Keys("1")),
+    On("record_offer", Keys("1")),
+    On("record", Audio(1500), Keys("#")),
+    On("review", Keys("3")),
+    On("confirm", Keys("1")),
+]
+
+
+async def test_hanging_up_at_any_step_of_the_trigger_line_leaves_nothing(phone: Phone) -> None:
+    await phone.roster()
+    await phone.lines.pins.set("d0", PIN)
+    steps = [on.step for on in RECORD_PATH]
+    # One caller hangs up at each step, all at once (each with a caller id of their own).
+    calls = [
+        phone.hub.call("trigger", f"060000001{n}", [*RECORD_PATH[:n], On(at, Hangup())])
+        for n, at in enumerate(steps)
+    ]
+    async with contextlib.AsyncExitStack() as stack:
+        robots = [await stack.enter_async_context(call) for call in calls]
+    for robot, at in zip(robots, steps, strict=True):
+        await robot.finished()
+        assert robot.seen[-1] == at
+    assert await phone.db.zcard("ivr:campaigns") == 0
+    assert await phone.audit("campaign.start") == []
+    assert not phone.new_temp_files(), "temp files left"
 
 
 async def _campaign_with_answers(
@@ -400,24 +445,23 @@ async def test_silence_at_every_menu_ends_the_call_politely(phone: Phone) -> Non
     await phone.roster()
     await phone.lines.pins.set("d0", PIN)
     phone.lines.key_wait = phone.lines.digits_wait = 1.0
-    # No PIN at all: asked three times, then goodbye; no wrong PIN counted.
-    async with phone.hub.call("trigger", DIRECTOR) as robot:
-        pass
-    await robot.finished()
-    assert robot.seen == ["pin", "pin", "pin"]
+    # Four callers at once (told apart by their caller ids): no PIN at all; silence at the
+    # confirmation; the report line with nothing running; the callback line for a stranger.
+    calls = [
+        phone.hub.call("trigger", "0600000001"),
+        phone.hub.call("trigger", "0600000002", launch("1")[:-1]),
+        phone.hub.call("report", "0600000003", [On("pin", Keys(f"{PIN}#"))]),
+        phone.hub.call("callback", "0600000009"),
+    ]
+    async with contextlib.AsyncExitStack() as stack:
+        robots = [await stack.enter_async_context(call) for call in calls]
+    for robot in robots:
+        await robot.finished()
+    no_pin, no_confirm, idle, stranger = robots
+    # Asked three times, then goodbye; no wrong PIN counted.
+    assert no_pin.seen == ["pin", "pin", "pin"]
     assert await phone.audit("pin.wrong") == []
-    # Silence at the confirmation.
-    async with phone.hub.call("trigger", DIRECTOR, launch("1")[:-1]) as robot:
-        pass
-    await robot.finished()
-    assert robot.seen[-3:] == ["confirm"] * 3
-    # The report line with nothing running, and the callback line for a stranger.
-    async with phone.hub.call("report", DIRECTOR, [On("pin", Keys(f"{PIN}#"))]) as robot:
-        pass
-    await robot.finished()
-    assert robot.seen == ["pin", "idle", "idle", "idle"]
-    async with phone.hub.call("callback", "0600000009") as robot:
-        pass
-    await robot.finished()
-    assert robot.seen == [], "no campaign: nothing to ask"
+    assert no_confirm.seen[-3:] == ["confirm"] * 3
+    assert idle.seen == ["pin", "idle", "idle", "idle"]
+    assert stranger.seen == [], "no campaign: nothing to ask"
     assert await phone.db.zcard("ivr:campaigns") == 0
