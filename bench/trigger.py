@@ -12,7 +12,9 @@ Three directors, each timed from the INVITE of their call to the first staff cal
 - "knows the menu": 1.5 s to react to each prompt, then keys 250 ms apart (a person typing);
 - "listens to all": waits for every prompt to end, then reacts in 1 s.
 
-Also printed: when the PIN prompt starts, and the prompts' length on that path.
+Also printed: when the PIN prompt starts, when the line starts saying the campaign number (the
+first staff call often rings before), and the prompts' length on that path. Each run waits for
+the previous campaign's calls to end, so that it starts on free lines.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from ivr import campaigns, sandbox, speech  # noqa: E402
 from ivr.agi import AgiServer  # noqa: E402
 from ivr.alert import Alerter  # noqa: E402
+from ivr.constants import campaign_key  # noqa: E402
 from ivr.db import connect  # noqa: E402
 from ivr.dialer import DialerWorker, WorkerSettings  # noqa: E402
 from ivr.lines import Lines  # noqa: E402
@@ -103,7 +106,7 @@ async def one_run(alerter: Alerter, db: Any, hub: RobotHub, script: list[On]) ->
 
     alerter.link.on_event(on_event)
     async with hub.call("trigger", "0611223344", script, timeout=90) as robot:
-        await robot.until("launched")
+        await robot.until("launched", timeout=90)
         t0 = robot.at["dialled"]
         [cid] = await campaigns.active(db)
         prefix = f"ivr-{(await campaigns.get_meta(db, cid))['uid']}-"
@@ -118,14 +121,20 @@ async def one_run(alerter: Alerter, db: Any, hub: RobotHub, script: list[On]) ->
         ring = await asyncio.wait_for(first_ring(), 60)
         marks = {
             "PIN prompt": robot.at["pin"] - t0,
-            "campaign created": robot.at["launched"] - t0,
+            "number spoken": robot.at["launched"] - t0,
             "first staff call": ring - t0,
         }
     await campaigns.stop(db, cid)
+    # The next run starts on free lines: wait until this campaign's calls are over.
+    last = "$"
+    while (await campaigns.report(db, cid))["in_flight"]:
+        got = await db.xread({campaign_key(cid, "events"): last}, block=1000)
+        for _, entries in got:
+            last = entries[-1][0]
     return marks
 
 
-async def main(runs: int) -> None:
+async def main(runs: int, only: str | None = None) -> None:
     sandbox.start()
     config = sandbox.config()
     people = [
@@ -148,6 +157,8 @@ async def main(runs: int) -> None:
                 worker = DialerWorker(alerter, db, WorkerSettings("bench", capacity=20))
                 task = asyncio.create_task(worker.run(stop))
                 for name, director in DIRECTORS.items():
+                    if only and name != only:
+                        continue
                     script = director(prompts)
                     results[name] = [await one_run(alerter, db, hub, script) for _ in range(runs)]
                 stop.set()
@@ -168,4 +179,6 @@ async def main(runs: int) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=3)
-    asyncio.run(main(parser.parse_args().runs))
+    parser.add_argument("--director", choices=DIRECTORS, help="only this director")
+    args = parser.parse_args()
+    asyncio.run(main(args.runs, args.director))

@@ -58,7 +58,7 @@ class Robot:
     channel: str = ""
     phone: asyncio.Task[SippResult] | None = None
 
-    async def until(self, step: str) -> None:
+    async def until(self, step: str, timeout: float = STEP_TIMEOUT) -> None:
         """Wait for the line to reach `step` (steps in between are kept in `seen`)."""
 
         async def wait() -> None:
@@ -66,7 +66,7 @@ class Robot:
                 pass
 
         try:
-            await asyncio.wait_for(wait(), STEP_TIMEOUT)
+            await asyncio.wait_for(wait(), timeout)
         except TimeoutError:
             raise AssertionError(
                 f"the {self.line} line never reached {step!r}: {self.seen}"

@@ -404,7 +404,7 @@ async def test_scenarios_listed_and_started(api: Api) -> None:
     listed = await api.json("GET", "/api/scenarios", "viewer")
     by_key = {s["key"]: s for s in listed["items"]}
     assert sorted(by_key) == ["1", "2", "3"]
-    assert by_key["1"]["labels"]["fr"] == "plan blanc, afflux massif de victimes"
+    assert by_key["1"]["labels"]["fr"] == "afflux massif de victimes"
     assert by_key["1"]["groups"] == [{"name": "sages-femmes", "roles": ["midwife"], "units": []}]
     assert by_key["2"]["targets"] == 5 and by_key["2"]["quotas"] == {"nurse": 15}
     report = await api.json("POST", "/api/scenarios/2/start", "operator", 201, json={"drill": True})
