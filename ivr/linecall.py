@@ -15,6 +15,7 @@ from redis.asyncio import Redis
 
 from ivr import audit
 from ivr.agi import AgiSession
+from ivr.campaigns import number_key
 from ivr.config import Config
 from ivr.pins import PinStore
 from ivr.scenarios import Scenario
@@ -143,8 +144,9 @@ class LineBase:
     async def _authenticate(self, call: LineCall) -> str | None:
         """The staff id behind a right PIN, or None when the call must end (it was told why)."""
         caller = call.session.caller_id
-        allowed = self.config.trigger_callers
-        if allowed and caller not in allowed:
+        # The network may give +33 6..., 0033 6... or 06...: compare the national part.
+        allowed = {number_key(n) for n in self.config.trigger_callers}
+        if allowed and number_key(caller) not in allowed:
             await audit.record(self.redis, f"phone:{caller or 'anonymous'}", "line.refused",
                                target=call.line)  # fmt: skip
             await call.play(call.p("not_allowed"))

@@ -145,6 +145,28 @@ async def test_three_wrong_pins_lock_the_caller_out_and_are_audited(phone: Phone
     await robot.finished()
 
 
+async def test_only_listed_callers_reach_the_pin_when_a_list_is_set(phone: Phone) -> None:
+    await phone.lines.pins.set("d0", PIN)
+    # Listed in international form; the network gives the national one.
+    phone.lines.config = dataclasses.replace(phone.config, trigger_callers=("+33611223344",))
+    calls = [
+        phone.hub.call("trigger", DIRECTOR, [On("pin", Hangup())]),
+        phone.hub.call("trigger", "0600000001"),
+        phone.hub.call("report", "0600000002"),
+    ]
+    async with contextlib.AsyncExitStack() as stack:
+        listed, stranger, other_line = [await stack.enter_async_context(c) for c in calls]
+    for robot in (listed, stranger, other_line):
+        await robot.finished()
+    assert listed.seen == ["pin"]
+    assert stranger.seen == [] and other_line.seen == []
+    refused = await phone.audit("line.refused")
+    assert sorted((e["who"], e["target"]) for e in refused) == [
+        ("phone:0600000001", "trigger"),
+        ("phone:0600000002", "report"),
+    ]
+
+
 async def test_recorded_message_is_what_the_staff_hear(
     phone: Phone, sandbox_config: Config, redis_server: RedisServer
 ) -> None:

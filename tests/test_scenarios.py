@@ -9,6 +9,8 @@ import pytest
 from ivr.errors import ConfigError
 from ivr.scenarios import load_scenarios
 
+_GROUP = '[[scenario]]\nkey = 1\nname = "x"\nmessage.fr = "m"\n[[scenario.group]]\n'
+
 
 def test_the_packaged_scenarios_load() -> None:
     scenarios = load_scenarios()
@@ -36,6 +38,11 @@ def test_the_packaged_scenarios_load() -> None:
             '[[scenario]]\nkey = 1\nname = "y"\nmessage.fr = "m"',
             "key 1 is used twice",
         ),
+        (_GROUP + 'name = "rea"', "group 1 names no role and no unit"),
+        (_GROUP + 'units = "rea"', "group 1: name is a text, roles and units lists of texts"),
+        (_GROUP + "roles = [1]", "group 1: name is a text"),
+        (_GROUP + 'roles = ["x"]\nquota = 3', "group 1: unknown field"),
+        ('[[scenario]]\nkey = 1\nname = "x"\nmessage.fr = "m"\ngroup = 1', "group must be"),
     ],
 )
 def test_a_broken_scenario_file_names_the_problem(tmp_path: Path, text: str, error: str) -> None:
@@ -60,3 +67,17 @@ def test_role_labels_per_language(tmp_path: Path) -> None:
     path.write_text('[roles]\nide = { fr = "infirmiers", de = "x" }\n', encoding="utf-8")
     with pytest.raises(ConfigError, match="roles.ide: unknown language 'de'"):
         load_role_labels(path)
+
+
+def test_groups_to_extend_to_are_read_in_order(tmp_path: Path) -> None:
+    path = tmp_path / "s.toml"
+    path.write_text(
+        _GROUP + 'name = "réa"\nunits = ["Réanimation"]\n'
+        '[[scenario.group]]\nroles = ["Midwife", "orderly"]\n',
+        encoding="utf-8",
+    )
+    [scenario] = load_scenarios(path)
+    first, second = scenario.spec.groups
+    assert (first.name, first.roles, first.units) == ("réa", (), ("Réanimation",))
+    assert (second.name, second.roles) == ("", ("midwife", "orderly"))
+    assert scenario.campaign(drill=True).groups == scenario.spec.groups
