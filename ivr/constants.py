@@ -51,3 +51,7 @@ pin_owners_key = "ivr:pins:owners"
 pin_fail_prefix = "ivr:pins:fail:"
 #: Key per caller id, set while that caller is locked out (its TTL is the time left).
 pin_lock_prefix = "ivr:pins:lock:"
+#: Counter: wrong PINs from every caller in the lockout window (guessing from many numbers).
+pin_fail_all_key = "ivr:pins:fail-all"
+#: Set while the flood is on (its audit event written once per window).
+pin_flood_key = "ivr:pins:flood"

@@ -7,6 +7,7 @@ silence asks again, and after TRIES misses the call ends politely.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -172,6 +173,8 @@ class LineBase:
             check = await self.pins.check(pin, caller, line=call.line)
             if check.person is not None:
                 return check.person
+            if check.slow_down:
+                await asyncio.sleep(check.slow_down)
             if check.locked_for:
                 await call.play(call.p("pin_wrong", "locked"))
                 return None

@@ -8,7 +8,10 @@ in a thread), so timing tells nothing; a copy of Redis costs an attacker that mu
 or more; `ivr pin set` draws one when none is given.
 
 Wrong PINs are counted per caller ID ("anonymous" when withheld) over the lockout window;
-the third locks that caller out for the window and writes an audit event.
+the third locks that caller out for the window and writes an audit event. Caller ids can be
+forged, so wrong PINs are also counted from all callers: past FLOOD_FAILURES in the window
+every wrong answer is slowed down (`PinCheck.slow_down`) and `pin.flood` is audited once. Nobody
+is locked out for it: a director with the right PIN still gets in during an attack.
 """
 
 from __future__ import annotations
@@ -28,6 +31,10 @@ from ivr.errors import IvrError
 PIN_RE = re.compile(r"[0-9]{4,12}")
 #: Wrong PINs from one caller before the lockout.
 MAX_FAILURES = 3
+#: Wrong PINs from all callers in the window past which every wrong answer is slowed down.
+FLOOD_FAILURES = 20
+#: Seconds a wrong answer waits during a flood (a guess per call costs that much line time).
+FLOOD_DELAY = 5.0
 _SCRYPT = {"n": 2**14, "r": 8, "p": 1, "dklen": 32}
 
 
@@ -48,6 +55,8 @@ class PinCheck:
     failures: int = 0
     #: Seconds the caller stays locked out (0: not locked).
     locked_for: int = 0
+    #: Seconds to wait before saying the PIN is wrong (a flood of wrong PINs is on).
+    slow_down: float = 0.0
 
 
 def generate_pin(length: int = 6) -> str:
@@ -122,12 +131,21 @@ class PinStore:
         pipe = self.redis.pipeline(transaction=True)
         pipe.incr(key)
         pipe.expire(key, self.lockout)
-        failures = int((await pipe.execute())[0])
+        pipe.incr(constants.pin_fail_all_key)
+        pipe.expire(constants.pin_fail_all_key, self.lockout, nx=True)
+        got = await pipe.execute()
+        failures, everyone = int(got[0]), int(got[2])
         await audit.record(
             self.redis, f"phone:{who}", "pin.wrong", target=line, details={"failures": failures}
         )
+        slow_down = 0.0
+        if everyone > FLOOD_FAILURES:
+            slow_down = FLOOD_DELAY
+            if await self.redis.set(constants.pin_flood_key, "1", ex=self.lockout, nx=True):
+                details = {"failures": everyone, "seconds": self.lockout}
+                await audit.record(self.redis, "phone:*", "pin.flood", target=line, details=details)
         if failures < MAX_FAILURES:
-            return PinCheck(None, failures)
+            return PinCheck(None, failures, slow_down=slow_down)
         pipe = self.redis.pipeline(transaction=True)
         pipe.set(constants.pin_lock_prefix + who, "1", ex=self.lockout)
         pipe.delete(key)
@@ -139,7 +157,7 @@ class PinStore:
             target=line,
             details={"failures": failures, "seconds": self.lockout},
         )
-        return PinCheck(None, failures, self.lockout)
+        return PinCheck(None, failures, self.lockout, slow_down)
 
 
 def _caller(caller: str) -> str:

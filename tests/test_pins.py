@@ -81,3 +81,24 @@ def test_generated_pins_are_six_random_digits() -> None:
     pins = {generate_pin() for _ in range(50)}
     assert all(len(p) == 6 and p.isdigit() for p in pins)
     assert len(pins) > 45
+
+
+async def test_wrong_pins_from_many_callers_slow_every_wrong_answer(db: Redis) -> None:
+    """Forged caller ids: three guesses per number, from many numbers. Nobody is locked out
+    for it, but past FLOOD_FAILURES every wrong answer waits, and it is audited once."""
+    from ivr.pins import FLOOD_DELAY, FLOOD_FAILURES
+
+    store = PinStore(db, lockout=60)
+    await store.set("d1", "246810")
+    checks = [
+        await store.check(f"{n:06d}", f"06000{n // 2:05d}", line="trigger")
+        for n in range(FLOOD_FAILURES + 3)
+    ]
+    assert all(c.slow_down == 0 for c in checks[:FLOOD_FAILURES])
+    assert all(c.slow_down == FLOOD_DELAY for c in checks[FLOOD_FAILURES:])
+    assert not any(c.locked_for for c in checks), "two per caller: none locked out"
+    # The director still gets in, at once.
+    right = await store.check("246810", "0611223344", line="trigger")
+    assert right.person == "d1" and right.slow_down == 0
+    flood = [e for e in await audit.entries(db, limit=1000) if e["action"] == "pin.flood"]
+    assert len(flood) == 1 and flood[0]["details"]["failures"] == FLOOD_FAILURES + 1
