@@ -10,6 +10,10 @@ import asyncio
 import contextlib
 import dataclasses
 import json
+import os
+import socket
+import subprocess
+import sys
 import time
 import wave
 from collections.abc import AsyncIterator
@@ -20,7 +24,7 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
-from ivr import audit, campaigns, speech
+from ivr import audit, campaigns, sandbox, speech
 from ivr.agi import AgiServer
 from ivr.alert import Alerter
 from ivr.ami import AmiLink
@@ -34,7 +38,7 @@ from ivr.roster import RosterStore
 from ivr.scenarios import load_scenarios
 from ivr.scheduler import Scheduler
 from ivr.tts import Speaker
-from tests.sipp import Audio, DtmfMode, Hangup, Keys
+from tests.sipp import Audio, Cue, DtmfMode, Hangup, Keys, Sipp, Step, WaitBye, sandbox_root
 
 from .campaigntools import person, wait_done, wait_events
 from .phonerobot import On, RobotHub
@@ -487,3 +491,79 @@ async def test_silence_at_every_menu_ends_the_call_politely(phone: Phone) -> Non
     assert idle.seen == ["pin", "idle", "idle", "idle"]
     assert stranger.seen == [], "no campaign: nothing to ask"
     assert await phone.db.zcard("ivr:campaigns") == 0
+
+
+async def test_ivr_worker_serves_the_lines_end_to_end(
+    sandbox_config: Config, redis_server: RedisServer, db: Redis, tmp_path: Path
+) -> None:
+    """The product as deployed: `ivr roster import`, `ivr pin set`, then `ivr worker` serves the
+    trigger line (FastAGI) and dials the staff of the campaign the director starts over SIP.
+
+    No observer in another process: the phone is cued when Asterisk starts a prompt that
+    takes keys (AMI AGIExecStart of a STREAM FILE with every key as escape digit)."""
+    sandbox_env = sandbox.env_file()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("IVR_")}
+    env.update(IVR_CONFIG=str(sandbox_env), IVR_REDIS_URL=redis_server.url)
+    roster = tmp_path / "roster.csv"
+    roster.write_text(
+        "matricule;nom;fonction;service;portable\n"
+        "d0;Directrice;director;direction;0611223344\n"
+        "n0;Infirmière 0;nurse;urgences;1011\n"
+        "n1;Infirmière 1;nurse;urgences;1111\n",
+        encoding="utf-8",
+    )
+
+    def ivr(*args: str, stdin: str = "") -> None:
+        done = subprocess.run([sys.executable, "-m", "ivr", *args], env=env, input=stdin,
+                              capture_output=True, text=True, timeout=60)  # fmt: skip
+        assert done.returncode == 0, done.stderr
+
+    await asyncio.to_thread(ivr, "roster", "import", str(roster))
+    await asyncio.to_thread(ivr, "pin", "set", "d0", "--stdin", stdin=f"{PIN}\n")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        agi_port = s.getsockname()[1]
+    env["IVR_AGI_PORT"] = str(agi_port)
+    worker = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "ivr", "worker", "--name", "lines-e2e", "--capacity", "4",
+        env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    c = sandbox_config
+    watch = AmiLink(c.ami_host, c.ami_port, c.ami_user, c.ami_secret, events="agi")
+    cues: set[asyncio.Task[Any]] = set()
+
+    def on_event(event: Any) -> None:
+        command, channel = str(event.get("Command", "")), str(event.get("Channel", ""))
+        if event.get("Event") != "AGIExecStart" or not channel.startswith("PJSIP/ivr-test-phone"):
+            return
+        if command.startswith("STREAM FILE") and command.endswith('"0123456789*#"'):
+            action = {"Action": "SendText", "Channel": channel, "Message": "go"}
+            task = asyncio.create_task(watch.action(action))
+            cues.add(task)
+            task.add_done_callback(cues.discard)
+
+    watch.on_event(on_event)
+    await watch.start()
+    try:
+        assert worker.stderr is not None
+        # The worker says so once it serves the lines and dials.
+        ready = await asyncio.wait_for(worker.stderr.readline(), 60)
+        assert b"worker lines-e2e" in ready, ready
+        steps: list[Step] = [
+            Cue(), Keys(f"{PIN}#"), Cue(), Keys("1"), Cue(), Keys("2"), Cue(), Keys("1"), WaitBye()
+        ]  # fmt: skip
+        sipp = Sipp(sandbox_root())
+        headers = {"X-Ivr-Agi": f"agi://127.0.0.1:{agi_port}"}
+        result = await sipp.call("trigger", steps, caller=DIRECTOR, headers=headers, timeout=90)
+        assert result.ok, result.explain()
+        cid = await campaigns.latest(db)
+        assert cid is not None, "the director's call started a campaign"
+        report = await wait_done(db, cid, timeout=90)
+    finally:
+        worker.terminate()
+        await asyncio.wait_for(worker.wait(), 30)
+        await watch.close()
+    assert report["name"] == "plan blanc - afflux massif"
+    assert (report["total"], report["available"]) == (2, 2), report
+    [started] = [e for e in await audit.entries(db) if e["action"] == "campaign.start"]
+    assert started["who"] == "phone:d0" and started["details"]["caller"] == DIRECTOR
