@@ -38,6 +38,7 @@ from ivr.reportline import ReportLine
 from ivr.roster import RosterStore
 from ivr.scenarios import DRILL_KEY, Scenario, load_role_labels, load_scenarios
 from ivr.tts import Speaker
+from ivr.voiceprompts import build_prompts
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +59,16 @@ class Lines(ReportLine, CallbackLine):
 
     def handlers(self) -> dict[str, Callable[[AgiSession], Any]]:
         return {"trigger": self.trigger, "report": self.report, "callback": self.callback}
+
+    async def warm_up(self, languages: tuple[str, ...] = ("fr", "en")) -> None:
+        """Render the prompts and the scenario menus now, not during the director's call: keys
+        pressed while the service renders a sentence are lost (AGI discards them)."""
+        for language in languages:
+            await build_prompts(self.speaker, language)
+            choices = [(s.key, s.label(language)) for s in self.scenarios]
+            for drill_key in (DRILL_KEY, None):
+                text = speech.scenario_menu(choices, language, drill_key=drill_key)
+                await self.speaker.render(text, language)
 
     async def trigger(self, session: AgiSession) -> None:
         call = await self._start(session, "trigger")
@@ -183,6 +194,7 @@ async def serving(config: Config, redis: Redis, speaker: Speaker) -> AsyncIterat
     scenarios = load_scenarios(config.scenarios)
     labels = load_role_labels(config.scenarios)
     lines = Lines(config, redis, speaker, scenarios, role_labels=labels)
+    await lines.warm_up()
     server = AgiServer(lines.handlers(), config.agi_host, config.agi_port)
     await server.start()
     try:

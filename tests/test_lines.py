@@ -567,3 +567,17 @@ async def test_ivr_worker_serves_the_lines_end_to_end(
     assert (report["total"], report["available"]) == (2, 2), report
     [started] = [e for e in await audit.entries(db) if e["action"] == "campaign.start"]
     assert started["who"] == "phone:d0" and started["details"]["caller"] == DIRECTOR
+
+
+async def test_warm_up_renders_the_scenario_menus_before_any_call(phone: Phone) -> None:
+    """What the director hears first is ready before the first call: no render mid-call."""
+    await phone.lines.warm_up(("fr", "en"))
+    speaker = phone.lines.speaker
+    misses = speaker.misses
+    for language in ("fr", "en"):
+        choices = [(s.key, s.label(language)) for s in phone.lines.scenarios]
+        for drill_key in ("9", None):
+            await speaker.render(
+                speech.scenario_menu(choices, language, drill_key=drill_key), language
+            )
+    assert speaker.misses == misses, "every menu was a cache hit"
