@@ -26,7 +26,6 @@ import statistics
 import sys
 import tempfile
 import time
-import wave
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -43,6 +42,7 @@ from ivr.lines import Lines  # noqa: E402
 from ivr.redisserver import RedisServer  # noqa: E402
 from ivr.roster import Person, RosterStore  # noqa: E402
 from ivr.scenarios import load_scenarios  # noqa: E402
+from ivr.tts import wav_duration  # noqa: E402
 from ivr.voiceprompts import prompt_dir  # noqa: E402
 from tests.phonerobot import On, RobotHub  # noqa: E402
 from tests.sipp import Keys, Wait  # noqa: E402
@@ -75,25 +75,20 @@ DIRECTORS: dict[str, Director] = {
 }
 
 
-def _seconds(path: Path) -> float:
-    with wave.open(str(path)) as wav:
-        return wav.getnframes() / wav.getframerate()
-
-
 async def prompt_lengths(lines: Lines, alerter: Alerter, staff: int) -> dict[str, float]:
     """Seconds of prompts played at each step of the path (the read's files)."""
     fixed = prompt_dir(alerter.config.audio_dir, "fr")
 
     async def spoken(text: str) -> float:
-        return _seconds(await alerter.speaker.render(text, "fr"))
+        return wav_duration(await alerter.speaker.render(text, "fr"))
 
     choices = [(s.key, s.label("fr")) for s in lines.scenarios]
     return {
-        "pin": _seconds(fixed / "line_trigger.wav") + _seconds(fixed / "pin_enter.wav"),
+        "pin": wav_duration(fixed / "line_trigger.wav") + wav_duration(fixed / "pin_enter.wav"),
         "scenario": await spoken(speech.scenario_menu(choices, "fr", drill_key="9")),
-        "record_offer": _seconds(fixed / "record_offer.wav"),
+        "record_offer": wav_duration(fixed / "record_offer.wav"),
         "confirm": await spoken(speech.staff_to_call(staff, "fr"))
-        + _seconds(fixed / "launch_confirm.wav"),
+        + wav_duration(fixed / "launch_confirm.wav"),
     }
 
 

@@ -8,7 +8,9 @@ and places calls through the configured Asterisk.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from types import TracebackType
+from typing import Any
 
 from ivr.ami import AmiLink
 from ivr.calls import Caller, CallRequest, CallResult, OutcomeHandler, new_attempt_id
@@ -16,6 +18,30 @@ from ivr.config import Config
 from ivr.errors import ConfigError
 from ivr.tts import Speaker
 from ivr.voiceprompts import build_prompts
+
+
+async def campaign_message(
+    spec: dict[str, Any],
+    language: str,
+    config: Config,
+    speak: Callable[[str, str], Awaitable[str]],
+    prompts: str,
+) -> str | None:
+    """What a call of the campaign `spec` (as stored) plays as its message in `language`: the
+    recording of that language, else its text spoken by `speak(text, language)`; a drill puts
+    "this is an exercise" (from the `prompts` directory) before and after. None: the campaign
+    has no message in that language."""
+    recordings: dict[str, str] = spec.get("recordings") or {}
+    text: str = (spec.get("messages") or {}).get(language, "")
+    if language in recordings:
+        message = config.asterisk_path((config.audio_dir / recordings[language]).with_suffix(""))
+    elif text.strip():
+        message = await speak(text, language)
+    else:
+        return None
+    if spec.get("drill"):
+        message = f"{prompts}/drill&{message}&{prompts}/drill"
+    return message
 
 
 class Alerter:

@@ -12,7 +12,8 @@ from typing import Any, cast
 
 from ivr import campaigns, constants
 from ivr.agi import AgiSession
-from ivr.campaigns import CRISIS_TAG
+from ivr.alert import campaign_message
+from ivr.campaigns import CRISIS_TAG, CampaignError
 from ivr.constants import campaign_key
 from ivr.linecall import TRIES, LineBase, LineCall
 
@@ -100,7 +101,8 @@ class CallbackLine(LineBase):
         if quota is not None and int(got or 0) >= int(quota):
             await call.play(f"{call.p('quota_met')}&{call.p('goodbye')}")
             return
-        message = await self._message(call, cid)
+        spec = json.loads((await campaigns.get_meta(self.redis, cid))["spec"])
+        message = await self._message(call, spec)
         key = await call.menu(f"{message}&{call.p('menu')}", "12", "answer")
         if key is None:
             await call.play(call.p("no_input"))
@@ -118,8 +120,7 @@ class CallbackLine(LineBase):
             await call.play(call.p("confirm_no"))
             return
         await call.play(call.p("confirm_yes"))
-        meta = await campaigns.get_meta(self.redis, cid)
-        if json.loads(meta["spec"]).get("ask_eta", True):
+        if spec.get("ask_eta", True):
             call.step("eta")
             minutes = await call.session.read(call.p("eta"), timeout=self.key_wait, max_digits=3)
             if minutes and minutes.isdigit():
@@ -130,18 +131,12 @@ class CallbackLine(LineBase):
             await call.play(call.p("conference"))
             await call.session.set_variable("IVR_NEXT", "member")
 
-    async def _message(self, call: LineCall, cid: str) -> str:
-        """The campaign's message in the caller's language, as the alert call plays it."""
-        meta = await campaigns.get_meta(self.redis, cid)
-        spec = json.loads(meta["spec"])
-        recordings: dict[str, str] = spec.get("recordings") or {}
-        texts: dict[str, str] = spec.get("messages") or {}
-        if call.language in recordings:
-            local = self.config.audio_dir / recordings[call.language]
-            message = self.config.asterisk_path(local.with_suffix(""))
-        else:
-            text = texts.get(call.language) or texts.get("fr") or next(iter(texts.values()))
-            message = await call.say(text)
-        if spec.get("drill"):
-            message = f"{call.p('drill')}&{message}&{call.p('drill')}"
-        return message
+    async def _message(self, call: LineCall, spec: dict[str, Any]) -> str:
+        """The campaign's message as the alert call plays it: in the caller's language, else in
+        French, else in the language it has."""
+        recordings, texts = spec.get("recordings") or {}, spec.get("messages") or {}
+        for language in (call.language, "fr", *recordings, *texts):
+            message = await campaign_message(spec, language, self.config, call.say, call.prompts)
+            if message is not None:
+                return message
+        raise CampaignError(f"campaign {spec.get('name', '')!r} has no message")

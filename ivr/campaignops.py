@@ -124,10 +124,22 @@ async def events(
     return [{"id": str(entry_id), **cast(dict[str, str], fields)} for entry_id, fields in got]
 
 
+# A campaign that had ended runs again (people were put back in its queue): meta events now.
+_RESUME = r"""
+local function resume(meta, events, now)
+  redis.call('HSET', meta, 'status', 'running')
+  redis.call('HDEL', meta, 'finished_at')
+  redis.call('SADD', '@ACTIVE@', redis.call('HGET', meta, 'id'))
+  redis.call('XADD', events, '*', 'type', 'resumed', 't', now)
+end
+""".replace("@ACTIVE@", constants.active_campaigns_key)
+
 # KEYS: meta quota events state people due:0 due:1 counts ; ARGV: role new_quota now_ms
 # People of the role that the old quota cancelled go back to the queue (the campaign runs again
 # if it had ended): raising a met quota must call more people, not just move a number.
-_RAISE_QUOTA = r"""
+_RAISE_QUOTA = (
+    _RESUME
+    + r"""
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status then return {'not_found'} end
 if status ~= 'running' and status ~= 'done' then return {'not_running', status} end
@@ -156,14 +168,10 @@ for i = 1, #all, 2 do
     end
   end
 end
-if revived > 0 and status == 'done' then
-  redis.call('HSET', KEYS[1], 'status', 'running')
-  redis.call('HDEL', KEYS[1], 'finished_at')
-  redis.call('SADD', '@ACTIVE@', redis.call('HGET', KEYS[1], 'id'))
-  redis.call('XADD', KEYS[3], '*', 'type', 'resumed', 't', now)
-end
+if revived > 0 and status == 'done' then resume(KEYS[1], KEYS[3], now) end
 return {'ok', old, revived}
-""".replace("@ACTIVE@", constants.active_campaigns_key)
+"""
+)
 
 
 async def raise_quota(redis: Redis, cid: str, role: str, quota: int) -> int:
@@ -240,7 +248,9 @@ async def report_html(redis: Redis, cid: str) -> str:
 # ARGV: now_ms group_index (-1: not a group) label people_json numbers_json reserve_json
 # people_json: [[pid, record, on_call 0/1], ...]. Everyone already in the campaign is skipped
 # (target, backup called in, or added by an earlier extension): nobody is called twice.
-_EXTEND = r"""
+_EXTEND = (
+    _RESUME
+    + r"""
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status then return {'not_found'} end
 if status ~= 'running' and status ~= 'done' then return {'not_running', status} end
@@ -271,16 +281,12 @@ end
 if added > 0 then
   redis.call('HINCRBY', KEYS[6], 'open', added)
   redis.call('HINCRBY', KEYS[6], 'total', added)
-  if status == 'done' then
-    redis.call('HSET', KEYS[1], 'status', 'running')
-    redis.call('HDEL', KEYS[1], 'finished_at')
-    redis.call('SADD', '@ACTIVE@', redis.call('HGET', KEYS[1], 'id'))
-    redis.call('XADD', KEYS[7], '*', 'type', 'resumed', 't', now)
-  end
+  if status == 'done' then resume(KEYS[1], KEYS[7], now) end
 end
 redis.call('XADD', KEYS[7], '*', 'type', 'extended', 'group', ARGV[3], 'added', added, 't', now)
 return {'ok', added}
-""".replace("@ACTIVE@", constants.active_campaigns_key)
+"""
+)
 
 
 @dataclass(frozen=True)
@@ -342,16 +348,10 @@ async def extend(
         label = targets.name or ", ".join((*targets.roles, *targets.units))
     chosen = campaigns.select(people, group)
     by_id = {p.id: p for p in people}
-    ids = {p.id for p in chosen}
     members = [[p.id, campaigns.person_record(p), 1 if p.on_call else 0] for p in chosen]
-    numbers = {
-        campaigns.number_key(n): p.id for p in chosen for n in p.phones if campaigns.number_key(n)
-    }
-    reserve = {
-        p.backup: campaigns.person_record(by_id[p.backup])
-        for p in chosen
-        if p.backup and p.backup in by_id and p.backup not in ids
-    }
+    reserve = campaigns.reserve_of(chosen, by_id, {p.id for p in chosen})
+    # As at creation: the callback line finds the newcomers and their backups by number.
+    numbers = campaigns.number_index([*chosen, *(by_id[b] for b in reserve)])
     keys = [campaign_key(cid)] + [
         campaign_key(cid, part)
         for part in ("state", "people", *TIERS, "counts", "events", "numbers", "reserve")

@@ -205,11 +205,7 @@ async def create(redis: Redis, spec: CampaignSpec, people: list[Person]) -> str:
     first = FIRST_BATCH
     pipe = redis.pipeline(transaction=True)
     add_people(pipe, 0, ordered[:first])
-    reserve = {
-        p.backup: person_record(by_id[p.backup])
-        for p in ordered
-        if p.backup and p.backup in by_id and p.backup not in target_ids
-    }
+    reserve = reserve_of(ordered, by_id, target_ids)
     if reserve:
         pipe.hset(campaign_key(cid, "reserve"), mapping=cast(Any, reserve))
         index_numbers(pipe, cid, [by_id[b] for b in reserve])
@@ -236,9 +232,26 @@ def number_key(number: str) -> str:
     return "".join(ch for ch in number if ch.isdigit())[-9:]
 
 
+def reserve_of(
+    targets: Iterable[Person], by_id: dict[str, Person], target_ids: set[str]
+) -> dict[str, str]:
+    """Backup id -> record, for the backups of `targets` who are not targets themselves: kept
+    aside, called only if the person they back up cannot be reached."""
+    return {
+        p.backup: person_record(by_id[p.backup])
+        for p in targets
+        if p.backup and p.backup in by_id and p.backup not in target_ids
+    }
+
+
+def number_index(people: Iterable[Person]) -> dict[str, str]:
+    """`number_key` of each of `people`'s numbers -> their staff id."""
+    return {number_key(n): p.id for p in people for n in p.phones if number_key(n)}
+
+
 def index_numbers(pipe: Any, cid: str, people: list[Person]) -> None:
     """Queue the writes of `people`'s numbers into the campaign's number -> staff id index."""
-    mapping = {number_key(n): p.id for p in people for n in p.phones if number_key(n)}
+    mapping = number_index(people)
     if mapping:
         pipe.hset(campaign_key(cid, "numbers"), mapping=cast(Any, mapping))
 

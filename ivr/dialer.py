@@ -28,7 +28,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from ivr import campaigns, constants
-from ivr.alert import Alerter
+from ivr.alert import Alerter, campaign_message
 from ivr.calls import CallRequest, CallResult
 from ivr.campaigns import CRISIS_TAG
 from ivr.constants import campaign_key
@@ -297,16 +297,12 @@ class DialerWorker:
             recordings: dict[str, str] = spec.get("recordings") or {}
             for language in {*spec["messages"], *recordings}:
                 text = spec["messages"].get(language, "")
-                if language in recordings:
-                    local = self.alerter.config.audio_dir / recordings[language]
-                    message = self.alerter.config.asterisk_path(local.with_suffix(""))
-                elif text.strip():
-                    message = await self.alerter.message(text, language)
-                else:
+                prompts = await self.alerter.prompts(language) if spec.get("drill") else ""
+                message = await campaign_message(
+                    spec, language, self.alerter.config, self.alerter.message, prompts
+                )
+                if message is None:
                     continue
-                if spec.get("drill"):
-                    drill = f"{await self.alerter.prompts(language)}/drill"
-                    message = f"{drill}&{message}&{drill}"
                 messages[language] = message
                 if spec.get("callback_number"):
                     digits = " ".join(spec["callback_number"])

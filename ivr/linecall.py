@@ -53,11 +53,12 @@ class LineCall:
         """Fixed prompts, as files Asterisk plays."""
         return "&".join(f"{self.prompts}/{name}" for name in names)
 
-    async def say(self, text: str) -> str:
-        """Dynamic text (a count, a campaign number), rendered and cached; its file."""
+    async def say(self, text: str, language: str | None = None) -> str:
+        """Dynamic text (a count, a campaign number), rendered in the caller's language (or
+        `language`) and cached; its file."""
         if self.lines.observer is not None:
             self.lines.observer(self.line, f"say:{text}", self.session)
-        return await self.lines.voice(text, self.language)
+        return await self.lines.voice(text, language or self.language)
 
     async def play(self, files: str) -> None:
         await self.session.play(files, keys="")

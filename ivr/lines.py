@@ -22,9 +22,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import secrets
-import wave
 from collections.abc import AsyncIterator, Callable
-from pathlib import Path
 from typing import Any
 
 from redis.asyncio import Redis
@@ -37,7 +35,7 @@ from ivr.linecall import DIGITS_WAIT, KEY_WAIT, TRIES, LineCall, Observer
 from ivr.reportline import ReportLine
 from ivr.roster import RosterStore
 from ivr.scenarios import DRILL_KEY, Scenario, load_role_labels, load_scenarios
-from ivr.tts import Speaker
+from ivr.tts import Speaker, wav_duration
 from ivr.voiceprompts import build_prompts
 
 log = logging.getLogger(__name__)
@@ -172,15 +170,15 @@ class Lines(ReportLine, CallbackLine):
                     max_seconds=RECORD_MAX,
                     silence=RECORD_SILENCE,
                 )
-                if _seconds(local) >= RECORD_MIN_SECONDS:
+                if wav_duration(local) >= RECORD_MIN_SECONDS:
                     stored = await self.speaker.import_audio(local)
                     relative = stored.relative_to(self.config.audio_dir)
                     return str(relative), self.config.asterisk_path(stored.with_suffix(""))
             except AgiHangup:
                 raise
-            except (OSError, wave.Error, AgiError) as exc:
+            except (OSError, AgiError) as exc:
                 log.warning("recording %s unusable: %s", local, exc)
-            except Exception as exc:  # a silent recording fails the TTS checks
+            except Exception as exc:  # not a WAV, or silent: the TTS checks refuse it
                 log.info("recording %s refused: %s", local, exc)
             finally:
                 local.unlink(missing_ok=True)
@@ -201,8 +199,3 @@ async def serving(config: Config, redis: Redis, speaker: Speaker) -> AsyncIterat
         yield server
     finally:
         await server.close()
-
-
-def _seconds(path: Path) -> float:
-    with wave.open(str(path)) as wav:
-        return float(wav.getnframes() / wav.getframerate())
