@@ -30,16 +30,17 @@ from typing import Any
 
 from panoramisk import Manager
 
-from ivr import campaigns, sandbox
-from ivr.alert import Alerter
-from ivr.calls import CallRequest, CallResult
-from ivr.campaigns import CampaignSpec
+from ivr.campaign import store
+from ivr.campaign.store import CampaignSpec
 from ivr.config import Config
-from ivr.constants import campaign_key
 from ivr.db import connect
-from ivr.dialer import DialerWorker, WorkerSettings
-from ivr.redisserver import RedisServer
-from ivr.roster import Person
+from ivr.dialer.alerter import Alerter
+from ivr.dialer.worker import DialerWorker, WorkerSettings
+from ivr.keys import campaign_key
+from ivr.pbx.calls import CallRequest, CallResult
+from ivr.sandbox import asterisk as sandbox
+from ivr.sandbox.redisserver import RedisServer
+from ivr.staff.roster import Person
 
 MESSAGE = "Test de charge."
 
@@ -109,12 +110,12 @@ async def ours(
                     ask_eta=False, escalate=False,
                 )  # fmt: skip
                 cpu0, t0 = _cpu(), time.monotonic()
-                cid = await campaigns.create(db, spec, people)
+                cid = await store.create(db, spec, people)
                 t_created = time.monotonic()
                 if first_ring_only:
                     while not first_ring:
                         await db.xread({campaign_key(cid, "events"): "$"}, block=100)
-                    await campaigns.stop(db, cid)
+                    await store.stop(db, cid)
                 last = "0"
                 while True:
                     got = await db.xread({campaign_key(cid, "events"): last}, block=1000)
@@ -126,7 +127,7 @@ async def ours(
                         break
                 wall = time.monotonic() - t0
                 cpu = _cpu() - cpu0
-                report = await campaigns.report(db, cid)
+                report = await store.report(db, cid)
                 keys = [k async for k in db.scan_iter(match=campaign_key(cid) + "*")]
                 campaign_bytes = sum([int(await db.memory_usage(k) or 0) for k in keys])
                 used_after = int((await db.info("memory"))["used_memory"])

@@ -20,9 +20,9 @@ from pathlib import Path
 
 import redis.asyncio as aioredis
 
-from ivr.redisserver import RedisServer
-from ivr.roster import Person, RosterStore
-from ivr.rostercsv import parse_roster
+from ivr.sandbox.redisserver import RedisServer
+from ivr.staff.csvfile import parse_roster
+from ivr.staff.roster import Person, RosterStore
 
 HEADER = (
     "Matricule;Nom;Prénom;Fonction;Service;Téléphone portable;Téléphone domicile;"

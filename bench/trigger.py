@@ -32,18 +32,20 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ivr import campaigns, sandbox, speech  # noqa: E402
-from ivr.agi import AgiServer  # noqa: E402
-from ivr.alert import Alerter  # noqa: E402
-from ivr.constants import campaign_key  # noqa: E402
+from ivr import speech  # noqa: E402
+from ivr.campaign import store
+from ivr.campaign.scenarios import load_scenarios  # noqa: E402
 from ivr.db import connect  # noqa: E402
-from ivr.dialer import DialerWorker, WorkerSettings  # noqa: E402
-from ivr.lines import Lines  # noqa: E402
-from ivr.redisserver import RedisServer  # noqa: E402
-from ivr.roster import Person, RosterStore  # noqa: E402
-from ivr.scenarios import load_scenarios  # noqa: E402
-from ivr.tts import wav_duration  # noqa: E402
-from ivr.voiceprompts import prompt_dir  # noqa: E402
+from ivr.dialer.alerter import Alerter  # noqa: E402
+from ivr.dialer.worker import DialerWorker, WorkerSettings  # noqa: E402
+from ivr.keys import campaign_key  # noqa: E402
+from ivr.lines.trigger import Lines  # noqa: E402
+from ivr.pbx.agi import AgiServer  # noqa: E402
+from ivr.sandbox import asterisk as sandbox
+from ivr.sandbox.redisserver import RedisServer  # noqa: E402
+from ivr.staff.roster import Person, RosterStore  # noqa: E402
+from ivr.voice.prompts import prompt_dir  # noqa: E402
+from ivr.voice.tts import wav_duration  # noqa: E402
 from tests.phonerobot import On, RobotHub  # noqa: E402
 from tests.sipp import Keys, Wait  # noqa: E402
 
@@ -103,8 +105,8 @@ async def one_run(alerter: Alerter, db: Any, hub: RobotHub, script: list[On]) ->
     async with hub.call("trigger", "0611223344", script, timeout=90) as robot:
         await robot.until("launched", timeout=90)
         t0 = robot.at["dialled"]
-        [cid] = await campaigns.active(db)
-        prefix = f"ivr-{(await campaigns.get_meta(db, cid))['uid']}-"
+        [cid] = await store.active(db)
+        prefix = f"ivr-{(await store.get_meta(db, cid))['uid']}-"
 
         async def first_ring() -> float:
             while True:
@@ -119,10 +121,10 @@ async def one_run(alerter: Alerter, db: Any, hub: RobotHub, script: list[On]) ->
             "number spoken": robot.at["launched"] - t0,
             "first staff call": ring - t0,
         }
-    await campaigns.stop(db, cid)
+    await store.stop(db, cid)
     # The next run starts on free lines: wait until this campaign's calls are over.
     last = "$"
-    while (await campaigns.report(db, cid))["in_flight"]:
+    while (await store.report(db, cid))["in_flight"]:
         got = await db.xread({campaign_key(cid, "events"): last}, block=1000)
         for _, entries in got:
             last = entries[-1][0]

@@ -51,3 +51,9 @@ def normalize_number(raw: str) -> str:
 def dial_string(template: str, number: str) -> str:
     """Put a validated number into the dial template (`PJSIP/{number}@trunk`)."""
     return template.replace("{number}", normalize_number(number))
+
+
+def number_key(number: str) -> str:
+    """How a caller id is matched to a roster number: the last 9 digits (a French number
+    without its 0 or +33), so "+33 6 12 34 56 78" finds "0612345678"."""
+    return "".join(ch for ch in number if ch.isdigit())[-9:]

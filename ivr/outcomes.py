@@ -1,4 +1,9 @@
-"""Outcomes of a call attempt, and the one place that decides them from what Asterisk said."""
+"""What a call attempt comes to: the vocabulary every layer shares.
+
+The PBX adapter decides an attempt's outcome from what Asterisk said (`ivr.pbx.causes`); the
+campaign engine counts them; reports, the console and the spoken summary name them. The
+members are in report order: iterate `Outcome` wherever every outcome is listed.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,7 @@ from enum import StrEnum
 
 
 class Outcome(StrEnum):
-    """What one call attempt came to."""
+    """What one call attempt came to; a person's final outcome is one of these too."""
 
     #: Answered and pressed 1.
     AVAILABLE = "available"
@@ -16,100 +21,20 @@ class Outcome(StrEnum):
     NO_ANSWER = "no_answer"
     #: The line was busy, or the callee rejected the call.
     BUSY = "busy"
+    #: An answering machine took the call; a short message with the callback number was left.
+    VOICEMAIL = "voicemail"
     #: Never connected: congestion, unreachable, unknown number, channel error.
     FAILED = "failed"
     #: Answered, then hung up (or stayed silent) without a valid key.
     HUNG_UP = "hung_up"
-    #: An answering machine took the call; a short message with the callback number was left.
-    VOICEMAIL = "voicemail"
     #: Not asked: the quota of the person's role was met first (before or during the call).
     CANCELLED = "cancelled"
 
     @property
     def reached(self) -> bool:
-        """True when a person answered and gave an answer."""
+        """True when a person answered and gave an answer (1 or 2): final, never called again."""
         return self in (Outcome.AVAILABLE, Outcome.UNAVAILABLE)
 
 
-#: OriginateResponse Reason codes (Asterisk's AST_CONTROL_* values).
-REASON_ANSWERED = 4
-_REASONS = {
-    0: (Outcome.FAILED, "unreachable or unknown number"),
-    1: (Outcome.NO_ANSWER, "hung up while ringing"),
-    3: (Outcome.NO_ANSWER, "no answer"),
-    5: (Outcome.BUSY, "busy"),
-    8: (Outcome.FAILED, "congestion"),
-}
-
-#: Q.850 hangup causes that say more than the Reason code.
-_CAUSES = {
-    1: (Outcome.FAILED, "unallocated number"),
-    3: (Outcome.FAILED, "no route to destination"),
-    17: (Outcome.BUSY, "busy"),
-    18: (Outcome.NO_ANSWER, "no user responding"),
-    19: (Outcome.NO_ANSWER, "no answer"),
-    20: (Outcome.FAILED, "subscriber absent"),
-    21: (Outcome.BUSY, "call rejected"),
-    22: (Outcome.FAILED, "number changed"),
-    27: (Outcome.FAILED, "destination out of order"),
-    28: (Outcome.FAILED, "invalid number format"),
-    34: (Outcome.FAILED, "congestion"),
-    38: (Outcome.FAILED, "network out of order"),
-    41: (Outcome.FAILED, "temporary failure"),
-    42: (Outcome.FAILED, "switching equipment congestion"),
-}
-
-
-def not_answered(reason: int, cause: int | None) -> tuple[Outcome, str]:
-    """Outcome of a call that never connected, from OriginateResponse Reason and Hangup Cause."""
-    if cause in _CAUSES:
-        return _CAUSES[cause]
-    return _REASONS.get(reason, (Outcome.FAILED, f"reason {reason}"))
-
-
-def answered(key: str | None) -> tuple[Outcome, str]:
-    """Outcome of an answered attempt from what the IVR reported: the key accepted ('1', '2'),
-    'V' (answering machine), 'Q' (quota met, not asked), or None/'' (no valid key)."""
-    if key == "1":
-        return Outcome.AVAILABLE, "pressed 1"
-    if key == "2":
-        return Outcome.UNAVAILABLE, "pressed 2"
-    if key == "V":
-        return Outcome.VOICEMAIL, "answering machine, message left"
-    if key == "Q":
-        return Outcome.CANCELLED, "quota met, told to stay reachable"
-    return Outcome.HUNG_UP, "no valid key"
-
-
-def parse_journal(value: str) -> tuple[str | None, int | None]:
-    """(key, arrival minutes) from a journal value: 'K1E30' -> ('1', 30), 'V' -> ('V', None),
-    'T' -> ('', None); (None, None) when it holds no answer ('A', 'F<reason>')."""
-    if value.startswith("K") and len(value) >= 2:
-        key, _, eta = value[1:].partition("E")
-        return key, int(eta) if eta.isdigit() else None
-    if value in ("V", "Q"):
-        return value, None
-    if value == "T":
-        return "", None
-    return None, None
-
-
-def from_journal(value: str | None) -> tuple[Outcome, str] | None:
-    """Outcome recorded in the AstDB journal by the dialplan, or None if it says nothing final.
-
-    `A` (answered, no key yet) is not final while the channel lives; the caller decides.
-    """
-    if not value:
-        return None
-    if value == "T":
-        return Outcome.HUNG_UP, "no valid key after the tries"
-    key, _ = parse_journal(value)
-    if key:
-        return answered(key)
-    if value.startswith("F"):
-        try:
-            reason = int(value[1:])
-        except ValueError:
-            return Outcome.FAILED, f"journal {value!r}"
-        return not_answered(reason, None)
-    return None
+#: The answers a person can give (they end the person's campaign).
+ANSWERS = (Outcome.AVAILABLE, Outcome.UNAVAILABLE)

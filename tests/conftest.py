@@ -14,13 +14,13 @@ from pathlib import Path
 import pytest
 from redis.asyncio import Redis
 
-from ivr import sandbox
-from ivr.alert import Alerter
-from ivr.ami import AmiLink
 from ivr.config import Config
 from ivr.db import connect
+from ivr.dialer.alerter import Alerter
 from ivr.errors import SandboxError
-from ivr.redisserver import RedisServer
+from ivr.pbx.ami import AmiLink
+from ivr.sandbox import asterisk as sandbox
+from ivr.sandbox.redisserver import RedisServer
 
 IN_CI = os.environ.get("CI") == "true"
 

@@ -22,8 +22,8 @@ import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 
-from ivr.agi import AgiSession
-from ivr.ami import AmiLink
+from ivr.pbx.agi import AgiSession
+from ivr.pbx.ami import AmiLink
 from tests.sipp import Cue, DtmfMode, Hangup, Sipp, SippResult, Step, WaitBye, sandbox_root
 
 #: Seconds a test waits for a line to reach a step.

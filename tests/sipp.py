@@ -701,7 +701,7 @@ class _Run:
 
 def sandbox_root() -> Path:
     """The sandbox's root directory (scripts/sandbox keeps it next to its env file)."""
-    from ivr import sandbox
+    from ivr.sandbox import asterisk as sandbox
 
     return sandbox.env_file().parent / "root"
 

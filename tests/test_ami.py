@@ -8,10 +8,10 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from ivr.ami import AmiLink
 from ivr.config import Config
 from ivr.errors import AmiAuthError, AmiConnectError, AmiDisconnected, AmiNotConnected, AmiTimeout
-from ivr.redisserver import free_port
+from ivr.pbx.ami import AmiLink
+from ivr.sandbox.redisserver import free_port
 from tests.tcpproxy import TcpProxy
 
 

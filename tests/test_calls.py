@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 
-from ivr.alert import Alerter
-from ivr.ami import AmiLink
-from ivr.calls import CallRequest, CallResult
 from ivr.config import Config
+from ivr.dialer.alerter import Alerter
 from ivr.outcomes import Outcome
+from ivr.pbx.ami import AmiLink
+from ivr.pbx.calls import CallRequest, CallResult
 from tests.tcpproxy import TcpProxy
 
 pytestmark = pytest.mark.integration

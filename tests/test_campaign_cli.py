@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from ivr.estimate import estimate
-from ivr.progress import progress_line
-from ivr.redisserver import RedisServer
+from ivr.campaign.estimate import estimate
+from ivr.cli.progress import progress_line
+from ivr.sandbox.redisserver import RedisServer
 
 ROSTER = """\ufeffMatricule;Nom;Prénom;Fonction;Service;Portable;Domicile;Astreinte;Langue
 A001;Martin;Claire;Infirmier;Urgences;06 11 00 00 01;;oui;fr

@@ -7,9 +7,9 @@ import asyncio
 import pytest
 from redis.asyncio import Redis
 
-from ivr import campaignops, campaigns
-from ivr.campaignops import CampaignConflict
-from ivr.campaigns import CampaignSpec, Group
+from ivr.campaign import ops, store
+from ivr.campaign.ops import CampaignConflict
+from ivr.campaign.store import CampaignSpec, Group
 
 from .campaigntools import person
 
@@ -25,12 +25,12 @@ STAFF = [
 async def test_two_directors_extending_at_once_add_the_group_once(db: Redis) -> None:
     groups = (Group("sages-femmes", ("midwife",)), Group("brancardiers", ("orderly",)))
     spec = CampaignSpec(messages={"fr": "Alerte."}, roles=("nurse",), groups=groups)
-    cid = await campaigns.create(db, spec, STAFF)
-    assert await campaignops.newcomers(db, cid, STAFF, groups[0]) == 2
+    cid = await store.create(db, spec, STAFF)
+    assert await ops.newcomers(db, cid, STAFF, groups[0]) == 2
     got = await asyncio.gather(
-        *(campaignops.extend(db, cid, STAFF) for _ in range(2)), return_exceptions=True
+        *(ops.extend(db, cid, STAFF) for _ in range(2)), return_exceptions=True
     )
-    done = [g for g in got if isinstance(g, campaignops.Extension)]
+    done = [g for g in got if isinstance(g, ops.Extension)]
     refused = [g for g in got if isinstance(g, CampaignConflict)]
     # One adds the midwives; the other either lost the race (conflict) or, coming after it,
     # extended to the next group: never the same group twice.
@@ -38,21 +38,21 @@ async def test_two_directors_extending_at_once_add_the_group_once(db: Redis) -> 
     assert done[0].label == "sages-femmes" and done[0].added == 2
     if len(done) == 2:
         assert done[1].label == "brancardiers" and done[1].added == 1
-    report = await campaigns.report(db, cid)
+    report = await store.report(db, cid)
     assert report["total"] == 2 + 2 + (1 if len(done) == 2 else 0)
     # The callback line finds the newcomers by their number.
-    assert await campaigns.find_by_number(db, cid, "+33 6 33 33 33 33") == "m1"
-    assert await campaignops.newcomers(db, cid, STAFF, groups[0]) == 0
+    assert await store.find_by_number(db, cid, "+33 6 33 33 33 33") == "m1"
+    assert await ops.newcomers(db, cid, STAFF, groups[0]) == 0
 
 
 async def test_extending_to_given_targets_uses_no_group(db: Redis) -> None:
     spec = CampaignSpec(messages={"fr": "Alerte."}, roles=("nurse",), units=("urgences",),
                         groups=(Group("réa", units=("rea",)),))  # fmt: skip
-    cid = await campaigns.create(db, spec, STAFF)
-    done = await campaignops.extend(db, cid, STAFF, targets=Group(roles=("orderly",)))
+    cid = await store.create(db, spec, STAFF)
+    done = await ops.extend(db, cid, STAFF, targets=Group(roles=("orderly",)))
     assert (done.added, done.label, done.groups_left) == (1, "orderly", 1)
-    left = await campaignops.groups_left(db, cid)
+    left = await ops.groups_left(db, cid)
     assert [g.name for g in left] == ["réa"]
-    await campaigns.stop(db, cid)
+    await store.stop(db, cid)
     with pytest.raises(CampaignConflict, match="stopped"):
-        await campaignops.extend(db, cid, STAFF)
+        await ops.extend(db, cid, STAFF)

@@ -9,12 +9,12 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
-from ivr import campaigns
-from ivr.alert import Alerter
-from ivr.calls import CallRequest
-from ivr.campaigns import CampaignError, CampaignSpec
+from ivr.campaign import store
+from ivr.campaign.store import CampaignError, CampaignSpec
 from ivr.config import Config
-from ivr.dialer import DialerWorker, WorkerSettings
+from ivr.dialer.alerter import Alerter
+from ivr.dialer.worker import DialerWorker, WorkerSettings
+from ivr.pbx.calls import CallRequest
 from tests.campaigntools import attempts_by_person, events, person, states, wait_done
 
 pytestmark = pytest.mark.integration
@@ -69,7 +69,7 @@ async def test_quota_stops_dialling_the_role(workers: Workers, db: aioredis.Redi
     doctors = [person(f"d{i}", "doctor", f"1022{i:03d}") for i in range(3)]
     workers.start(capacity=2)
     spec = CampaignSpec(messages={"fr": "Test quota."}, quotas={"nurse": 3}, **FAST)
-    cid = await campaigns.create(db, spec, nurses + doctors)
+    cid = await store.create(db, spec, nurses + doctors)
     report = await wait_done(db, cid)
 
     nurse = report["by_role"]["nurse"]
@@ -91,7 +91,7 @@ async def test_alternate_numbers_retries_and_final_outcome(
     ]
     workers.start(capacity=3)
     spec = CampaignSpec(messages={"fr": "Test."}, attempts=2, escalate=False, **FAST)
-    cid = await campaigns.create(db, spec, people)
+    cid = await store.create(db, spec, people)
     report = await wait_done(db, cid)
     tries = await attempts_by_person(db, cid)
     assert tries["alt"] == ["no_answer", "available"]
@@ -109,8 +109,8 @@ async def test_unreachable_person_escalates_to_backup(workers: Workers, db: aior
     workers.start(capacity=2)
     spec = CampaignSpec(messages={"fr": "Test."}, units=("urgences",), attempts=1, **FAST)
     # The deputy is in the roster but not targeted: called only if the chief is unreachable.
-    cid = await campaigns.create(db, spec, [main, deputy, other])
-    assert (await campaigns.report(db, cid))["total"] == 2
+    cid = await store.create(db, spec, [main, deputy, other])
+    assert (await store.report(db, cid))["total"] == 2
     report = await wait_done(db, cid)
     final = {pid: s["o"] for pid, s in (await states(db, cid)).items()}
     assert final == {"chief": "failed", "deputy": "available", "nurse": "unavailable"}
@@ -122,7 +122,7 @@ async def test_unreachable_person_escalates_to_backup(workers: Workers, db: aior
 async def test_targets_by_role(db: aioredis.Redis) -> None:
     spec = CampaignSpec(messages={"fr": "x"}, roles=("midwife",))
     with pytest.raises(CampaignError, match="nobody"):
-        await campaigns.create(db, spec, [person("a", "nurse", "1011")])
+        await store.create(db, spec, [person("a", "nurse", "1011")])
 
 
 async def test_voicemail_drill_and_arrival_time(workers: Workers, db: aioredis.Redis) -> None:
@@ -135,7 +135,7 @@ async def test_voicemail_drill_and_arrival_time(workers: Workers, db: aioredis.R
         messages={"fr": "Exercice."}, drill=True, attempts=1, ring_timeout=6, amd=True,
         ask_eta=True, callback_number="0123456789",
     )  # fmt: skip
-    cid = await campaigns.create(db, spec, people)
+    cid = await store.create(db, spec, people)
     report = await wait_done(db, cid)
     assert report["drill"] is True
     assert (report["voicemail"], report["available"]) == (1, 1)
@@ -152,8 +152,8 @@ async def test_stop_leaves_the_rest_pending(workers: Workers, db: aioredis.Redis
     people = [person(f"p{i}", "nurse", f"1211{i:03d}") for i in range(6)]
     workers.start(capacity=1)
     spec = CampaignSpec(messages={"fr": "Test."}, **FAST)
-    cid = await campaigns.create(db, spec, people)
-    await campaigns.stop(db, cid)
+    cid = await store.create(db, spec, people)
+    await store.stop(db, cid)
     report = await wait_done(db, cid)
     assert report["status"] == "stopped"
     assert report["available"] <= 1 and report["pending"] >= 5
@@ -168,7 +168,7 @@ async def test_two_workers_share_a_campaign_nobody_called_twice(
         w1 = DialerWorker(a1, db, WorkerSettings(name="w1", capacity=5))
         w2 = DialerWorker(a2, db, WorkerSettings(name="w2", capacity=5))
         tasks = [asyncio.create_task(w.run(stop)) for w in (w1, w2)]
-        cid = await campaigns.create(db, CampaignSpec(messages={"fr": "T."}, **FAST), people)
+        cid = await store.create(db, CampaignSpec(messages={"fr": "T."}, **FAST), people)
         report = await wait_done(db, cid)
         stop.set()
         await asyncio.gather(*tasks)
@@ -186,7 +186,7 @@ async def test_recorded_message_is_what_callees_hear(
     relative = str(imported.relative_to(alerter.config.audio_dir))
     workers.start(capacity=1)
     spec = CampaignSpec(messages={}, recordings={"fr": relative}, **FAST)
-    cid = await campaigns.create(db, spec, [person("a", "nurse", "1011001")])
+    cid = await store.create(db, spec, [person("a", "nurse", "1011001")])
     report = await wait_done(db, cid)
     assert report["available"] == 1
     (request,) = workers.requests

@@ -9,9 +9,9 @@ import sys
 
 import pytest
 
-from ivr import sandbox
 from ivr.config import Config
-from ivr.redisserver import free_port
+from ivr.sandbox import asterisk as sandbox
+from ivr.sandbox.redisserver import free_port
 from tests.tcpproxy import TcpProxy
 
 pytestmark = pytest.mark.integration

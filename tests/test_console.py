@@ -15,11 +15,11 @@ import pytest
 import redis.asyncio as aioredis
 from aiohttp import ClientResponse
 
-from ivr import console
+from ivr.api import console
+from ivr.api.app import streams_key
+from ivr.campaign.scheduler import Scheduler
 from ivr.config import Config
-from ivr.http import streams_key
-from ivr.redisserver import RedisServer
-from ivr.scheduler import Scheduler
+from ivr.sandbox.redisserver import RedisServer
 from tests import test_campaign_cli as cli
 from tests.test_http import Api, start_api
 

@@ -16,13 +16,13 @@ import pytest
 import redis.asyncio as aioredis
 from aiohttp.test_utils import TestServer
 
-from ivr import campaigns
-from ivr.alert import Alerter
-from ivr.campaigns import CampaignSpec
+from ivr.access.tokens import Role, TokenStore
+from ivr.api.app import make_app
+from ivr.campaign import store
+from ivr.campaign.store import CampaignSpec
 from ivr.config import Config
-from ivr.dialer import DialerWorker, WorkerSettings
-from ivr.http import make_app
-from ivr.tokens import Role, TokenStore
+from ivr.dialer.alerter import Alerter
+from ivr.dialer.worker import DialerWorker, WorkerSettings
 from tests.campaigntools import person, states, wait_done
 from tests.conftest import unavailable
 from tests.test_http import free_port
@@ -76,7 +76,7 @@ async def test_dashboard_follows_a_campaign(
         messages={"fr": "Exercice plan blanc."}, name="exercice nuit", drill=True,
         quotas={"nurse": 3}, ring_timeout=6, amd=False, retry_delay=1,
     )  # fmt: skip
-    cid = await campaigns.create(db, spec, staff)
+    cid = await store.create(db, spec, staff)
     token = await TokenStore(db).create("screen", Role.viewer)
     server = TestServer(make_app(sandbox_config, db, alerter=alerter), port=free_port())
     await server.start_server()
@@ -145,7 +145,7 @@ async def test_console_asks_for_a_token_and_keeps_it_for_the_tab(
 
     staff = [person("n1", "nurse", "1161501"), person("n2", "nurse", "1120002")]
     spec = CampaignSpec(messages={"fr": "Alerte."}, name="sans lignes")
-    cid = await campaigns.create(db, spec, staff)  # no worker: it stays pending
+    cid = await store.create(db, spec, staff)  # no worker: it stays pending
     token = await TokenStore(db).create("screen", Role.viewer)
     server = TestServer(make_app(Config(), db), port=free_port())
     await server.start_server()

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from ivr.campaigns import FINAL_OUTCOMES
+from ivr.campaign.store import FINAL_OUTCOMES
 from ivr.config import Config
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]

@@ -15,13 +15,14 @@ from collections.abc import Awaitable, Callable
 import pytest
 import redis.asyncio as aioredis
 
-from ivr import campaigns, sandbox
-from ivr.alert import Alerter
-from ivr.campaigns import CampaignSpec
+from ivr.campaign import store
+from ivr.campaign.store import CampaignSpec
 from ivr.config import Config
-from ivr.dialer import DialerWorker, WorkerSettings
-from ivr.redisserver import RedisServer
-from ivr.roster import Person
+from ivr.dialer.alerter import Alerter
+from ivr.dialer.worker import DialerWorker, WorkerSettings
+from ivr.sandbox import asterisk as sandbox
+from ivr.sandbox.redisserver import RedisServer
+from ivr.staff.roster import Person
 from tests.campaigntools import attempts_by_person, person, states, wait_done, wait_events
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
@@ -50,8 +51,8 @@ async def check_invariants(db: aioredis.Redis, cid: str, people: list[Person]) -
             assert tries[p.id][-1] == answered[0], f"{p.id} called after answering"
         if p.phones[0][2] == "1" and p.phones[0][0] == "1":
             assert final[p.id]["o"] == "available", f"{p.id}'s key press lost: {tries[p.id]}"
-    report = await campaigns.report(db, cid)
-    assert sum(report[o] for o in campaigns.FINAL_OUTCOMES) == report["total"] == len(people)
+    report = await store.report(db, cid)
+    assert sum(report[o] for o in store.FINAL_OUTCOMES) == report["total"] == len(people)
     assert report["pending"] == 0
 
 
@@ -74,7 +75,7 @@ async def test_service_killed_at_several_points_resumes(
     sandbox_config: Config, redis_server: RedisServer, db: aioredis.Redis
 ) -> None:
     people = mixed_staff(240)
-    cid = await campaigns.create(db, SPEC, people)
+    cid = await store.create(db, SPEC, people)
     proc = await start_worker(redis_server.url, "fault-0")
     try:
         for finals in (20, 80, 150):
@@ -99,7 +100,7 @@ async def run_with_fault(
     worker = DialerWorker(alerter, db, WorkerSettings(name="w-fault", capacity=20))
     running = asyncio.create_task(worker.run(stop))
     try:
-        cid = await campaigns.create(db, SPEC, people)
+        cid = await store.create(db, SPEC, people)
         await wait_events(db, cid, "final", 10)
         await fault()
         await wait_done(db, cid, timeout=180)

@@ -27,12 +27,13 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from ivr import __version__, openapi
+from ivr import __version__
+from ivr.access.tokens import Role, TokenStore
+from ivr.api import openapi
+from ivr.api.app import ROUTES, make_app
 from ivr.config import Config
 from ivr.db import connect
-from ivr.http import ROUTES, make_app
-from ivr.redisserver import RedisServer
-from ivr.tokens import Role, TokenStore
+from ivr.sandbox.redisserver import RedisServer
 from tests.conftest import unavailable
 from tests.test_http import ROSTER, free_port
 

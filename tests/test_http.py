@@ -28,16 +28,16 @@ import redis.asyncio as aioredis
 from aiohttp import ClientResponse
 from aiohttp.test_utils import TestClient, TestServer
 
-from ivr import constants
-from ivr.alert import Alerter
+from ivr import keys
+from ivr.access.tokens import Role, TokenStore
+from ivr.api.app import ROUTES, make_app
+from ivr.campaign.scheduler import Scheduler
 from ivr.config import Config, load_config
-from ivr.constants import campaign_key
 from ivr.db import connect
+from ivr.dialer.alerter import Alerter
 from ivr.errors import ConfigError
-from ivr.http import ROUTES, make_app
-from ivr.redisserver import RedisServer
-from ivr.scheduler import Scheduler
-from ivr.tokens import Role, TokenStore
+from ivr.keys import campaign_key
+from ivr.sandbox.redisserver import RedisServer
 from tests.conftest import unavailable
 
 ROSTER = (
@@ -450,7 +450,7 @@ async def test_estimate_starts_nothing(api: Api) -> None:
     assert (body["targets"], body["lines"], body["message_seconds"]) == (5, 2, 10.0)
     assert body["roles"]["nurse"]["quota"] == 1 and body["roles"]["doctor"]["quota"] is None
     assert body["total_minutes"] > 0
-    assert await api.db.zcard(constants.campaigns_key) == 0
+    assert await api.db.zcard(keys.campaigns_key) == 0
     nobody = await api.json(
         "POST", "/api/campaigns/estimate", "viewer", json={**MESSAGE, "roles": ["pharmacist"]}
     )
@@ -521,7 +521,7 @@ async def test_wrong_types_and_values_are_422(api: Api, body: Any, field: str) -
         headers={"Content-Type": "application/json"},
     )  # fmt: skip
     assert field in [p["field"] for p in got["problems"]], got
-    assert await api.db.zcard(constants.campaigns_key) == 0
+    assert await api.db.zcard(keys.campaigns_key) == 0
 
 
 async def test_service_checks_beyond_the_schema_are_422(api: Api) -> None:
@@ -640,7 +640,7 @@ async def test_metrics(db: aioredis.Redis, tmp_path: Path) -> None:
         await made.roster()
         cid = await made.start(quotas={"nurse": 1})
         await db.hset(
-            constants.workers_key,
+            keys.workers_key,
             mapping={
                 "host-default-0": json.dumps(
                     {

@@ -24,20 +24,23 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
-from ivr import audit, campaigns, sandbox, speech
-from ivr.agi import AgiServer
-from ivr.alert import Alerter
-from ivr.ami import AmiLink
-from ivr.campaigns import CampaignSpec, Group
+from ivr.access import audit
+from ivr.campaign import store
+from ivr.campaign.scenarios import load_scenarios
+from ivr.campaign.scheduler import Scheduler
+from ivr.campaign.store import CampaignSpec, Group
 from ivr.config import Config
-from ivr.constants import campaign_key
-from ivr.dialer import DialerWorker, WorkerSettings
-from ivr.lines import Lines
-from ivr.redisserver import RedisServer
-from ivr.roster import RosterStore
-from ivr.scenarios import load_scenarios
-from ivr.scheduler import Scheduler
-from ivr.tts import Speaker
+from ivr.dialer.alerter import Alerter
+from ivr.dialer.worker import DialerWorker, WorkerSettings
+from ivr.keys import campaign_key
+from ivr.lines.trigger import Lines
+from ivr.pbx.agi import AgiServer
+from ivr.pbx.ami import AmiLink
+from ivr.sandbox import asterisk as sandbox
+from ivr.sandbox.redisserver import RedisServer
+from ivr.staff.roster import RosterStore
+from ivr.voice import speech
+from ivr.voice.tts import Speaker
 from tests.sipp import Audio, Cue, DtmfMode, Hangup, Keys, Sipp, Step, WaitBye, sandbox_root
 
 from .campaigntools import person, wait_done, wait_events
@@ -112,11 +115,11 @@ async def test_trigger_with_the_right_pin_starts_the_scenario(phone: Phone, mode
     async with phone.hub.call("trigger", DIRECTOR, script, dtmf=mode) as robot:
         await robot.until("launched")
     await robot.finished()
-    [cid] = await campaigns.active(phone.db)
-    meta = await campaigns.get_meta(phone.db, cid)
+    [cid] = await store.active(phone.db)
+    meta = await store.get_meta(phone.db, cid)
     assert meta["name"] == "plan blanc - afflux massif"
     assert meta["drill"] == "1"
-    report = await campaigns.report(phone.db, cid)
+    report = await store.report(phone.db, cid)
     assert report["total"] == 7
     assert speech.staff_to_call(7, "fr") in robot.said
     assert speech.launched(cid, "fr") in robot.said
@@ -142,7 +145,7 @@ async def test_three_wrong_pins_lock_the_caller_out_and_are_audited(phone: Phone
         pass
     await robot.finished()
     assert "pin" not in robot.seen
-    assert await campaigns.active(phone.db) == []
+    assert await store.active(phone.db) == []
     # Another caller is not locked out.
     async with phone.hub.call("trigger", "0600000001", [On("pin", Hangup())]) as robot:
         pass
@@ -193,8 +196,8 @@ async def test_recorded_message_is_what_the_staff_hear(
     async with phone.hub.call("trigger", DIRECTOR, script) as robot:
         pass
     await robot.finished()
-    [cid] = await campaigns.active(phone.db)
-    spec = json.loads((await campaigns.get_meta(phone.db, cid))["spec"])
+    [cid] = await store.active(phone.db)
+    spec = json.loads((await store.get_meta(phone.db, cid))["spec"])
     assert spec["recordings"]["fr"] == spec["recordings"]["en"]
     recorded = phone.config.audio_dir / spec["recordings"]["fr"]
     with wave.open(str(recorded)) as wav:
@@ -300,7 +303,7 @@ async def _campaign_with_answers(
     people = await RosterStore(phone.db).load()
     spec = CampaignSpec(messages={"fr": "Alerte test."}, quotas=quotas, attempts=1, amd=False,
                         roles=("nurse", "doctor"), groups=groups)  # fmt: skip
-    cid = await campaigns.create(phone.db, spec, people)
+    cid = await store.create(phone.db, spec, people)
     scheduler = Scheduler(phone.db)
     wanted = {"n0": "available", "n1": "unavailable", "d0": "no_answer"}
     done: set[str] = set()
@@ -324,7 +327,7 @@ async def test_report_line_speaks_the_real_counts_and_stops_the_campaign(phone: 
     await phone.roster()
     await phone.lines.pins.set("d0", PIN)
     cid = await _campaign_with_answers(phone, {"nurse": 3})
-    report = await campaigns.report(phone.db, cid)
+    report = await store.report(phone.db, cid)
     assert (report["available"], report["unavailable"], report["no_answer"]) == (1, 1, 1)
     before = time.time()
     script = [
@@ -344,7 +347,7 @@ async def test_report_line_speaks_the_real_counts_and_stops_the_campaign(phone: 
         "Une personne injoignable." in said
     )
     assert "un disponible sur 3 demandés" in said
-    assert (await campaigns.get_meta(phone.db, cid))["status"] == "stopped"
+    assert (await store.get_meta(phone.db, cid))["status"] == "stopped"
     [stopped] = await phone.audit("campaign.stop")
     assert stopped["who"] == "phone:d0" and stopped["target"] == cid
     assert speech.stopped(cid, "fr") in robot.said
@@ -387,7 +390,7 @@ async def test_report_line_extends_the_alert_to_the_next_group(phone: Phone) -> 
     await roster.replace([*await roster.load(), person("m0", "midwife", "1111")])
     await phone.lines.pins.set("d0", PIN)
     cid = await _campaign_with_answers(phone, {"nurse": 3}, (Group("sages-femmes", ("midwife",)),))
-    assert (await campaigns.report(phone.db, cid))["total"] == 7
+    assert (await store.report(phone.db, cid))["total"] == 7
     script = [
         On("pin", Keys(f"{PIN}#")),
         On("report", Keys("3")),
@@ -401,7 +404,7 @@ async def test_report_line_extends_the_alert_to_the_next_group(phone: Phone) -> 
     await robot.finished()
     assert speech.staff_to_call(1, "fr") in robot.said
     assert speech.extended(1, "fr") in robot.said
-    report = await campaigns.report(phone.db, cid)
+    report = await store.report(phone.db, cid)
     assert report["total"] == 8 and report["by_role"]["midwife"]["pending"] == 1
     [extended] = await phone.audit("campaign.extend")
     assert extended["who"] == "phone:d0"
@@ -417,7 +420,7 @@ async def test_callback_answer_counts_once_in_the_same_campaign(phone: Phone) ->
     async with phone.hub.call("callback", "20", answer, dtmf="info") as robot:
         pass
     await robot.finished()
-    report = await campaigns.report(phone.db, cid)
+    report = await store.report(phone.db, cid)
     assert report["no_answer"] == 0 and report["available"] == 2
     state = json.loads(await phone.db.hget(campaign_key(cid, "state"), "d0"))
     assert state["o"] == "available" and state["eta"] == 25 and state["cb"] == 1
@@ -426,7 +429,7 @@ async def test_callback_answer_counts_once_in_the_same_campaign(phone: Phone) ->
         pass
     await robot.finished()
     assert robot.seen == ["already"]
-    assert (await campaigns.report(phone.db, cid))["available"] == 2
+    assert (await store.report(phone.db, cid))["available"] == 2
     # Unknown number: the staff number finds them (the crisis-cell nurse, still queued).
     by_staff_number = [On("staff", Keys("4242#")), On("answer", Keys("2"))]
     async with phone.hub.call("callback", "0600000009", by_staff_number) as robot:
@@ -450,7 +453,7 @@ async def test_crisis_cell_staff_are_bridged_into_the_room_after_pressing_1(
     ami.on_event(on_event)
     people = [person("c1", "director", "1011", tags=frozenset({"crisis_cell"}))]
     spec = CampaignSpec(messages={"fr": "Cellule de crise."}, amd=False, ask_eta=False)
-    cid = await campaigns.create(db, spec, people)
+    cid = await store.create(db, spec, people)
     config = dataclasses.replace(sandbox_config, redis_url=redis_server.url)
     stop = asyncio.Event()
     async with Alerter(config) as alerter:
@@ -464,7 +467,7 @@ async def test_crisis_cell_staff_are_bridged_into_the_room_after_pressing_1(
         finally:
             stop.set()
             await task
-    assert (await campaigns.report(db, cid))["available"] == 1
+    assert (await store.report(db, cid))["available"] == 1
 
 
 async def test_silence_at_every_menu_ends_the_call_politely(phone: Phone) -> None:
@@ -556,7 +559,7 @@ async def test_ivr_worker_serves_the_lines_end_to_end(
         headers = {"X-Ivr-Agi": f"agi://127.0.0.1:{agi_port}"}
         result = await sipp.call("trigger", steps, caller=DIRECTOR, headers=headers, timeout=90)
         assert result.ok, result.explain()
-        cid = await campaigns.latest(db)
+        cid = await store.latest(db)
         assert cid is not None, "the director's call started a campaign"
         report = await wait_done(db, cid, timeout=90)
     finally:

@@ -7,8 +7,9 @@ import time
 import pytest
 from redis.asyncio import Redis
 
-from ivr import audit, constants
-from ivr.pins import PinError, PinStore, generate_pin
+from ivr import keys
+from ivr.access import audit
+from ivr.access.pins import PinError, PinStore, generate_pin
 
 
 async def test_pins_are_stored_hashed_and_found_by_the_pin(db: Redis) -> None:
@@ -17,7 +18,7 @@ async def test_pins_are_stored_hashed_and_found_by_the_pin(db: Redis) -> None:
     await store.set("d2", "135791")
     assert (await store.check("246810", "0600000000", line="trigger")).person == "d1"
     assert (await store.check("135791", "0600000000", line="trigger")).person == "d2"
-    stored = await db.hgetall(constants.pins_key)
+    stored = await db.hgetall(keys.pins_key)
     assert sorted(stored.values()) == ["d1", "d2"]
     assert not any("246810" in k or "135791" in k for k in stored), "PINs must not be stored"
     assert await store.holders() == ["d1", "d2"]
@@ -73,7 +74,7 @@ async def test_a_check_costs_the_same_whether_the_pin_exists(db: Redis) -> None:
         t = time.perf_counter()
         await store.check("13579", "0600000002", line="trigger")
         absent.append(time.perf_counter() - t)
-        await db.delete(constants.pin_fail_prefix + "0600000002")
+        await db.delete(keys.pin_fail_prefix + "0600000002")
     assert best(absent) > 0.5 * best(present)
 
 
@@ -86,7 +87,7 @@ def test_generated_pins_are_six_random_digits() -> None:
 async def test_wrong_pins_from_many_callers_slow_every_wrong_answer(db: Redis) -> None:
     """Forged caller ids: three guesses per number, from many numbers. Nobody is locked out
     for it, but past FLOOD_FAILURES every wrong answer waits, and it is audited once."""
-    from ivr.pins import FLOOD_DELAY, FLOOD_FAILURES
+    from ivr.access.pins import FLOOD_DELAY, FLOOD_FAILURES
 
     store = PinStore(db, lockout=60)
     await store.set("d1", "246810")

@@ -9,7 +9,7 @@ import sys
 import wave
 from pathlib import Path
 
-from ivr.voiceprompts import PROMPTS
+from ivr.voice.prompts import PROMPTS
 
 
 def ivr(*args: str, audio: Path, **env: str) -> subprocess.CompletedProcess[str]:

@@ -11,7 +11,7 @@ import pytest
 import redis
 
 from ivr.errors import SandboxError
-from ivr.redisserver import RedisServer, free_port
+from ivr.sandbox.redisserver import RedisServer, free_port
 
 Factory = Callable[..., RedisServer]
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from ivr import report
-from ivr.report import CampaignData
+from ivr.campaign import afteraction
+from ivr.campaign.afteraction import CampaignData
 
 T0 = 1_700_000_000_000
 MIN = 60_000
@@ -55,7 +55,7 @@ def test_minutes_count_from_the_started_event() -> None:
     data = campaign([ev("final", 2.5, pid="n0", outcome="available")], {"nurse": (1, None)})
     assert data.start_ms == T0
     assert data.minutes(T0 + 90_000) == 1.5
-    assert report.available_answers(data) == [(2.5, "n0")]
+    assert afteraction.available_answers(data) == [(2.5, "n0")]
 
 
 def test_available_answers_are_ordered_and_one_per_person() -> None:
@@ -70,7 +70,7 @@ def test_available_answers_are_ordered_and_one_per_person() -> None:
         ],
         {"nurse": (4, None)},
     )
-    assert report.available_answers(data) == [(1.0, "n0"), (3.0, "n1")]
+    assert afteraction.available_answers(data) == [(1.0, "n0"), (3.0, "n1")]
 
 
 def test_curve_puts_arrivals_at_answer_time_plus_minutes_keyed() -> None:
@@ -85,7 +85,7 @@ def test_curve_puts_arrivals_at_answer_time_plus_minutes_keyed() -> None:
         ],
         {"nurse": (3, None)},
     )
-    c = report.curve(data)
+    c = afteraction.curve(data)
     assert c.available == [(1.0, 1), (2.0, 2), (4.0, 3)]
     assert c.on_site == [(12.0, 1), (31.0, 2)], "answer minute + keyed minutes, in order"
 
@@ -97,7 +97,7 @@ def test_time_to_quota_per_role_and_total() -> None:
     data = campaign(
         events, {"nurse": (8, 4), "doctor": (4, 2)}, people={**NURSES, **DOCTORS}, available=7
     )
-    reached = report.time_to_quota(data)
+    reached = afteraction.time_to_quota(data)
     assert reached["nurse"] == {25: 1.0, 50: 5.0, 75: 6.0, 100: 7.0}
     assert reached["doctor"] == {25: 2.0, 50: 2.0, 75: 3.0, 100: 3.0}
     # Total quota 6: d2 (beyond the doctors' quota of 2) does not count towards it.
@@ -107,8 +107,8 @@ def test_time_to_quota_per_role_and_total() -> None:
 def test_time_to_quota_not_reached_is_none_and_no_quota_no_total() -> None:
     events = [ev("final", 2, pid="n0", outcome="available")]
     data = campaign(events, {"nurse": (8, 3)}, people=NURSES)
-    assert report.time_to_quota(data)["nurse"] == {25: 2.0, 50: None, 75: None, 100: None}
-    assert report.time_to_quota(campaign(events, {"nurse": (8, None)}, people=NURSES)) == {}
+    assert afteraction.time_to_quota(data)["nurse"] == {25: 2.0, 50: None, 75: None, 100: None}
+    assert afteraction.time_to_quota(campaign(events, {"nurse": (8, None)}, people=NURSES)) == {}
 
 
 def test_timeline_per_unit_and_answers() -> None:
@@ -128,14 +128,14 @@ def test_timeline_per_unit_and_answers() -> None:
             "d0": {"s": "d", "o": "unavailable", "ft": T0 + 30_000},
         },
     )
-    assert [text for _, text in report.timeline(data)] == [
+    assert [text for _, text in afteraction.timeline(data)] == [
         "Campaign started", "Backup n7 called for n1", "Quota met: nurse",
         "Quota raised: nurse 1 → 2", "Calling stopped",
     ]  # fmt: skip
-    units = report.per_unit(data)
+    units = afteraction.per_unit(data)
     assert units["urgences"] == {"total": 2, "available": 1, "no_answer": 1}
     assert units["rea"] == {"total": 1, "unavailable": 1}
-    rows = report.answers(data)
+    rows = afteraction.answers(data)
     assert [(r["id"], r["answer"], r["minute"], r["eta"]) for r in rows] == [
         ("d0", "unavailable", 0.5, None),
         ("n0", "available", 1.0, 20),
@@ -150,7 +150,7 @@ def _polyline(html: str, title: str) -> list[tuple[float, float]]:
 
 def test_curve_svg_is_a_staircase_up_to_the_count() -> None:
     events = [ev("final", m, pid=f"n{m}", outcome="available") for m in (1, 2, 3)]
-    svg = report.curve_svg(campaign(events, {"nurse": (8, 3)}, people=NURSES))
+    svg = afteraction.curve_svg(campaign(events, {"nurse": (8, 3)}, people=NURSES))
     points = _polyline(svg, "available answers")
     assert len(points) == 2 + 2 * 3
     ys = [y for _, y in points]
@@ -167,7 +167,7 @@ def test_report_page_is_self_contained_and_escaped() -> None:
         people=people,
         states={"n0": {"s": "d", "o": "available", "ft": T0 + MIN}},
     )
-    html = report.render_html(data)
+    html = afteraction.render_html(data)
     assert html.startswith("<!DOCTYPE html>") and "<svg" in html and "<polyline" in html
     assert "<script" not in html, "names are escaped; the page has no script"
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
@@ -182,10 +182,10 @@ def test_drill_report_is_marked_and_compared_with_previous_drills() -> None:
         events = [ev("final", m, pid=f"n{i}", outcome="available") for i, m in enumerate(minutes)]
         return campaign(events, {"nurse": (8, 2)}, cid=cid, drill=True, people=NURSES)
 
-    html = report.render_html(drill("9", [1, 2]), [drill("4", [3, 8]), drill("2", [5])])
+    html = afteraction.render_html(drill("9", [1, 2]), [drill("4", [3, 8]), drill("2", [5])])
     assert "DRILL / EXERCICE" in html
     table = html.split("<h2>Comparison with previous drills</h2>")[1].split("</table>")[0]
     rows = re.findall(r"<tr><td>(\d+)</td>.*?</tr>", table)
     assert rows == ["9", "4", "2"]
     assert "2.0 min" in table and "8.0 min" in table, "time to 100% of each drill"
-    assert "Comparison" not in report.render_html(campaign([], {"nurse": (1, 1)}))
+    assert "Comparison" not in afteraction.render_html(campaign([], {"nurse": (1, 1)}))

@@ -8,10 +8,10 @@ from collections.abc import Iterator
 import pytest
 import redis.asyncio as aioredis
 
-from ivr import roster
-from ivr.constants import roster_current_key, roster_people_prefix
-from ivr.roster import Person, RosterError, RosterStore
-from ivr.rostercsv import parse_roster
+from ivr.keys import roster_current_key, roster_people_prefix
+from ivr.staff import roster
+from ivr.staff.csvfile import parse_roster
+from ivr.staff.roster import Person, RosterError, RosterStore
 from tests.test_rostercsv import ENGLISH, FRENCH
 
 # -- JSON round trip --------------------------------------------------------------------

@@ -6,10 +6,10 @@ import csv
 
 import pytest
 
-from ivr import rostercsv
 from ivr.errors import IvrError
-from ivr.roster import Person, RosterError
-from ivr.rostercsv import export_csv, parse_roster
+from ivr.staff import csvfile
+from ivr.staff.csvfile import export_csv, parse_roster
+from ivr.staff.roster import Person, RosterError
 
 FRENCH = (
     "\ufeffMatricule;Nom;Prénom;Fonction;Service;Téléphone portable;Tél. domicile;Téléphone 3;"
@@ -218,8 +218,8 @@ def test_every_bad_row_at_once() -> None:
     assert error.error_id == "roster_error" and error.exit_code == 2
     assert isinstance(error, IvrError)
     assert str(error).startswith("roster: 1501 problems; first: line 52: column 'phone'")
-    assert len(error.problems) == rostercsv.MAX_PROBLEMS
-    assert [line for line, _ in error.problems] == list(range(52, 52 + rostercsv.MAX_PROBLEMS))
+    assert len(error.problems) == csvfile.MAX_PROBLEMS
+    assert [line for line, _ in error.problems] == list(range(52, 52 + csvfile.MAX_PROBLEMS))
 
 
 def test_csv_field_limit_restored() -> None:

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from ivr.campaign.scenarios import load_scenarios
 from ivr.errors import ConfigError
-from ivr.scenarios import load_scenarios
 
 _GROUP = '[[scenario]]\nkey = 1\nname = "x"\nmessage.fr = "m"\n[[scenario.group]]\n'
 
@@ -59,7 +59,7 @@ def test_a_missing_scenario_file_is_a_config_error(tmp_path: Path) -> None:
 
 
 def test_role_labels_per_language(tmp_path: Path) -> None:
-    from ivr.scenarios import load_role_labels
+    from ivr.campaign.scenarios import load_role_labels
 
     labels = load_role_labels()
     assert labels["fr"]["nurse"] == "infirmiers" and labels["en"]["nurse"] == "nurses"

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from ivr import sandbox
-from ivr.alert import Alerter
 from ivr.config import load_config
+from ivr.dialer.alerter import Alerter
+from ivr.dialer.selftest import RouteCheck, render, run_selftest
 from ivr.errors import ConfigError
-from ivr.selftest import RouteCheck, render, run_selftest
+from ivr.sandbox import asterisk as sandbox
 from tests.sipp import Sipp, sandbox_root
 
 CREDENTIALS = {"IVR_AMI_USER": "ivr", "IVR_AMI_SECRET": "x"}

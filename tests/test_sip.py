@@ -19,12 +19,12 @@ from typing import Any
 
 import pytest
 
-from ivr.alert import Alerter
-from ivr.ami import AmiLink
-from ivr.calls import Caller
 from ivr.config import Config
+from ivr.dialer.alerter import Alerter
 from ivr.outcomes import Outcome
-from ivr.tts import wav_duration
+from ivr.pbx.ami import AmiLink
+from ivr.pbx.calls import Caller
+from ivr.voice.tts import wav_duration
 from tests.sipp import Audio, DtmfMode, Hangup, Keys, Sipp, Step, Wait, WaitBye, sandbox_root
 
 pytestmark = pytest.mark.integration

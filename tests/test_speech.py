@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from ivr import speech
-from ivr.voiceprompts import TEXTS_DIR
+from ivr.voice import speech
+from ivr.voice.prompts import TEXTS_DIR
 
 T0 = datetime(2026, 3, 14, 14, 5, tzinfo=UTC).timestamp()
 

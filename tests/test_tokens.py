@@ -9,10 +9,11 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
-from ivr import cli, constants, tokens
+from ivr import cli, keys
+from ivr.access import tokens
+from ivr.access.tokens import Role, TokenError, TokenStore
 from ivr.db import connect
-from ivr.redisserver import RedisServer
-from ivr.tokens import Role, TokenError, TokenStore
+from ivr.sandbox.redisserver import RedisServer
 
 
 def test_roles_are_ordered() -> None:
@@ -30,8 +31,8 @@ async def test_create_stores_only_the_digest(db: aioredis.Redis) -> None:
     assert token.startswith("ivr_") and len(token) >= 40
     dump = json.dumps(
         {
-            "hashes": await db.hgetall(constants.token_hashes_key),
-            "names": await db.hgetall(constants.token_names_key),
+            "hashes": await db.hgetall(keys.token_hashes_key),
+            "names": await db.hgetall(keys.token_names_key),
         }
     )
     assert token not in dump and token[4:] not in dump
@@ -116,7 +117,7 @@ def test_cli_create_list_revoke(
         db = connect(redis_server.url)
         try:
             info = await TokenStore(db).lookup(token)
-            entries: Any = await db.xrange(constants.audit_key)
+            entries: Any = await db.xrange(keys.audit_key)
             return info, [fields["action"] for _, fields in entries]
         finally:
             await db.aclose()

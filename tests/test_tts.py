@@ -15,11 +15,11 @@ from typing import Any
 
 import pytest
 
-import ivr.tts
+import ivr.voice.tts
 from ivr.config import LANGUAGES
 from ivr.errors import TtsError
-from ivr.tts import VOICES, Speaker, check_wav, wav_duration
-from ivr.voiceprompts import PROMPTS, build_prompts
+from ivr.voice.prompts import PROMPTS, build_prompts
+from ivr.voice.tts import VOICES, Speaker, check_wav, wav_duration
 
 MakeSpeaker = Callable[..., Speaker]
 
@@ -207,7 +207,7 @@ async def test_bad_requests_are_refused(
 
 
 async def test_missing_sox_is_explained(speaker: Speaker, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(ivr.tts, "SOX", "sox-is-not-installed")
+    monkeypatch.setattr(ivr.voice.tts, "SOX", "sox-is-not-installed")
     with pytest.raises(TtsError, match="install sox"):
         await speaker.render("Bonjour.", "fr")
     # Neither the 22 kHz intermediate nor a partial file is left behind.
@@ -260,7 +260,7 @@ def test_worker_protocol(tmp_path: Path) -> None:
     requests.append(request("Un deux trois quatre cinq six sept huit.", rate=300))
     requests.append(request("Un deux trois quatre cinq six sept huit.", rate=100))
     result = subprocess.run(
-        [sys.executable, "-m", "ivr.tts_worker"],
+        [sys.executable, "-m", "ivr.voice.tts_worker"],
         input="".join(requests),
         capture_output=True,
         text=True,

@@ -1,0 +1,248 @@
+"""What stands between a request and an API handler: the token check, the query and body
+checks against the route's schemas, and errors turned into JSON.
+
+`HTTP_STATUS` is the one place that gives each error class its HTTP status; `error_middleware`
+applies it, so handlers raise the service's own errors and never build an error response.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+from redis.exceptions import RedisError
+
+from ivr.access.tokens import Role, TokenError, TokenInfo, TokenStore
+from ivr.api import schemas
+from ivr.api.openapi import Call, Param, Route
+from ivr.campaign.ops import CampaignConflict, CampaignNotFound
+from ivr.campaign.scenarios import ScenarioNotFound
+from ivr.campaign.store import CampaignError
+from ivr.errors import (
+    AmiError,
+    ConfigError,
+    InvalidNumberError,
+    IvrError,
+    SandboxError,
+    TtsError,
+)
+from ivr.staff.roster import RosterError
+
+log = logging.getLogger(__name__)
+
+#: Largest JSON body: a campaign with long messages in two languages is a few kilobytes.
+MAX_JSON_BYTES = 64 * 1024
+
+
+class ApiError(IvrError):
+    """A request the API refuses before it reaches the service (auth, input)."""
+
+
+class Unauthorized(ApiError):
+    """No token, or an unknown or revoked one; `error_id` says which."""
+
+    error_id = "unauthorized"
+
+    def __init__(self, message: str, code: str) -> None:
+        super().__init__(message)
+        self.error_id = code
+
+
+class Forbidden(ApiError):
+    error_id = "forbidden"
+
+
+class InvalidInput(ApiError):
+    """Bad query or body; `problems` lists (field, reason)."""
+
+    error_id = "invalid_input"
+
+    def __init__(self, message: str, problems: list[tuple[str, str]] | None = None) -> None:
+        super().__init__(message)
+        self.problems = problems or []
+
+
+class InvalidJson(InvalidInput):
+    error_id = "invalid_json"
+
+
+class PayloadTooLarge(ApiError):
+    error_id = "payload_too_large"
+
+
+#: HTTP status per error class; an error gets the entry of its nearest listed class.
+HTTP_STATUS: dict[type[IvrError], int] = {
+    Unauthorized: 401,
+    Forbidden: 403,
+    CampaignNotFound: 404,
+    ScenarioNotFound: 404,
+    CampaignConflict: 409,
+    PayloadTooLarge: 413,
+    InvalidInput: 422,
+    RosterError: 422,
+    CampaignError: 422,
+    InvalidNumberError: 422,
+    TokenError: 422,
+    AmiError: 503,
+    TtsError: 503,
+    ConfigError: 500,
+    SandboxError: 500,
+    IvrError: 500,
+}
+#: Stable codes for the errors aiohttp raises itself (unknown path, wrong method...).
+_AIOHTTP_CODES = {
+    400: "bad_request",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+}
+
+
+def status_for(exc: IvrError) -> int:
+    for cls in type(exc).__mro__:
+        if cls in HTTP_STATUS:
+            return HTTP_STATUS[cls]
+    return 500
+
+
+def error_response(status: int, code: str, message: str, **extra: Any) -> web.Response:
+    body = {"error": code, "message": message, **extra}
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return web.json_response(body, status=status, headers=headers, dumps=dumps)
+
+
+def dumps(value: Any) -> str:
+    """JSON for answers: UTF-8 text, unless an error echoes a lone surrogate from the request,
+    which UTF-8 cannot carry: then escaped."""
+    text = json.dumps(value, ensure_ascii=False, default=str)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(value, default=str)
+    return text
+
+
+@web.middleware
+async def error_middleware(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        response = error_response(
+            exc.status, _AIOHTTP_CODES.get(exc.status, "http_error"), exc.reason
+        )
+        if "Allow" in exc.headers:
+            response.headers["Allow"] = exc.headers["Allow"]
+        return response
+    except IvrError as exc:
+        extra: dict[str, Any] = {}
+        if isinstance(exc, RosterError) and exc.problems:
+            extra["problems"] = [{"line": line, "reason": why} for line, why in exc.problems]
+        if isinstance(exc, InvalidInput) and exc.problems:
+            extra["problems"] = [{"field": name, "reason": why} for name, why in exc.problems]
+        if exc.details:
+            extra["details"] = exc.details
+        return error_response(status_for(exc), exc.error_id, exc.message, **extra)
+    except RedisError as exc:
+        log.warning("%s %s: Redis: %s", request.method, request.path, exc)
+        return error_response(503, "redis_unavailable", f"Redis is unavailable: {exc}")
+    except Exception:
+        log.exception("%s %s failed", request.method, request.path)
+        return error_response(500, "internal_error", "internal error (logged on the server)")
+
+
+# -- the guard ----------------------------------------------------------------------------
+
+
+def guarded(
+    route: Route, tokens: TokenStore
+) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    """The aiohttp handler of `route`: checks the token, the query and the body, then calls it."""
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        who = None
+        if route.role is not None:
+            who = await _authenticate(request, tokens, route.role, route.token_in_query)
+        query = _query(request, route.query)
+        body: Any = None
+        if route.body is not None:
+            body = await _json_body(request, route.body)
+        elif route.raw_body is not None:
+            body = await request.read()
+        return await route.handler(request, Call(who, query, body))
+
+    return handle
+
+
+async def _authenticate(
+    request: web.Request, tokens: TokenStore, needed: Role, token_in_query: bool = False
+) -> TokenInfo:
+    header = request.headers.get("Authorization", "")
+    if not header and token_in_query and request.query.get("token"):
+        header = f"Bearer {request.query['token']}"
+    if not header:
+        raise Unauthorized("a token is needed: Authorization: Bearer <token>", "missing_token")
+    scheme, _, token = header.strip().partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("expected Authorization: Bearer <token>", "invalid_token")
+    info = await tokens.lookup(token.strip())
+    if info is None:
+        raise Unauthorized("unknown token", "invalid_token")
+    if info.revoked_at is not None:
+        raise Unauthorized(f"token {info.name!r} was revoked", "revoked_token")
+    if not info.role.allows(needed):
+        raise Forbidden(
+            f"this needs the {needed.value} role; token {info.name!r} is {info.role.value}"
+        )
+    return info
+
+
+_INTEGER = re.compile(r"-?[0-9]{1,18}")
+
+
+def _query(request: web.Request, params: tuple[Param, ...]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    problems: list[tuple[str, str]] = []
+    for param in params:
+        raw = request.query.get(param.name)
+        if raw is None:
+            values[param.name] = param.schema.get("default")
+            continue
+        value: Any = raw
+        if param.schema.get("type") == "integer":
+            if not _INTEGER.fullmatch(raw):
+                problems.append((param.name, f"expected a whole number, got {raw[:20]!r}"))
+                continue
+            value = int(raw)
+        problems += schemas.check(param.schema, value, param.name)
+        values[param.name] = value
+    if problems:
+        raise InvalidInput(f"{problems[0][0]}: {problems[0][1]}", problems)
+    return values
+
+
+def _no_constant(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")
+
+
+async def _json_body(request: web.Request, schema: schemas.Schema) -> Any:
+    if (request.content_length or 0) > MAX_JSON_BYTES:
+        raise PayloadTooLarge(f"body too large ({MAX_JSON_BYTES} bytes at most)")
+    raw = await request.read()
+    if len(raw) > MAX_JSON_BYTES:
+        raise PayloadTooLarge(f"body too large ({MAX_JSON_BYTES} bytes at most)")
+    try:
+        value = json.loads(raw, parse_constant=_no_constant)
+    except (ValueError, RecursionError) as exc:
+        raise InvalidJson(f"the body is not JSON: {exc}"[:200]) from None
+    problems = schemas.check(schema, value)
+    if problems:
+        raise InvalidInput(f"{problems[0][0]}: {problems[0][1]}", problems)
+    return value

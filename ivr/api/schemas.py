@@ -1,0 +1,433 @@
+"""JSON Schemas of the API's bodies and answers, and the small checker that enforces them.
+
+The same schemas go into the OpenAPI document (`ivr.openapi`) and check each request, so the
+document cannot promise what the service refuses. The checker knows the part of JSON Schema
+these schemas use: type, properties, required, additionalProperties, propertyNames, items,
+min/maxItems, min/maxProperties, min/maxLength, pattern, minimum, maximum, enum.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from typing import Any
+
+from ivr.voice.tts import MAX_TEXT_CHARS
+
+Schema = dict[str, Any]
+
+#: A role as the roster spells it (ivr.rostercsv lowers and checks it).
+ROLE = {"type": "string", "pattern": "^[a-z0-9_]{1,40}$"}
+# Printable text without control characters (a line break in a name ends up in CSV reports).
+_LINE = "^[^\\x00-\\x1f\\x7f]*$"
+#: An alert text: what text-to-speech accepts.
+MESSAGE = {"type": "string", "minLength": 1, "maxLength": MAX_TEXT_CHARS, "pattern": "^[^\\x00]*$"}
+
+CAMPAIGN_FIELDS: dict[str, Schema] = {
+    "messages": {
+        "type": "object",
+        "description": "The alert text per language; French is used for staff without theirs.",
+        "properties": {"fr": MESSAGE, "en": MESSAGE},
+        "additionalProperties": False,
+        "minProperties": 1,
+    },
+    "name": {"type": "string", "maxLength": 200, "pattern": _LINE},
+    "roles": {"type": "array", "items": ROLE, "maxItems": 100},
+    "units": {
+        "type": "array",
+        "items": {"type": "string", "minLength": 1, "maxLength": 200, "pattern": _LINE},
+        "maxItems": 500,
+    },
+    "quotas": {
+        "type": "object",
+        "description": "role -> available answers needed; roles without one: everyone.",
+        "propertyNames": ROLE,
+        "additionalProperties": {"type": "integer", "minimum": 1, "maximum": 100_000},
+        "maxProperties": 100,
+    },
+    "drill": {"type": "boolean"},
+    "ring_timeout": {"type": "integer", "minimum": 5, "maximum": 300},
+    "attempts": {"type": "integer", "minimum": 1, "maximum": 10},
+    "retry_delay": {"type": "integer", "minimum": 0, "maximum": 86_400},
+    "escalate": {"type": "boolean"},
+    "amd": {"type": "boolean"},
+    "ask_eta": {"type": "boolean"},
+    "callback_number": {"type": "string", "maxLength": 40, "pattern": "^[0-9+*#() .-]*$"},
+}
+_UNITS = CAMPAIGN_FIELDS["units"]
+#: More people to call when the campaign is extended: roles and/or units of the roster.
+GROUP: Schema = {
+    "type": "object",
+    "properties": {
+        "name": {"type": "string", "maxLength": 200, "pattern": _LINE},
+        "roles": CAMPAIGN_FIELDS["roles"],
+        "units": _UNITS,
+    },
+    "additionalProperties": False,
+}
+CAMPAIGN_FIELDS["groups"] = {
+    "type": "array",
+    "description": "Groups called only when the campaign is extended, one at a time, in order.",
+    "items": {**GROUP, "minProperties": 1},
+    "maxItems": 9,
+}
+
+CAMPAIGN: Schema = {
+    "type": "object",
+    "properties": CAMPAIGN_FIELDS,
+    "required": ["messages"],
+    "additionalProperties": False,
+}
+ESTIMATE: Schema = {
+    "type": "object",
+    "properties": {
+        **CAMPAIGN_FIELDS,
+        "lines": {"type": "integer", "minimum": 1, "maximum": 10_000},
+    },
+    "required": ["messages"],
+    "additionalProperties": False,
+}
+QUOTA: Schema = {
+    "type": "object",
+    "properties": {"role": ROLE, "quota": {"type": "integer", "minimum": 1, "maximum": 100_000}},
+    "required": ["role", "quota"],
+    "additionalProperties": False,
+}
+
+EXTEND: Schema = {
+    **GROUP,
+    "description": "Empty: the campaign's next group. Otherwise the roles and/or units to add.",
+}
+SCENARIO_START: Schema = {
+    "type": "object",
+    "properties": {"drill": {"type": "boolean"}},
+    "additionalProperties": False,
+}
+
+# -- answers ------------------------------------------------------------------------------
+
+_NUMBER_OR_NULL = {"type": ["number", "null"]}
+_STRING_OR_NULL = {"type": ["string", "null"]}
+
+
+def page_of(item: Schema) -> Schema:
+    """A page of `item`s: `{total, offset, limit, items}`."""
+    return {
+        "type": "object",
+        "properties": {
+            "total": {"type": "integer"},
+            "offset": {"type": "integer"},
+            "limit": {"type": "integer"},
+            "items": {"type": "array", "items": item},
+        },
+        "required": ["total", "offset", "limit", "items"],
+    }
+
+
+def stream_of(item: Schema) -> Schema:
+    """A page of a log: `{items, next}` (`next`: the cursor for the following page)."""
+    return {
+        "type": "object",
+        "properties": {"items": {"type": "array", "items": item}, "next": _STRING_OR_NULL},
+        "required": ["items", "next"],
+    }
+
+
+ERROR: Schema = {
+    "type": "object",
+    "properties": {
+        "error": {"type": "string", "description": "stable code, for programs"},
+        "message": {"type": "string", "description": "for people"},
+        "details": {"type": "object"},
+        "problems": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {"line": {"type": "integer"}, "field": {"type": "string"},
+                               "reason": {"type": "string"}},
+            },
+        },
+    },
+    "required": ["error", "message"],
+}  # fmt: skip
+HEALTH: Schema = {
+    "type": "object",
+    "properties": {
+        "status": {"enum": ["ok", "degraded"]},
+        "redis": {"enum": ["up", "down"]},
+        "ami": {"enum": ["up", "down", "unconfigured"]},
+        "version": {"type": "string"},
+    },
+    "required": ["status", "redis", "ami"],
+}
+PERSON: Schema = {
+    "type": "object",
+    "properties": {
+        "id": {"type": "string"},
+        "name": {"type": "string"},
+        "role": {"type": "string"},
+        "unit": {"type": "string"},
+        "phones": {"type": "array", "items": {"type": "string"}},
+        "language": {"type": "string"},
+        "on_call": {"type": "boolean"},
+        "backup": _STRING_OR_NULL,
+        "tags": {"type": "array", "items": {"type": "string"}},
+    },
+    "required": ["id", "name", "role", "phones"],
+}
+ROSTER_PAGE: Schema = {
+    **page_of(PERSON),
+    "properties": {**page_of(PERSON)["properties"], "version": _STRING_OR_NULL},
+}
+ROSTER_IMPORTED: Schema = {
+    "type": "object",
+    "properties": {"version": {"type": "string"}, "count": {"type": "integer"}},
+    "required": ["version", "count"],
+}
+CAMPAIGN_SUMMARY: Schema = {
+    "type": "object",
+    "properties": {
+        "id": {"type": "string"},
+        "name": {"type": "string"},
+        "status": {"type": "string"},
+        "drill": {"type": "boolean"},
+        "created_at": _NUMBER_OR_NULL,
+        "finished_at": _NUMBER_OR_NULL,
+        "total": {"type": "integer"},
+        "pending": {"type": "integer"},
+        "available": {"type": "integer"},
+    },
+    "required": ["id", "status"],
+}
+REPORT: Schema = {
+    "type": "object",
+    "description": "Counts per final outcome, per role against quota, and arrival forecast.",
+    "properties": {
+        "campaign": {"type": "string"},
+        "name": {"type": "string"},
+        "status": {"type": "string"},
+        "drill": {"type": "boolean"},
+        "total": {"type": "integer"},
+        "pending": {"type": "integer"},
+        "in_flight": {"type": "integer"},
+        "by_role": {"type": "object"},
+        "forecast": {"type": "object"},
+    },
+    "required": ["campaign", "status", "total", "by_role"],
+}
+STOPPED: Schema = {
+    "type": "object",
+    "properties": {"id": {"type": "string"}, "status": {"type": "string"}},
+    "required": ["id", "status"],
+}
+QUOTA_RAISED: Schema = {
+    "type": "object",
+    "properties": {
+        "id": {"type": "string"},
+        "role": {"type": "string"},
+        "quota": {"type": "integer"},
+        "old": {"type": "integer"},
+    },
+    "required": ["id", "role", "quota", "old"],
+}
+EXTENDED: Schema = {
+    "type": "object",
+    "properties": {
+        "id": {"type": "string"},
+        "added": {"type": "integer", "description": "people added (already in it: skipped)"},
+        "group": {"type": "string"},
+        "groups_left": {"type": "integer"},
+    },
+    "required": ["id", "added", "group", "groups_left"],
+}
+SCENARIO: Schema = {
+    "type": "object",
+    "properties": {
+        "key": {"type": "string", "description": "its key on the trigger line's menu"},
+        "name": {"type": "string"},
+        "labels": {"type": "object"},
+        "messages": {"type": "object"},
+        "roles": {"type": "array", "items": {"type": "string"}},
+        "units": {"type": "array", "items": {"type": "string"}},
+        "quotas": {"type": "object"},
+        "groups": {"type": "array", "items": GROUP},
+        "targets": {"type": "integer", "description": "people of the roster it would call"},
+    },
+    "required": ["key", "name", "labels", "targets"],
+}
+SCENARIOS: Schema = {
+    "type": "object",
+    "properties": {"items": {"type": "array", "items": SCENARIO}},
+    "required": ["items"],
+}
+ESTIMATED: Schema = {
+    "type": "object",
+    "properties": {
+        "targets": {"type": "integer"},
+        "message_seconds": {"type": "number"},
+        "lines": {"type": "integer"},
+        "calls": {"type": "integer"},
+        "seconds_per_call": {"type": "number"},
+        "total_minutes": {"type": "number"},
+        "roles": {"type": "object"},
+        "warnings": {"type": "array", "items": {"type": "string"}},
+        "assumptions": {"type": "string"},
+    },
+    "required": ["targets", "calls", "total_minutes", "roles", "warnings"],
+}
+CAMPAIGN_PERSON: Schema = {
+    "type": "object",
+    "properties": {
+        "id": {"type": "string"},
+        "name": {"type": "string"},
+        "role": {"type": "string"},
+        "unit": {"type": "string"},
+        "on_call": {"type": "boolean"},
+        "state": {"enum": ["queued", "calling", "done", "unknown"]},
+        "outcome": _STRING_OR_NULL,
+        "attempts": {"type": "integer"},
+        "eta_minutes": {"type": ["integer", "null"]},
+        "finished_at": _NUMBER_OR_NULL,
+        "backup_for": _STRING_OR_NULL,
+    },
+    "required": ["id", "role", "state", "attempts"],
+}
+EVENT: Schema = {
+    "type": "object",
+    "description": "A stream entry: its id, `type` and `t` (Unix ms), other fields by type.",
+    "properties": {"id": {"type": "string"}, "type": {"type": "string"}},
+    "additionalProperties": {"type": "string"},
+    "required": ["id"],
+}
+AUDIT_ENTRY: Schema = {
+    "type": "object",
+    "properties": {
+        "id": {"type": "string"},
+        "at": {"type": "number"},
+        "who": {"type": "string"},
+        "role": {"type": "string"},
+        "action": {"type": "string"},
+        "target": {"type": "string"},
+        "details": {"type": "object"},
+    },
+    "required": ["id", "at", "who", "action"],
+}
+
+# -- the checker --------------------------------------------------------------------------
+
+_TYPES: dict[str, tuple[type, ...]] = {
+    "object": (dict,),
+    "array": (list,),
+    "string": (str,),
+    "boolean": (bool,),
+    "null": (type(None),),
+}
+
+
+def _is(value: Any, kind: str) -> bool:
+    # bool is an int in Python, not in JSON; 1.0 is a number, not an integer.
+    if kind == "integer":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind == "number":
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    return isinstance(value, _TYPES[kind])
+
+
+def check(schema: Schema, value: Any, where: str = "") -> list[tuple[str, str]]:
+    """Every way `value` breaks `schema`, as (field path, reason); [] when it conforms."""
+    name = where or "body"
+    kinds = schema.get("type")
+    if kinds is not None:
+        allowed = [kinds] if isinstance(kinds, str) else list(kinds)
+        if not any(_is(value, k) for k in allowed):
+            return [(name, f"expected {' or '.join(allowed)}, got {_json_type(value)}")]
+    if "enum" in schema and value not in schema["enum"]:
+        return [(name, f"must be one of {', '.join(map(str, schema['enum']))}")]
+    if isinstance(value, str):
+        return _check_string(schema, value, name)
+    if _is(value, "number"):
+        if "minimum" in schema and value < schema["minimum"]:
+            return [(name, f"must be at least {schema['minimum']}")]
+        if "maximum" in schema and value > schema["maximum"]:
+            return [(name, f"must be at most {schema['maximum']}")]
+    if isinstance(value, list):
+        return _check_array(schema, value, name, where)
+    if isinstance(value, dict):
+        return _check_object(schema, value, name, where)
+    return []
+
+
+def _check_string(schema: Schema, value: str, name: str) -> list[tuple[str, str]]:
+    if _SURROGATE.search(value):
+        # JSON can escape half a surrogate pair alone: no character, and Redis cannot store it.
+        return [(name, "not valid Unicode text (a lone surrogate)")]
+    if len(value) < schema.get("minLength", 0):
+        return [(name, "must not be empty" if schema["minLength"] == 1 else "too short")]
+    if "maxLength" in schema and len(value) > schema["maxLength"]:
+        return [(name, f"too long: {len(value)} characters ({schema['maxLength']} at most)")]
+    if "pattern" in schema and not _pattern(schema["pattern"]).search(value):
+        return [(name, f"{value[:50]!r} does not match {schema['pattern']}")]
+    return []
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+@functools.lru_cache(maxsize=64)
+def _pattern(pattern: str) -> re.Pattern[str]:
+    # JSON Schema patterns are ECMA-262: a final `$` is the end of the text, whereas Python's
+    # also matches before a final line break.
+    return re.compile(pattern[:-1] + r"\Z" if pattern.endswith("$") else pattern)
+
+
+def _check_array(schema: Schema, value: list[Any], name: str, where: str) -> list[tuple[str, str]]:
+    if "maxItems" in schema and len(value) > schema["maxItems"]:
+        return [(name, f"too many items: {len(value)} ({schema['maxItems']} at most)")]
+    if len(value) < schema.get("minItems", 0):
+        return [(name, f"at least {schema['minItems']} items")]
+    problems: list[tuple[str, str]] = []
+    if "items" in schema:
+        for i, item in enumerate(value):
+            problems += check(schema["items"], item, f"{where}[{i}]")
+    return problems
+
+
+def _check_object(
+    schema: Schema, value: dict[str, Any], name: str, where: str
+) -> list[tuple[str, str]]:
+    if "maxProperties" in schema and len(value) > schema["maxProperties"]:
+        return [(name, f"too many keys: {len(value)} ({schema['maxProperties']} at most)")]
+    if len(value) < schema.get("minProperties", 0):
+        return [(name, f"at least {schema['minProperties']} key(s)")]
+    problems = [
+        (f"{where}.{key}" if where else key, "required")
+        for key in schema.get("required", ())
+        if key not in value
+    ]
+    properties: dict[str, Schema] = schema.get("properties", {})
+    extra = schema.get("additionalProperties", True)
+    for key, item in value.items():
+        path = f"{where}.{key}" if where else key
+        if "propertyNames" in schema:
+            problems += [(path, f"key {why}") for _, why in check(schema["propertyNames"], key)]
+        if key in properties:
+            problems += check(properties[key], item, path)
+        elif extra is False:
+            problems.append((path, "unknown field"))
+        elif isinstance(extra, dict):
+            problems += check(extra, item, path)
+    return problems
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    return "array" if isinstance(value, list) else "object"

@@ -1,0 +1,235 @@
+"""The after-action report as one self-contained HTML page: inline CSS and SVG, no script,
+no external resource; it opens offline, prints, and reads on a projector. The numbers come
+from `ivr.campaign.afteraction`.
+"""
+
+from __future__ import annotations
+
+import time
+from html import escape
+from typing import Any
+
+from ivr.campaign.afteraction import (
+    MILESTONES,
+    CampaignData,
+    answers,
+    curve,
+    drill_row,
+    per_unit,
+    quotas,
+    time_to_quota,
+    timeline,
+)
+from ivr.outcomes import ANSWERS
+
+_CSS = """
+body{font:18px/1.4 system-ui,sans-serif;margin:2em auto;max-width:1100px;padding:0 1em;color:#111}
+h1{font-size:2em;margin:.2em 0}h2{margin-top:1.5em;border-bottom:2px solid #333}
+table{border-collapse:collapse;margin:.5em 0}th,td{border:1px solid #999;padding:.25em .6em}
+th{background:#eee;text-align:left}td.n{text-align:right;font-variant-numeric:tabular-nums}
+.drill{background:#c60;color:#fff;font-size:2.2em;font-weight:bold;text-align:center;
+padding:.3em;letter-spacing:.1em;border:4px solid #000}
+.muted{color:#555}svg{max-width:100%;height:auto;border:1px solid #ccc;background:#fff}
+@media print{body{margin:0;max-width:none;font-size:12pt}h2{break-after:avoid}
+table,svg{break-inside:avoid}.drill{-webkit-print-color-adjust:exact;print-color-adjust:exact}}
+"""
+
+
+def _e(value: Any) -> str:
+    return escape(str(value), quote=True)
+
+
+def _min(value: float | None) -> str:
+    return "—" if value is None else f"{value:.1f} min"
+
+
+def _clock(ms: float | None) -> str:
+    if ms is None:
+        return "—"
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ms / 1000))
+
+
+def _table(head: list[str], rows: list[list[Any]], numeric: set[int] | None = None) -> str:
+    numeric = numeric or set()
+    out = ["<table><thead><tr>", *(f"<th>{_e(h)}</th>" for h in head), "</tr></thead><tbody>"]
+    for row in rows:
+        out.append("<tr>")
+        for i, cell in enumerate(row):
+            out.append(f'<td class="n">{_e(cell)}</td>' if i in numeric else f"<td>{_e(cell)}</td>")
+        out.append("</tr>")
+    out.append("</tbody></table>")
+    return "".join(out)
+
+
+def _tick_step(span: float, most: int = 12) -> float:
+    for step in (1, 2, 5, 10, 15, 30, 60, 120, 240, 480, 1440):
+        if span / step <= most:
+            return step
+    return span / most
+
+
+def _steps(points: list[tuple[float, int]], sx: Any, sy: Any, end: float) -> str:
+    """A staircase polyline: counts hold until the next answer."""
+    coords = [f"{sx(0):.1f},{sy(0):.1f}"]
+    last = 0
+    for minute, count in points:
+        coords.append(f"{sx(minute):.1f},{sy(last):.1f}")
+        coords.append(f"{sx(minute):.1f},{sy(count):.1f}")
+        last = count
+    coords.append(f"{sx(end):.1f},{sy(last):.1f}")
+    return " ".join(coords)
+
+
+def curve_svg(data: CampaignData, width: int = 900, height: int = 380) -> str:
+    """The mobilisation curve as inline SVG: available answers, forecast on site, quotas."""
+    c = curve(data)
+    wanted = quotas(data)
+    total_quota = sum(wanted.values())
+    last_event = max((data.minutes(e["t"]) for e in data.events), default=0.0)
+    end = max([5.0, last_event, *(m for m, _ in c.available), *(m for m, _ in c.on_site)])
+    top = max([1, total_quota, *(n for _, n in c.available), *(n for _, n in c.on_site)])
+    left, right, upper, lower = 60, 20, 20, 50
+    plot_w, plot_h = width - left - right, height - upper - lower
+
+    def sx(minute: float) -> float:
+        return left + plot_w * minute / end
+
+    def sy(count: float) -> float:
+        return upper + plot_h * (1 - count / (top * 1.05))
+
+    parts = [
+        f'<svg viewBox="0 0 {width} {height}" width="{width}" height="{height}" role="img" '
+        f'aria-label="Mobilisation curve" font-family="sans-serif" font-size="13">',
+        f'<line x1="{left}" y1="{sy(0):.1f}" x2="{width - right}" y2="{sy(0):.1f}" stroke="#000"/>',
+        f'<line x1="{left}" y1="{upper}" x2="{left}" y2="{sy(0):.1f}" stroke="#000"/>',
+    ]
+    step = _tick_step(end)
+    tick = 0.0
+    while tick <= end + 1e-9:
+        x = sx(tick)
+        parts.append(
+            f'<line x1="{x:.1f}" y1="{sy(0):.1f}" x2="{x:.1f}" y2="{sy(0) + 5:.1f}" stroke="#000"/>'
+            f'<text x="{x:.1f}" y="{sy(0) + 20:.1f}" text-anchor="middle">{tick:g}</text>'
+        )
+        tick += step
+    parts.append(
+        f'<text x="{left + plot_w / 2:.1f}" y="{height - 8}" text-anchor="middle">'
+        "minutes since start</text>"
+    )
+    ystep = max(1, int(_tick_step(top, 8)))
+    for count in range(0, top + 1, ystep):
+        y = sy(count)
+        parts.append(
+            f'<line x1="{left - 5}" y1="{y:.1f}" x2="{left}" y2="{y:.1f}" stroke="#000"/>'
+            f'<text x="{left - 8}" y="{y + 4:.1f}" text-anchor="end">{count}</text>'
+        )
+    for role, quota in sorted(wanted.items()):
+        y = sy(quota)
+        parts.append(
+            f'<line x1="{left}" y1="{y:.1f}" x2="{width - right}" y2="{y:.1f}" stroke="#999" '
+            f'stroke-dasharray="2 4"/><text x="{width - right - 4}" y="{y - 4:.1f}" '
+            f'text-anchor="end" fill="#666">quota {_e(role)} {quota}</text>'
+        )
+    if len(wanted) > 1:
+        y = sy(total_quota)
+        parts.append(
+            f'<line x1="{left}" y1="{y:.1f}" x2="{width - right}" y2="{y:.1f}" stroke="#c00" '
+            f'stroke-dasharray="8 4" stroke-width="2"/><text x="{width - right - 4}" '
+            f'y="{y - 4:.1f}" text-anchor="end" fill="#c00">total quota {total_quota}</text>'
+        )
+    parts.append(
+        f'<polyline fill="none" stroke="#2a7" stroke-width="2" stroke-dasharray="6 3" '
+        f'points="{_steps(c.on_site, sx, sy, end)}"><title>forecast on site</title></polyline>'
+        f'<polyline fill="none" stroke="#06c" stroke-width="3" '
+        f'points="{_steps(c.available, sx, sy, end)}"><title>available answers</title></polyline>'
+        f'<rect x="{left + 10}" y="{upper}" width="14" height="4" fill="#06c"/>'
+        f'<text x="{left + 30}" y="{upper + 6}">available answers</text>'
+        f'<rect x="{left + 10}" y="{upper + 18}" width="14" height="4" fill="#2a7"/>'
+        f'<text x="{left + 30}" y="{upper + 24}">forecast on site</text>'
+        "</svg>"
+    )
+    return "".join(parts)
+
+
+def render_html(data: CampaignData, drills: list[CampaignData] | None = None) -> str:
+    """The report page. `drills`: previous drill campaigns to compare with (drills only)."""
+    s = data.summary
+    drill = bool(s.get("drill"))
+    title = f"Campaign {s.get('campaign', '')} — {s.get('name', '')}"
+    out = [
+        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">',
+        f"<title>{_e(title)}</title><style>{_CSS}</style></head><body>",
+    ]
+    if drill:
+        out.append('<div class="drill">DRILL / EXERCICE — not a real alert</div>')
+    out.append(f"<h1>{_e(title)}</h1>")
+    out.append(
+        f'<p class="muted">Status: {_e(s.get("status", ""))}. Started '
+        f"{_e(_clock(data.start_ms))}; report made {_e(_clock(time.time() * 1000))}.</p>"
+    )
+    out.append("<h2>Timeline</h2>")
+    out.append(
+        _table(
+            ["Minute", "Time", "Event"],
+            [[f"{m:.1f}", _clock(data.start_ms + m * 60_000), text] for m, text in timeline(data)],
+            {0},
+        )
+    )
+    out.append("<h2>Counts</h2>")
+    keys = ["total", *ANSWERS, "no_answer", "busy", "voicemail", "failed", "hung_up"]
+    keys += ["cancelled", "pending", "attempts"]
+    out.append(_table(["", *keys], [["all", *(s.get(k, 0) for k in keys)]], set(range(1, 12))))
+    reached = time_to_quota(data)
+    out.append("<h2>Per role</h2>")
+    rows = []
+    for role, entry in s.get("by_role", {}).items():
+        times = reached.get(role, {})
+        rows.append(
+            [role, entry.get("total", 0), entry.get("available", 0), entry.get("quota") or "—",
+             "yes" if entry.get("met") else "no", *(_min(times.get(p)) for p in MILESTONES)]
+        )  # fmt: skip
+    if "" in reached:
+        total_quota = sum(quotas(data).values())
+        rows.append(
+            ["all roles", s.get("total", 0), s.get("available", 0), total_quota,
+             "yes" if reached[""][100] is not None else "no",
+             *(_min(reached[""].get(p)) for p in MILESTONES)]
+        )  # fmt: skip
+    head = ["Role", "People", "Available", "Quota", "Met", *(f"{p}% of quota" for p in MILESTONES)]
+    out.append(_table(head, rows, {1, 2, 3, 5, 6, 7, 8}))
+    out.append("<h2>Per unit</h2>")
+    unit_keys = ["total", *ANSWERS, "no_answer", "cancelled", "pending"]
+    out.append(
+        _table(
+            ["Unit", *unit_keys],
+            [[unit, *(c[k] for k in unit_keys)] for unit, c in per_unit(data).items()],
+            set(range(1, len(unit_keys) + 1)),
+        )
+    )
+    out.append("<h2>Mobilisation curve</h2>")
+    out.append(curve_svg(data))
+    if drill:
+        out.append("<h2>Comparison with previous drills</h2>")
+        compare = [drill_row(d) for d in [data, *(drills or [])]]
+        out.append(
+            _table(
+                ["Campaign", "Name", "Started", "Total", "Available", "50% of quota",
+                 "100% of quota"],
+                [[r["campaign"], r["name"],
+                  _clock(r["started_at"] * 1000 if r["started_at"] else None), r["total"],
+                  r["available"], _min(r["t50"]), _min(r["t100"])] for r in compare],
+                {3, 4, 5, 6},
+            )
+        )  # fmt: skip
+    out.append("<h2>Answers</h2>")
+    out.append(
+        _table(
+            ["Name", "Id", "Role", "Unit", "Answer", "Time", "Minute", "Arrival (min)"],
+            [[r["name"], r["id"], r["role"], r["unit"], r["answer"],
+              _clock(r["at_ms"]), _min(r["minute"]), "—" if r["eta"] is None else r["eta"]]
+             for r in answers(data)],
+            {6, 7},
+        )
+    )  # fmt: skip
+    out.append("</body></html>\n")
+    return "".join(out)

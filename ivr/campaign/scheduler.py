@@ -1,0 +1,143 @@
+"""The campaign queue in Redis: atomic claims with a lease, idempotent results, retries.
+
+Every step a person goes through is one Lua script, so several dialer workers (in one process
+or many, on one Asterisk or several) share a campaign without ever calling one person twice:
+
+- `claim`: take the next due person (on-call tier first, then by due time), or mark them
+  `cancelled` if their role's quota is met; record the attempt number and a lease.
+- `finish`: record an attempt's outcome once (a replay of the same attempt is ignored), then
+  decide: final answer, next phone number now, next round after the retry delay, or final
+  failure with escalation to the person's backup.
+- `requeue`: put back an attempt that provably never reached Asterisk, without counting it.
+- `release`: the call is over (after its outcome, the arrival time may still be keyed):
+  drop its lease. A campaign's calls in flight are its leases.
+- `reclaim`: hand the attempts of a dead worker (lease expired) to a live one, which follows
+  them through Asterisk's journal instead of calling again.
+
+Per-person state is `ivr.campaign.state.PersonState`; the scripts are `ivr.campaign.scripts`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+
+from ivr.campaign import scripts
+from ivr.keys import campaign_key
+from ivr.staff.roster import Person
+
+#: Tiers of the due queue, claimed in this order.
+TIERS = ("due:0", "due:1")
+
+@dataclass(frozen=True)
+class Claim:
+    """One attempt a worker must place."""
+
+    campaign: str
+    pid: str
+    attempt: int
+    number: str
+    person: Person
+    index: int
+    #: The campaign's unique token (campaign ids restart at 1 in a new Redis).
+    uid: str
+
+    @property
+    def attempt_id(self) -> str:
+        """Deterministic, so that a restarted worker finds the same call in Asterisk."""
+        return attempt_id(self.uid, self.index, self.attempt)
+
+
+def attempt_id(uid: str, index: int, attempt: int) -> str:
+    return f"ivr-{uid}-{index}-{attempt}"
+
+
+class Scheduler:
+    """The Lua scripts bound to one Redis connection."""
+
+    def __init__(self, redis: Redis) -> None:
+        self.redis = redis
+        self._claim = redis.register_script(scripts.CLAIM)
+        self._finish = redis.register_script(scripts.FINISH)
+        self._answer = redis.register_script(scripts.ANSWER)
+        self._requeue = redis.register_script(scripts.REQUEUE)
+        self._reclaim = redis.register_script(scripts.RECLAIM)
+        self._eta = redis.register_script(scripts.ETA)
+        self._release = redis.register_script(scripts.RELEASE)
+
+    @staticmethod
+    def keys(cid: str, *parts: str) -> list[str]:
+        return [campaign_key(cid)] + [campaign_key(cid, p) for p in parts]
+
+    async def claim(
+        self, cid: str, now_ms: int, *, lease_ms: int, worker: str, asterisk: str
+    ) -> Claim | None:
+        keys = self.keys(cid, "state", "people", *TIERS, "leases", "counts", "quota", "events")
+        got = await self._claim(keys=keys, args=[now_ms, lease_ms, worker, asterisk])
+        if not got:
+            return None
+        pid, attempt, number, person, index, uid = got
+        pid = str(pid)
+        return Claim(
+            cid, pid, int(attempt), str(number), Person.from_json(person, pid), int(index), str(uid)
+        )
+
+    async def finish(
+        self,
+        cid: str,
+        pid: str,
+        attempt: int,
+        outcome: str,
+        now_ms: int,
+        *,
+        worker: str,
+        number: str,
+        detail: str,
+    ) -> list[str]:
+        keys = self.keys(
+            cid, "state", "people", *TIERS, "leases", "counts", "quota", "events", "reserve"
+        )
+        got = await self._finish(
+            keys=keys, args=[pid, attempt, outcome, now_ms, worker, number, detail]
+        )
+        return [str(x) for x in got]
+
+    async def answer(self, cid: str, pid: str, outcome: str, now_ms: int, number: str) -> list[str]:
+        """Record an answer given on the callback line (see `_ANSWER`)."""
+        keys = self.keys(cid, "state", "people", *TIERS, "leases", "counts", "quota", "events")
+        got = await self._answer(keys=keys, args=[pid, outcome, now_ms, number])
+        return [str(x) for x in got]
+
+    async def requeue(self, cid: str, pid: str, attempt: int, now_ms: int) -> bool:
+        keys = self.keys(cid, "state", "people", *TIERS, "leases", "counts")
+        return bool(await self._requeue(keys=keys, args=[pid, attempt, now_ms]))
+
+    async def reclaim(
+        self, cid: str, now_ms: int, *, lease_ms: int, worker: str, asterisk: str, own: bool
+    ) -> list[tuple[str, int, int]]:
+        """Attempts on this Asterisk whose lease expired (their worker died) and, with `own`,
+        those this worker name held in a previous life (a restart: no need to wait)."""
+        keys = [campaign_key(cid, "state"), campaign_key(cid, "leases")]
+        args: list[str | int] = [now_ms, lease_ms, worker, asterisk, "1" if own else "0"]
+        got = await self._reclaim(keys=keys, args=args)
+        return [(str(got[i]), int(got[i + 1]), int(got[i + 2])) for i in range(0, len(got), 3)]
+
+    async def release(self, cid: str, pid: str, attempt: int, worker: str) -> bool:
+        """The attempt's call is over (its outcome was recorded before): drop its lease."""
+        keys = [campaign_key(cid, "state"), campaign_key(cid, "leases")]
+        return bool(await self._release(keys=keys, args=[pid, attempt, worker]))
+
+    async def renew(self, cid: str, pids: list[str], until_ms: int) -> None:
+        if pids:
+            await self.redis.zadd(
+                campaign_key(cid, "leases"), dict.fromkeys(pids, until_ms), xx=True
+            )
+
+    async def record_eta(self, cid: str, pid: str, minutes: int, now_ms: int, role: str) -> bool:
+        keys = [
+            campaign_key(cid, "state"),
+            campaign_key(cid, "counts"),
+            campaign_key(cid, "events"),
+        ]
+        return bool(await self._eta(keys=keys, args=[pid, minutes, now_ms, role]))

@@ -1,0 +1,267 @@
+"""The scheduler's Lua scripts: every step a person goes through a campaign, each atomic in
+Redis. `ivr.campaign.scheduler.Scheduler` binds them; its docstring says what each does. The
+per-person state they read and write is spelt out in `ivr.campaign.state`, the person record
+in `ivr.staff.roster.Person.to_json`.
+"""
+
+from __future__ import annotations
+
+from ivr.keys import active_campaigns_key
+
+COMMON = r"""
+local function quota_reached(counts, quota, events, role, now)
+  local wanted = tonumber(redis.call('HGET', quota, role) or '0')
+  local got = tonumber(redis.call('HGET', counts, 'role:' .. role .. ':available'))
+  if wanted > 0 and got == wanted then
+    redis.call('XADD', events, '*', 'type', 'quota_met', 'role', role, 't', now)
+    return true
+  end
+  return false
+end
+local function finalize(meta, state, counts, events, pid, st, role, outcome, now)
+  st.s = 'd'; st.o = outcome; st.ft = now
+  redis.call('HSET', state, pid, cjson.encode(st))
+  redis.call('HINCRBY', counts, 'final:' .. outcome, 1)
+  redis.call('HINCRBY', counts, 'role:' .. role .. ':' .. outcome, 1)
+  redis.call('XADD', events, '*', 'type', 'final', 'pid', pid, 'outcome', outcome, 't', now)
+  local open = redis.call('HINCRBY', counts, 'open', -1)
+  if open <= 0 then
+    local status = redis.call('HGET', meta, 'status')
+    if status == 'running' or status == 'stopped' then
+      redis.call('HSET', meta, 'status', 'done', 'finished_at', now)
+      redis.call('XADD', events, '*', 'type', 'done', 't', now)
+      redis.call('SREM', '@ACTIVE@', redis.call('HGET', meta, 'id'))
+    end
+  end
+end
+"""
+
+# KEYS: meta state people due0 due1 leases counts quota events
+# ARGV: now_ms lease_ms worker asterisk
+CLAIM = (
+    COMMON
+    + r"""
+if redis.call('HGET', KEYS[1], 'status') ~= 'running' then return false end
+local now = tonumber(ARGV[1])
+-- Calls in flight for a role with a quota are capped at `overcall` times the answers still
+-- needed: the rest of the lines go to other roles instead of over-mobilising this one.
+local overcall = tonumber(redis.call('HGET', KEYS[1], 'overcall') or '0')
+local scanned = 0
+for t = 4, 5 do
+  local offset = 0
+  while scanned < 500 do
+    local items = redis.call('ZRANGEBYSCORE', KEYS[t], '-inf', now, 'LIMIT', offset, 1)
+    if #items == 0 then break end
+    scanned = scanned + 1
+    local pid = items[1]
+    local st = cjson.decode(redis.call('HGET', KEYS[2], pid))
+    local pjson = redis.call('HGET', KEYS[3], pid)
+    local person = cjson.decode(pjson)
+    local role = person.r
+    local quota = tonumber(redis.call('HGET', KEYS[8], role) or '0')
+    local got = tonumber(redis.call('HGET', KEYS[7], 'role:' .. role .. ':available') or '0')
+    local flight = tonumber(redis.call('HGET', KEYS[7], 'flight:' .. role) or '0')
+    if quota > 0 and got >= quota then
+      redis.call('ZREM', KEYS[t], pid)
+      finalize(KEYS[1], KEYS[2], KEYS[7], KEYS[9], pid, st, role, 'cancelled', now)
+    elseif quota > 0 and overcall > 0 and flight >= math.ceil((quota - got) * overcall) then
+      offset = offset + 1
+    else
+      redis.call('ZREM', KEYS[t], pid)
+      st.s = 'c'; st.n = st.n + 1; st.w = ARGV[3]; st.a = ARGV[4]
+      redis.call('HSET', KEYS[2], pid, cjson.encode(st))
+      redis.call('ZADD', KEYS[6], now + tonumber(ARGV[2]), pid)
+      redis.call('HINCRBY', KEYS[7], 'flight:' .. role, 1)
+      return {pid, st.n, person.p[st.ph + 1], pjson, st.ix, redis.call('HGET', KEYS[1], 'uid')}
+    end
+  end
+end
+return false
+"""
+)
+
+# KEYS: meta state people due0 due1 leases counts quota events reserve
+# ARGV: pid attempt_no outcome now_ms worker number detail
+FINISH = (
+    COMMON
+    + r"""
+local pid = ARGV[1]
+local raw = redis.call('HGET', KEYS[2], pid)
+if not raw then return {'unknown'} end
+local st = cjson.decode(raw)
+if st.s ~= 'c' or st.n ~= tonumber(ARGV[2]) then return {'stale'} end
+local now = tonumber(ARGV[4])
+local outcome = ARGV[3]
+local person = cjson.decode(redis.call('HGET', KEYS[3], pid))
+local role = person.r
+redis.call('HINCRBY', KEYS[7], 'flight:' .. role, -1)
+redis.call('HINCRBY', KEYS[7], 'attempts', 1)
+redis.call('HINCRBY', KEYS[7], 'attempt:' .. outcome, 1)
+redis.call('XADD', KEYS[9], '*', 'type', 'attempt', 'pid', pid, 'n', st.n, 'outcome', outcome,
+  'number', ARGV[6], 'w', ARGV[5], 'detail', ARGV[7], 't', now)
+if outcome == 'available' or outcome == 'unavailable' or outcome == 'cancelled' then
+  finalize(KEYS[1], KEYS[2], KEYS[7], KEYS[9], pid, st, role, outcome, now)
+  if outcome == 'available' and quota_reached(KEYS[7], KEYS[8], KEYS[9], role, now) then
+    return {'quota_met', role}
+  end
+  return {'final', outcome}
+end
+local rounds = tonumber(redis.call('HGET', KEYS[1], 'attempts') or '1')
+local delay = tonumber(redis.call('HGET', KEYS[1], 'retry_delay_ms') or '0')
+local tier = (person.o == 1 or st.esc) and 4 or 5
+if st.ph + 1 < #person.p then
+  st.ph = st.ph + 1; st.s = 'q'
+  redis.call('HSET', KEYS[2], pid, cjson.encode(st))
+  redis.call('ZADD', KEYS[tier], now, pid)
+  return {'next_number'}
+end
+if st.rd + 1 < rounds then
+  st.rd = st.rd + 1; st.ph = 0; st.s = 'q'
+  redis.call('HSET', KEYS[2], pid, cjson.encode(st))
+  redis.call('ZADD', KEYS[tier], now + delay, pid)
+  return {'retry', now + delay}
+end
+finalize(KEYS[1], KEYS[2], KEYS[7], KEYS[9], pid, st, role, outcome, now)
+local backup = person.b
+if backup and redis.call('HGET', KEYS[1], 'escalate') == '1'
+   and redis.call('HEXISTS', KEYS[2], backup) == 0 then
+  local bjson = redis.call('HGET', KEYS[10], backup)
+  if bjson then
+    local ix = redis.call('HINCRBY', KEYS[1], 'next_ix', 1) - 1
+    redis.call('HSET', KEYS[3], backup, bjson)
+    redis.call('HSET', KEYS[2], backup,
+      cjson.encode({s = 'q', n = 0, ph = 0, rd = 0, ix = ix, esc = pid}))
+    redis.call('ZADD', KEYS[4], now, backup)
+    redis.call('HINCRBY', KEYS[7], 'open', 1)
+    redis.call('HINCRBY', KEYS[7], 'total', 1)
+    local status = redis.call('HGET', KEYS[1], 'status')
+    if status == 'done' then
+      redis.call('HSET', KEYS[1], 'status', 'running')
+      redis.call('HDEL', KEYS[1], 'finished_at')
+      redis.call('SADD', '@ACTIVE@', redis.call('HGET', KEYS[1], 'id'))
+    end
+    redis.call('XADD', KEYS[9], '*', 'type', 'escalated', 'pid', pid, 'backup', backup, 't', now)
+    return {'escalated', backup}
+  end
+end
+return {'final', outcome}
+"""
+)
+# The set of running campaigns is not one campaign's key: name it once, from constants.
+CLAIM, FINISH = (s.replace("@ACTIVE@", active_campaigns_key) for s in (CLAIM, FINISH))
+
+# KEYS: meta state people due0 due1 leases counts
+# ARGV: pid attempt_no now_ms
+REQUEUE = r"""
+local raw = redis.call('HGET', KEYS[2], ARGV[1])
+if not raw then return 0 end
+local st = cjson.decode(raw)
+if st.s ~= 'c' or st.n ~= tonumber(ARGV[2]) then return 0 end
+local person = cjson.decode(redis.call('HGET', KEYS[3], ARGV[1]))
+redis.call('HINCRBY', KEYS[7], 'flight:' .. person.r, -1)
+st.s = 'q'; st.n = st.n - 1
+redis.call('HSET', KEYS[2], ARGV[1], cjson.encode(st))
+redis.call('ZREM', KEYS[6], ARGV[1])
+local tier = (person.o == 1 or st.esc) and 4 or 5
+redis.call('ZADD', KEYS[tier], tonumber(ARGV[3]), ARGV[1])
+return 1
+"""
+
+# KEYS: state leases ; ARGV: now_ms lease_ms worker asterisk own(1: also this worker's own)
+RECLAIM = r"""
+local now = tonumber(ARGV[1])
+local out = {}
+local pids = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', '+inf')
+for _, pid in ipairs(pids) do
+  local st = cjson.decode(redis.call('HGET', KEYS[1], pid))
+  local expiry = tonumber(redis.call('ZSCORE', KEYS[2], pid))
+  local mine = ARGV[5] == '1' and st.w == ARGV[3]
+  if st.s ~= 'c' and expiry <= now then
+    -- Its outcome is recorded; only the end of the call (an arrival time) went with its worker.
+    redis.call('ZREM', KEYS[2], pid)
+  elseif st.s == 'c' and st.a == ARGV[4] and (expiry <= now or mine) then
+    st.w = ARGV[3]
+    redis.call('HSET', KEYS[1], pid, cjson.encode(st))
+    redis.call('ZADD', KEYS[2], now + tonumber(ARGV[2]), pid)
+    table.insert(out, pid)
+    table.insert(out, st.n)
+    table.insert(out, st.ph)
+  end
+end
+return out
+"""
+
+# KEYS: meta state people due0 due1 leases counts quota events
+# ARGV: pid outcome now_ms number
+# An answer given on the callback line: it ends the person's campaign like a key pressed on
+# an alert call, once. A person who already answered keeps their answer; one who was not
+# reached (or is queued, or being called right now) gets this one as their final outcome.
+ANSWER = (
+    COMMON
+    + r"""
+local pid = ARGV[1]
+local raw = redis.call('HGET', KEYS[2], pid)
+if not raw then return {'unknown'} end
+local st = cjson.decode(raw)
+if st.s == 'd' and (st.o == 'available' or st.o == 'unavailable') then
+  return {'already', st.o}
+end
+local now = tonumber(ARGV[3])
+local outcome = ARGV[2]
+local person = cjson.decode(redis.call('HGET', KEYS[3], pid))
+local role = person.r
+redis.call('HINCRBY', KEYS[7], 'attempts', 1)
+redis.call('HINCRBY', KEYS[7], 'attempt:' .. outcome, 1)
+redis.call('XADD', KEYS[9], '*', 'type', 'attempt', 'pid', pid, 'n', st.n, 'outcome', outcome,
+  'number', ARGV[4], 'w', 'callback', 'detail', 'callback line', 't', now)
+st.cb = 1
+if st.s == 'd' then
+  redis.call('HINCRBY', KEYS[7], 'final:' .. st.o, -1)
+  redis.call('HINCRBY', KEYS[7], 'role:' .. role .. ':' .. st.o, -1)
+  st.o = outcome; st.ft = now
+  redis.call('HSET', KEYS[2], pid, cjson.encode(st))
+  redis.call('HINCRBY', KEYS[7], 'final:' .. outcome, 1)
+  redis.call('HINCRBY', KEYS[7], 'role:' .. role .. ':' .. outcome, 1)
+  redis.call('XADD', KEYS[9], '*', 'type', 'final', 'pid', pid, 'outcome', outcome, 't', now)
+else
+  if st.s == 'c' then
+    -- The call in progress keeps its lease until it ends; its own result will be stale.
+    redis.call('HINCRBY', KEYS[7], 'flight:' .. role, -1)
+  else
+    redis.call('ZREM', KEYS[4], pid)
+    redis.call('ZREM', KEYS[5], pid)
+  end
+  finalize(KEYS[1], KEYS[2], KEYS[7], KEYS[9], pid, st, role, outcome, now)
+end
+if outcome == 'available' and quota_reached(KEYS[7], KEYS[8], KEYS[9], role, now) then
+  return {'quota_met', role}
+end
+return {'final', outcome}
+"""
+).replace("@ACTIVE@", active_campaigns_key)
+
+# KEYS: state leases ; ARGV: pid attempt_no worker
+RELEASE = r"""
+local raw = redis.call('HGET', KEYS[1], ARGV[1])
+if not raw then return 0 end
+local st = cjson.decode(raw)
+if st.n ~= tonumber(ARGV[2]) or st.w ~= ARGV[3] then return 0 end
+return redis.call('ZREM', KEYS[2], ARGV[1])
+"""
+
+# KEYS: state counts events ; ARGV: pid minutes now_ms role
+ETA = r"""
+local raw = redis.call('HGET', KEYS[1], ARGV[1])
+if not raw then return 0 end
+local st = cjson.decode(raw)
+if st.o ~= 'available' or st.eta then return 0 end
+local minutes = tonumber(ARGV[2])
+st.eta = minutes
+redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(st))
+local bucket = '90+'
+if minutes <= 30 then bucket = '30' elseif minutes <= 60 then bucket = '60'
+elseif minutes <= 90 then bucket = '90' end
+redis.call('HINCRBY', KEYS[2], 'eta:' .. ARGV[4] .. ':' .. bucket, 1)
+redis.call('XADD', KEYS[3], '*', 'type', 'eta', 'pid', ARGV[1], 'minutes', minutes, 't', ARGV[3])
+return 1
+"""

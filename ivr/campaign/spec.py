@@ -1,0 +1,132 @@
+"""What a campaign is asked to do: its message, its targets, its quotas and options.
+
+`CampaignSpec` is what the crisis manager asks for (CLI, API, scenario file, the trigger
+line); a campaign keeps it as JSON (`to_json`) and every part that reads it back gets the same
+typed value (`from_json`), defaults included, so no reader restates them.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from ivr.errors import IvrError
+from ivr.numbers import normalize_number
+from ivr.staff.roster import Person
+
+_ROLE = re.compile(r"[a-z0-9_]{1,40}")
+
+
+class CampaignError(IvrError):
+    """A campaign cannot be created, found or changed as asked."""
+
+    error_id = "campaign_error"
+    exit_code = 2
+
+
+@dataclass(frozen=True)
+class Group:
+    """More people to call when the alert is extended ("the next group"): roles and units of
+    the roster, as a campaign's own targets are given (both empty: nobody more)."""
+
+    name: str = ""
+    roles: tuple[str, ...] = ()
+    units: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class CampaignSpec:
+    """What the crisis manager asks for."""
+
+    #: Message text per language ("fr", "en"); French is used for a language without one.
+    messages: dict[str, str]
+    #: Recorded messages per language, paths relative to IVR_AUDIO_DIR (`Speaker.import_audio`);
+    #: a recording replaces the text-to-speech of its language.
+    recordings: dict[str, str] = field(default_factory=dict)
+    name: str = "plan blanc"
+    #: Roles to call (empty: every role); units likewise.
+    roles: tuple[str, ...] = ()
+    units: tuple[str, ...] = ()
+    #: role -> how many `available` answers are needed; roles without a quota: everyone.
+    quotas: dict[str, int] = field(default_factory=dict)
+    drill: bool = False
+    ring_timeout: int = 30
+    #: Rounds over each person's numbers; within a round, alternate numbers are tried at once.
+    attempts: int = 3
+    retry_delay: int = 300
+    escalate: bool = True
+    amd: bool = True
+    ask_eta: bool = True
+    #: Spoken on answering machines: the number staff should call back.
+    callback_number: str = ""
+    #: Seconds the IVR waits for a key after the menu, and times it plays the message.
+    key_wait: int = 6
+    max_tries: int = 3
+    #: Calls in flight for a role with a quota: at most this many times the answers still
+    #: needed (0: no cap; over-mobilisation is then bounded by the lines only).
+    overcall: float = 2.0
+    #: Groups called only when the alert is extended, one at a time, in this order.
+    groups: tuple[Group, ...] = ()
+
+    def validate(self) -> None:
+        if not any(t.strip() for t in self.messages.values()) and not self.recordings:
+            raise CampaignError("campaign: a message text or a recording is required")
+        for language in (*self.messages, *self.recordings):
+            if language not in ("fr", "en"):
+                raise CampaignError(f"campaign: unknown message language {language!r}")
+        for role, quota in self.quotas.items():
+            if not _ROLE.fullmatch(role):
+                raise CampaignError(f"campaign: quota role {role!r} is not a role name")
+            if not 0 < quota <= 100_000:
+                raise CampaignError(f"campaign: quota for {role} must be positive, got {quota}")
+        if not 5 <= self.ring_timeout <= 300:
+            raise CampaignError("campaign: ring timeout must be 5-300 s")
+        if not 1 <= self.attempts <= 10:
+            raise CampaignError("campaign: attempts must be 1-10")
+        if not 0 <= self.retry_delay <= 86_400:
+            raise CampaignError("campaign: retry delay must be 0-86400 s")
+        if not 0 <= self.overcall <= 100:
+            raise CampaignError("campaign: overcall must be 0-100")
+        if not 2 <= self.key_wait <= 30 or not 1 <= self.max_tries <= 5:
+            raise CampaignError("campaign: key wait must be 2-30 s and tries 1-5")
+        if len(self.groups) > 9:
+            raise CampaignError("campaign: at most 9 groups to extend to")
+        for n, group in enumerate(self.groups, start=1):
+            if not group.roles and not group.units:
+                raise CampaignError(f"campaign: group {n} names no role and no unit")
+        if self.callback_number:
+            normalize_number(self.callback_number)
+
+    def to_json(self) -> str:
+        """How the campaign keeps its spec (the `spec` field of its hash)."""
+        return json.dumps(asdict(self), ensure_ascii=False)
+
+    @classmethod
+    def from_json(cls, text: str) -> CampaignSpec:
+        """The spec a campaign was created with, from `to_json()`; fields added since then
+        take their defaults."""
+        raw: dict[str, Any] = json.loads(text)
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in raw.items() if k in known}
+        for name in ("roles", "units"):
+            values[name] = tuple(values.get(name) or ())
+        values["groups"] = tuple(
+            Group(g.get("name", ""), tuple(g.get("roles") or ()), tuple(g.get("units") or ()))
+            for g in values.get("groups") or ()
+        )
+        return cls(**values)
+
+
+
+def select(people: Iterable[Person], spec: CampaignSpec | Group) -> list[Person]:
+    """The people a campaign (or one of its groups) targets: its roles and its units."""
+    roles = {r.lower() for r in spec.roles}
+    units = {u.lower() for u in spec.units}
+    return [
+        p
+        for p in people
+        if (not roles or p.role in roles) and (not units or p.unit.lower() in units)
+    ]

@@ -1,0 +1,216 @@
+"""Campaigns in Redis: created, found, stopped.
+
+A campaign snapshots the people it targets when it starts (a later roster import does not
+change it), with their backups kept aside for escalation. Its progress lives in the keys the
+scheduler's scripts update (`ivr.campaign.scheduler`); `ivr.campaign.report` reads them.
+
+Keys of campaign `<id>` (all under `ivr.keys.campaign_key`): the hash itself (meta: status,
+spec, uid...), `people` (id -> `Person` JSON), `state` (id -> `PersonState` JSON), `due:0` and
+`due:1` (the queue, on-call staff first), `leases` (calls in flight), `counts`, `quota`,
+`events` (a stream), `numbers` (caller id -> staff id, for the callback line) and `reserve`
+(backups not among the targets).
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import time
+from collections.abc import Iterable, Mapping
+from typing import Any, cast
+
+from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
+
+from ivr import keys
+from ivr.campaign.scheduler import TIERS
+from ivr.campaign.spec import CampaignError, CampaignSpec, select
+from ivr.campaign.state import PersonState
+from ivr.keys import campaign_key
+from ivr.numbers import number_key
+from ivr.staff.roster import Person
+
+#: People written with the campaign itself; the rest follow while the first calls ring.
+FIRST_BATCH = 250
+#: People per later write.
+BATCH = 2000
+_ID = re.compile(r"[0-9]{1,18}")
+
+
+class CampaignNotFound(CampaignError):
+    """No campaign has this id."""
+
+    error_id = "campaign_not_found"
+
+
+class CampaignConflict(CampaignError):
+    """The campaign is not in a state that allows the change (stopped, done)."""
+
+    error_id = "campaign_not_running"
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+async def create(redis: Redis, spec: CampaignSpec, people: list[Person]) -> str:
+    """Create and start a campaign over `people` (the roster); return its id (a number)."""
+    spec.validate()
+    targets = select(people, spec)
+    if not targets:
+        raise CampaignError("campaign: nobody in the roster matches the targets")
+    by_id = {p.id: p for p in people}
+    # On-call staff first (tier 0); within a tier, by due time, then by staff id.
+    ordered = sorted(targets, key=lambda p: not p.on_call)
+    cid = str(await redis.incr(keys.campaign_seq_key))
+    started = now_ms()
+    # The first people (on-call staff first) go in with the campaign itself, in one
+    # transaction: the workers start calling at once, while the rest is written behind them
+    # (15,000 people take ~300 ms to write; the first call must ring within 200 ms).
+    pipe = redis.pipeline(transaction=True)
+    _add_people(pipe, cid, 0, ordered[:FIRST_BATCH], started)
+    reserve = reserve_of(ordered, by_id, {p.id for p in ordered})
+    if reserve:
+        pipe.hset(campaign_key(cid, "reserve"), mapping=reserve)  # type: ignore[arg-type]
+        _index_numbers(pipe, cid, [by_id[b] for b in reserve])
+    if spec.quotas:
+        pipe.hset(campaign_key(cid, "quota"), mapping=spec.quotas)  # type: ignore[arg-type]
+    # `open` counts everyone from the start, so the campaign cannot end before all are in.
+    pipe.hset(campaign_key(cid, "counts"), mapping={"open": len(ordered), "total": len(ordered)})
+    pipe.xadd(campaign_key(cid, "events"), {"type": "started", "t": started})
+    pipe.hset(campaign_key(cid), mapping=cast(Any, _meta(cid, spec, started, len(ordered))))
+    pipe.zadd(keys.campaigns_key, {cid: started})
+    pipe.sadd(keys.active_campaigns_key, cid)
+    pipe.publish(keys.wake_channel, f"start {cid}")
+    await pipe.execute()
+    rest = redis.pipeline(transaction=False)
+    for start in range(FIRST_BATCH, len(ordered), BATCH):
+        _add_people(rest, cid, start, ordered[start : start + BATCH], started)
+        await rest.execute()
+    return cid
+
+
+def _meta(cid: str, spec: CampaignSpec, started: int, count: int) -> dict[str, str | int | float]:
+    """The campaign's hash: its spec, and the fields the scheduler's scripts read."""
+    return {
+        "id": cid,
+        # Ids restart at 1 in a new Redis; Asterisk's journal and quota flags outlive it.
+        "uid": secrets.token_hex(4),
+        "name": spec.name,
+        "spec": spec.to_json(),
+        "status": "running",
+        "drill": "1" if spec.drill else "0",
+        "created_at": started,
+        "started_at": started,
+        "attempts": spec.attempts,
+        "retry_delay_ms": spec.retry_delay * 1000,
+        "escalate": "1" if spec.escalate else "0",
+        "overcall": spec.overcall,
+        "next_ix": count,
+    }
+
+
+def _add_people(pipe: Pipeline, cid: str, start: int, chunk: list[Person], due: int) -> None:
+    """Queue the writes that put `chunk` (indexes from `start`) in the campaign's queue."""
+    pipe.hset(
+        campaign_key(cid, "people"), mapping={p.id: p.to_json(with_id=False) for p in chunk}
+    )
+    _index_numbers(pipe, cid, chunk)
+    pipe.hset(
+        campaign_key(cid, "state"),
+        mapping={p.id: PersonState.queued(start + i) for i, p in enumerate(chunk)},
+    )
+    for tier, members in (
+        (TIERS[0], {p.id: due for p in chunk if p.on_call}),
+        (TIERS[1], {p.id: due for p in chunk if not p.on_call}),
+    ):
+        if members:
+            pipe.zadd(campaign_key(cid, tier), members)
+
+
+def reserve_of(
+    targets: Iterable[Person], by_id: Mapping[str, Person], target_ids: set[str]
+) -> dict[str, str]:
+    """Backup id -> record, for the backups of `targets` who are not targets themselves: kept
+    aside, called only if the person they back up cannot be reached."""
+    return {
+        p.backup: by_id[p.backup].to_json(with_id=False)
+        for p in targets
+        if p.backup and p.backup in by_id and p.backup not in target_ids
+    }
+
+
+def number_index(people: Iterable[Person]) -> dict[str, str]:
+    """`number_key` of each of `people`'s numbers -> their staff id."""
+    return {number_key(n): p.id for p in people for n in p.phones if number_key(n)}
+
+
+def _index_numbers(pipe: Pipeline, cid: str, people: list[Person]) -> None:
+    """Queue the writes of `people`'s numbers into the campaign's number -> staff id index."""
+    mapping = number_index(people)
+    if mapping:
+        pipe.hset(campaign_key(cid, "numbers"), mapping=mapping)  # type: ignore[arg-type]
+
+
+async def find_by_number(redis: Redis, cid: str, number: str) -> str | None:
+    """The staff id in campaign `cid` (targets and backups) who has phone `number`."""
+    key = number_key(number)
+    if not key:
+        return None
+    return cast(str | None, await redis.hget(campaign_key(cid, "numbers"), key))
+
+
+async def require(redis: Redis, cid: str) -> None:
+    """Raise CampaignNotFound unless campaign `cid` exists."""
+    if not _ID.fullmatch(cid) or not await redis.exists(campaign_key(cid)):
+        raise CampaignNotFound(f"campaign {cid} not found", campaign=cid)
+
+
+async def get_meta(redis: Redis, cid: str) -> dict[str, str]:
+    """The campaign's hash (status, name, uid, spec...); CampaignNotFound if there is none."""
+    meta = cast(dict[str, str], await redis.hgetall(campaign_key(cid)))
+    if not meta:
+        raise CampaignNotFound(f"campaign {cid} not found", campaign=cid)
+    return meta
+
+
+async def get_spec(redis: Redis, cid: str) -> CampaignSpec:
+    """What campaign `cid` was asked to do."""
+    return CampaignSpec.from_json((await get_meta(redis, cid))["spec"])
+
+
+async def get_person(redis: Redis, cid: str, pid: str) -> tuple[Person, PersonState] | None:
+    """Person `pid` of campaign `cid` as the campaign keeps them, and where they stand."""
+    pipe = redis.pipeline(transaction=False)
+    pipe.hget(campaign_key(cid, "people"), pid)
+    pipe.hget(campaign_key(cid, "state"), pid)
+    record, state = cast(list[str | None], await pipe.execute())
+    if record is None:
+        return None
+    return Person.from_json(record, pid), PersonState.decode(state)
+
+
+async def stop(redis: Redis, cid: str) -> str:
+    """Stop calling new people; calls in progress finish. Returns the new status."""
+    meta = await get_meta(redis, cid)
+    if meta["status"] != "running":
+        return meta["status"]
+    stopped = now_ms()
+    pipe = redis.pipeline(transaction=True)
+    pipe.hset(campaign_key(cid), mapping={"status": "stopped", "stopped_at": stopped})
+    pipe.srem(keys.active_campaigns_key, cid)
+    pipe.xadd(campaign_key(cid, "events"), {"type": "stopped", "t": stopped})
+    await pipe.execute()
+    return "stopped"
+
+
+async def active(redis: Redis) -> list[str]:
+    """The running campaigns' ids, oldest first."""
+    ids = cast(set[str], await redis.smembers(keys.active_campaigns_key))
+    return sorted(ids, key=int)
+
+
+async def latest(redis: Redis) -> str | None:
+    """The newest campaign's id, if any."""
+    got = cast(list[str], await redis.zrevrange(keys.campaigns_key, 0, 0))
+    return got[0] if got else None

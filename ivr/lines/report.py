@@ -1,0 +1,157 @@
+"""The report and control line: after the PIN, a spoken summary of the running campaign (fresh
+counts each time), then 1 repeat, 2 stop, 3 raise a quota (people the old quota cancelled are
+called again) or extend the alert to its next group, 4 join the crisis-cell conference. Every
+action is confirmed by voice and written to the audit log as `phone:<staff id>`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from ivr.access import audit
+from ivr.campaign import ops, store
+from ivr.campaign.store import Group
+from ivr.lines.call import LineBase, LineCall
+from ivr.pbx.agi import AgiSession
+from ivr.staff.roster import RosterStore
+from ivr.voice import speech
+
+log = logging.getLogger(__name__)
+
+
+class ReportLine(LineBase):
+    """The `report` flow."""
+
+    async def report(self, session: AgiSession) -> None:
+        call = await self._start(session, "report")
+        who = await self._authenticate(call)
+        if who is None:
+            return
+        cid = await self._pick_campaign(call)
+        if cid is None:
+            await call.play(call.p("no_campaign"))
+            key = await call.menu(call.p("report_menu_idle"), "4", "idle")
+            if key == "4":
+                await self._conference(call, who)
+            return
+        while True:
+            report = await store.report(self.redis, cid)
+            summary = await call.say(
+                speech.summary(
+                    report, call.language, now=time.time(), role_labels=self._labels(call.language)
+                )
+            )
+            key = await call.menu(f"{summary}&{call.p('report_menu')}", "1234", "report")
+            if key is None:
+                await call.play(call.p("goodbye"))
+                return
+            if key == "2":
+                if await self._stop(call, who, cid):
+                    return
+            elif key == "3":
+                await self._change(call, who, cid, report)
+            elif key == "4":
+                await self._conference(call, who)
+                return
+
+    def _labels(self, language: str) -> dict[str, str]:
+        return self.role_labels.get(language, {})
+
+    async def _pick_campaign(self, call: LineCall) -> str | None:
+        active = await store.active(self.redis)
+        if not active:
+            return None
+        if len(active) == 1:
+            return active[0]
+        newest = list(reversed(active))[:9]
+        names = [(cid, (await store.get_meta(self.redis, cid)).get("name", "")) for cid in newest]
+        menu = await call.say(speech.campaign_choice(names, call.language))
+        key = await call.menu(menu, "".join(str(i) for i in range(1, len(names) + 1)), "campaign")
+        return None if key is None else names[int(key) - 1][0]
+
+    async def _stop(self, call: LineCall, who: str, cid: str) -> bool:
+        key = await call.menu(call.p("stop_confirm"), "12", "stop_confirm")
+        if key != "1":
+            await call.play(call.p("not_stopped"))
+            return False
+        status = await store.stop(self.redis, cid)
+        details = {"caller": call.session.caller_id, "status": status}
+        await audit.record(self.redis, f"phone:{who}", "campaign.stop", target=cid, details=details)
+        said = await call.say(speech.stopped(cid, call.language))
+        await call.play(f"{said}&{call.p('goodbye')}")
+        return True
+
+    async def _change(self, call: LineCall, who: str, cid: str, report: dict[str, Any]) -> None:
+        """Key 3: raise a quota, or extend the alert to its next group (asked if both)."""
+        roles = [r for r, entry in report["by_role"].items() if entry.get("quota")]
+        groups = await ops.groups_left(self.redis, cid)
+        if roles and groups:
+            key = await call.menu(call.p("change_menu"), "12", "change")
+            if key is None:
+                return
+            roles, groups = (roles, []) if key == "1" else ([], groups)
+        if roles:
+            await self._raise_quota(call, who, cid, report, roles)
+        elif groups:
+            await self._extend(call, who, cid, groups[0])
+        else:
+            await call.play(call.p("no_quota_roles"))
+
+    async def _extend(self, call: LineCall, who: str, cid: str, group: Group) -> None:
+        people = await RosterStore(self.redis).load()
+        count = await ops.newcomers(self.redis, cid, people, group)
+        count_file = await call.say(speech.staff_to_call(count, call.language))
+        key = await call.menu(f"{count_file}&{call.p('extend_confirm')}", "12", "extend_confirm")
+        if key != "1":
+            await call.play(call.p("not_extended"))
+            return
+        try:
+            done = await ops.extend(self.redis, cid, people)
+        except store.CampaignError as exc:
+            log.warning("campaign %s not extended by phone: %s", cid, exc)
+            await call.play(call.p("not_extended"))
+            return
+        await audit.record(self.redis, f"phone:{who}", "campaign.extend", target=cid,
+                           details={"group": done.label, "added": done.added})  # fmt: skip
+        await call.play(await call.say(speech.extended(done.added, call.language)))
+
+    async def _raise_quota(
+        self, call: LineCall, who: str, cid: str, report: dict[str, Any], roles: list[str]
+    ) -> None:
+        role = roles[0]
+        labels = self._labels(call.language)
+        if len(roles) > 1:
+            roles = roles[:9]
+            choices = [(str(i + 1), labels.get(r, r)) for i, r in enumerate(roles)]
+            menu = await call.say(speech.role_menu(choices, call.language))
+            key = await call.menu(menu, "".join(k for k, _ in choices), "quota_role")
+            if key is None:
+                return
+            role = roles[int(key) - 1]
+        current = int(report["by_role"][role]["quota"])
+        asked = await call.say(speech.quota_now(labels.get(role, role), current, call.language))
+        got = await call.digits(
+            f"{asked}&{call.p('quota_enter')}", "quota", accept=lambda d: 0 < int(d) <= 100_000
+        )
+        if got is None:
+            return
+        if int(got) <= current:
+            await call.play(call.p("quota_too_low"))
+            return
+        try:
+            await ops.raise_quota(self.redis, cid, role, int(got))
+        except store.CampaignError as exc:
+            log.warning("quota not raised by phone: %s", exc)
+            await call.play(call.p("not_understood"))
+            return
+        await audit.record(self.redis, f"phone:{who}", "campaign.quota", target=cid,
+                           details={"role": role, "quota": int(got), "old": current})  # fmt: skip
+        said = await call.say(speech.quota_now(labels.get(role, role), int(got), call.language))
+        await call.play(said)
+
+    async def _conference(self, call: LineCall, who: str) -> None:
+        await audit.record(self.redis, f"phone:{who}", "conference.join", target="crisis")
+        await call.play(call.p("conference"))
+        await call.session.set_variable("IVR_NEXT", "conf")

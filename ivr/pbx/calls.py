@@ -1,0 +1,226 @@
+"""Alert calls: place one attempt through Asterisk and follow it to one outcome.
+
+`Caller` originates each attempt with its own ChannelId (the attempt id) into the alert
+dialplan (`ivr/dialplans/ivr-alert.conf`), routes the AMI events of its calls to the attempt
+they belong to, and hands each attempt to a `Follower` (`ivr.pbx.follow`), which decides the
+outcome. An Originate whose fate is unknown is never placed again by this module.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from ivr.errors import AmiError, AmiNotConnected, IvrError
+from ivr.numbers import DIAL_STRING, dial_string, normalize_number
+from ivr.outcomes import Outcome
+from ivr.pbx.ami import AmiLink
+from ivr.pbx.astdb import AstDb
+from ivr.pbx.follow import (
+    ORIGINATE_MARGIN,
+    CallResult,
+    Follower,
+    OutcomeHandler,
+    Sightings,
+)
+
+#: Dialplan context of the alert call (ivr/dialplans/ivr-alert.conf).
+ALERT_CONTEXT = "ivr-alert"
+
+_ATTEMPT_ID = re.compile(r"[A-Za-z0-9._-]{1,100}")
+#: Channel variable values: paths, ids, digits; `&` joins audio files for Playback/Read.
+_VARIABLE_VALUE = re.compile(r"[A-Za-z0-9._/:+&\-]*")
+
+__all__ = ["CallRequest", "CallResult", "Caller", "OutcomeHandler", "new_attempt_id"]
+
+
+def new_attempt_id() -> str:
+    """A fresh attempt id; also the call's Asterisk ChannelId (Uniqueid)."""
+    return f"ivr-{uuid.uuid4().hex}"
+
+
+@dataclass(frozen=True)
+class CallRequest:
+    """One alert call to place."""
+
+    number: str
+    #: The message audio as Asterisk sees it, without extension.
+    message: str
+    #: Directory of the fixed prompts (menu, confirm_yes, ...) as Asterisk sees it.
+    prompts: str
+    ring_timeout: int = 30
+    caller_id: str = ""
+    attempt_id: str = field(default_factory=new_attempt_id)
+    #: Extra channel variables for the dialplan (names IVR_*, values checked).
+    variables: dict[str, str] = field(default_factory=dict)
+    #: A whole dial string to use instead of the Caller's template (`ivr selftest` dials each
+    #: configured route as it is); `number` is then only a label for the result.
+    channel: str = ""
+
+
+class Caller:
+    """Places alert calls over one AMI link and follows each to a single outcome."""
+
+    def __init__(self, link: AmiLink, dial_template: str, *, place_timeout: float = 30.0) -> None:
+        self.link = link
+        self.astdb = AstDb(link)
+        self.dial_template = dial_template
+        self.place_timeout = place_timeout
+        self._live: dict[str, Sightings] = {}
+        link.on_event(self._on_event)
+        link.on_up(self._on_link_up)
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._live)
+
+    async def call(
+        self, request: CallRequest, on_outcome: OutcomeHandler | None = None
+    ) -> CallResult:
+        """Place one call and return when it is over (the line is free again).
+
+        `on_outcome` is awaited exactly once, as soon as the outcome is known (for a callee who
+        presses 1, while the confirmation is still playing); the journal entry is removed only
+        after it returns, so a crash inside it leaves the journal for the next reconciliation.
+        """
+        if request.channel:
+            if not DIAL_STRING.fullmatch(request.channel):
+                raise IvrError(f"dial string {request.channel!r} is not valid")
+            number, channel = request.number, request.channel
+        else:
+            number = normalize_number(request.number)
+            channel = dial_string(self.dial_template, number)
+        if not _ATTEMPT_ID.fullmatch(request.attempt_id):
+            raise IvrError(f"attempt id {request.attempt_id!r} is not valid")
+        fields = self._originate_fields(request, channel)
+        result = CallResult(request.attempt_id, number, Outcome.FAILED, "", started_at=time.time())
+        with self._tracking(request.attempt_id) as seen:
+            originate = await self._place(fields, request.ring_timeout)
+            follower = Follower(
+                self.link, seen, result, ring_timeout=request.ring_timeout,
+                originate=originate, on_outcome=on_outcome,
+            )  # fmt: skip
+            await follower.run()
+        with contextlib.suppress(AmiError):
+            await self.astdb.forget(request.attempt_id)
+        return result
+
+    async def follow(
+        self,
+        attempt_id: str,
+        number: str,
+        *,
+        ring_timeout: int = 30,
+        on_outcome: OutcomeHandler | None = None,
+    ) -> CallResult:
+        """Follow an attempt placed earlier, by this process before a restart or by another.
+
+        Nothing is sent: the attempt is settled from the journal and the channel list, then
+        from events while its channel lives. An attempt that never reached Asterisk ends as
+        `failed` ("not placed"), so the caller may place it again.
+        """
+        result = CallResult(attempt_id, number, Outcome.FAILED, "", started_at=time.time())
+        with self._tracking(attempt_id) as seen:
+            follower = Follower(
+                self.link, seen, result, ring_timeout=ring_timeout,
+                originate=None, on_outcome=on_outcome,
+            )  # fmt: skip
+            await follower.run()
+        with contextlib.suppress(AmiError):
+            await self.astdb.forget(attempt_id)
+        return result
+
+    async def journal(self) -> dict[str, str]:
+        """Every attempt the dialplan journalled and nobody has forgotten yet."""
+        return await self.astdb.journal()
+
+    @contextlib.contextmanager
+    def _tracking(self, attempt_id: str) -> Iterator[Sightings]:
+        """Route this attempt's AMI events to its sightings while the block runs."""
+        if attempt_id in self._live:
+            raise IvrError(f"attempt {attempt_id} is already in flight")
+        seen = self._live[attempt_id] = Sightings(attempt_id)
+        try:
+            yield seen
+        finally:
+            self._live.pop(attempt_id, None)
+
+    # -- placing ---------------------------------------------------------------------------
+
+    def _originate_fields(self, request: CallRequest, channel: str) -> dict[str, Any]:
+        variables = {
+            "IVR_ATTEMPT": request.attempt_id,
+            "IVR_MSG": request.message,
+            "IVR_PROMPTS": request.prompts,
+            **request.variables,
+        }
+        for name, value in variables.items():
+            # Values travel in a comma-separated dialplan context: keep them plain.
+            if not re.fullmatch(r"IVR_[A-Z0-9_]+", name) or not _VARIABLE_VALUE.fullmatch(value):
+                raise IvrError(f"channel variable {name}={value!r} is not allowed")
+        fields: dict[str, Any] = {
+            "Action": "Originate",
+            "Channel": channel,
+            "Context": ALERT_CONTEXT,
+            "Exten": "s",
+            "Priority": "1",
+            "Timeout": str(request.ring_timeout * 1000),
+            "ChannelId": request.attempt_id,
+            # Without an explicit Async panoramisk breaks (docs/asterisk.md); with it, the answer is
+            # OriginateResponse, which tells answered / busy / no answer / failed.
+            "Async": "true",
+            "Variable": [f"{k}={v}" for k, v in variables.items()],
+        }
+        if request.caller_id:
+            fields["CallerID"] = request.caller_id
+        return fields
+
+    async def _place(self, fields: dict[str, Any], ring_timeout: int) -> asyncio.Task[Any]:
+        """Send the Originate once the link is up; the task answers with OriginateResponse."""
+        deadline = time.monotonic() + self.place_timeout
+        while True:
+            await self.link.wait_up(max(0.0, deadline - time.monotonic()))
+            try:
+                return self.link.submit(fields, timeout=ring_timeout + ORIGINATE_MARGIN)
+            except AmiNotConnected:
+                continue  # nothing was sent: safe to wait for the link and send it then
+
+    # -- AMI events ------------------------------------------------------------------------
+
+    def _on_event(self, message: Any) -> None:
+        event = message.get("Event")
+        if event == "Hangup":
+            uniqueid = str(message.get("Uniqueid", ""))
+            # A Local channel's other half is <ChannelId>;2 and carries the callee's cause.
+            base = uniqueid[:-2] if uniqueid.endswith(";2") else uniqueid
+            live = self._live.get(base)
+            if live is None:
+                return
+            with contextlib.suppress(TypeError, ValueError):
+                live.causes.append(int(message.get("Cause", 0)))
+            if uniqueid == base:
+                live.ended = True
+            live.wake.set()
+        elif event == "UserEvent" and message.get("UserEvent") == "IvrKey":
+            live = self._live.get(str(message.get("Attempt", "")))
+            if live is None or live.key is not None:
+                return
+            key = str(message.get("Key", ""))
+            live.key = key if key in ("1", "2", "V", "Q") else ""
+            live.wake.set()
+        elif event == "UserEvent" and message.get("UserEvent") == "IvrEta":
+            live = self._live.get(str(message.get("Attempt", "")))
+            minutes = str(message.get("Minutes", ""))
+            if live is not None and minutes.isdigit():
+                live.eta = int(minutes)
+                live.wake.set()
+
+    async def _on_link_up(self) -> None:
+        for live in self._live.values():
+            live.wake.set()
