@@ -9,7 +9,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from ivr.campaign import store
+from ivr.campaign import report as reports
 from ivr.keys import campaign_key
 from ivr.staff.roster import Person
 
@@ -36,7 +36,7 @@ async def wait_done(db: Redis, cid: str, timeout: float = 120) -> dict[str, Any]
     async def loop() -> dict[str, Any]:
         last = "0"
         while True:
-            report = await store.report(db, cid)
+            report = await reports.report(db, cid)
             if report["status"] != "running" and report["in_flight"] == 0:
                 return report
             got = await db.xread({campaign_key(cid, "events"): last}, block=1000)

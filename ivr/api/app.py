@@ -35,7 +35,6 @@ from ivr.api.openapi import Call, Handler, Param, Route
 from ivr.api.state import (
     AmiStatus,
     RosterCache,
-    alerter_key,
     ami_key,
     audit_write,
     closing_key,
@@ -46,16 +45,17 @@ from ivr.api.state import (
     page,
     redis_key,
     roster_key,
+    speaker_key,
     streams_key,
     tokens_key,
 )
 from ivr.campaign import live
 from ivr.config import Config
-from ivr.dialer.alerter import Alerter
 from ivr.errors import AmiError, ConfigError
 from ivr.pbx.ami import AmiLink
 from ivr.staff.csvfile import export_csv, parse_roster
 from ivr.staff.roster import Person, RosterStore
+from ivr.voice.tts import Speaker
 
 log = logging.getLogger(__name__)
 
@@ -63,19 +63,25 @@ log = logging.getLogger(__name__)
 MAX_ROSTER_BYTES = 64 * 1024 * 1024
 
 
-def make_app(config: Config, redis: Redis, *, alerter: Alerter | None = None) -> web.Application:
-    """The API application. `redis` and `alerter` stay the caller's to close.
+def make_app(
+    config: Config,
+    redis: Redis,
+    *,
+    link: AmiLink | None = None,
+    speaker: Speaker | None = None,
+) -> web.Application:
+    """The API application. `redis`, `link` and `speaker` stay the caller's to close.
 
-    Without an alerter, an AMI link of the service's own is tried in the background if AMI
-    credentials are configured (only to report its state); without credentials, the link is
-    "unconfigured".
+    Without a `link` (a worker's, when both run in one process), an AMI link of the service's
+    own is tried in the background if AMI credentials are configured (only to report its
+    state); without credentials, the link is "unconfigured".
     """
     app = web.Application(middlewares=[error_middleware], client_max_size=MAX_ROSTER_BYTES)
     app[config_key] = config
     app[redis_key] = redis
     app[tokens_key] = tokens = TokenStore(redis)
-    app[alerter_key] = alerter
-    app[ami_key] = AmiStatus(alerter.link if alerter is not None else None)
+    app[speaker_key] = speaker
+    app[ami_key] = AmiStatus(link)
     app[roster_key] = RosterCache()
     app[openapi_key] = openapi.document(ROUTES, version=__version__)
     app[closing_key] = asyncio.Event()
@@ -201,11 +207,10 @@ async def _openapi(request: web.Request, call: Call) -> web.StreamResponse:
 
 
 async def _metrics(request: web.Request, call: Call) -> web.StreamResponse:
-    alerter = request.app[alerter_key]
     text = await metrics.render(
         request.app[redis_key],
         ami_state=request.app[ami_key].state,
-        speaker=alerter.speaker if alerter is not None else None,
+        speaker=request.app[speaker_key],
     )
     return web.Response(body=text.encode("utf-8"), headers={"Content-Type": metrics.CONTENT_TYPE})
 

@@ -1,8 +1,8 @@
 """The API's campaign and scenario handlers: list, start (from a body or a prepared scenario),
 estimate, report, stop, raise a quota, extend, people, events, HTML and CSV reports.
 
-Handlers only translate HTTP into calls on `ivr.campaigns` and `ivr.campaignops`; the route
-table that serves them is `ivr.http.ROUTES`.
+Handlers only translate HTTP into calls on `ivr.campaign` (store, report, ops); the route
+table that serves them is `ivr.api.app.ROUTES`.
 """
 
 from __future__ import annotations
@@ -16,9 +16,10 @@ from ivr.api import console, schemas
 from ivr.api.openapi import Call
 from ivr.api.state import audit_write, config_key, json_response, load_roster, page, redis_key
 from ivr.campaign import ops, store
+from ivr.campaign import report as reports
 from ivr.campaign.estimate import estimate
 from ivr.campaign.scenarios import Scenario, ScenarioNotFound, load_scenarios
-from ivr.campaign.store import CampaignError, CampaignSpec, Group
+from ivr.campaign.spec import CampaignError, CampaignSpec, Group, select
 from ivr.config import Config
 from ivr.staff.roster import Person
 
@@ -29,7 +30,7 @@ CHARS_PER_SECOND = 13.0
 
 async def list_campaigns(request: web.Request, call: Call) -> web.StreamResponse:
     offset, limit = call.query["offset"], call.query["limit"]
-    total, items = await ops.summaries(request.app[redis_key], offset=offset, limit=limit)
+    total, items = await reports.summaries(request.app[redis_key], offset=offset, limit=limit)
     return json_response({"total": total, "offset": offset, "limit": limit, "items": items})
 
 
@@ -58,7 +59,7 @@ async def start_campaign(request: web.Request, call: Call) -> web.StreamResponse
     spec = campaign_spec(call.body, app[config_key])
     redis = app[redis_key]
     cid = await store.create(redis, spec, await people_for(app))
-    report = await store.report(redis, cid)
+    report = await reports.report(redis, cid)
     await audit_write(
         request, call, "campaign.start", cid, name=spec.name, drill=spec.drill,
         roles=list(spec.roles), units=list(spec.units), quotas=spec.quotas, total=report["total"],
@@ -69,7 +70,7 @@ async def start_campaign(request: web.Request, call: Call) -> web.StreamResponse
 async def estimate_campaign(request: web.Request, call: Call) -> web.StreamResponse:
     app = request.app
     spec = campaign_spec(call.body, app[config_key])
-    targets = store.select(await people_for(app), spec)
+    targets = select(await people_for(app), spec)
     text = spec.messages.get("fr") or next(iter(spec.messages.values()))
     # From the text's length, not its rendering: no text-to-speech in the request path.
     seconds = len(text) / CHARS_PER_SECOND
@@ -105,13 +106,13 @@ async def estimate_campaign(request: web.Request, call: Call) -> web.StreamRespo
 
 async def campaign_report(request: web.Request, call: Call) -> web.StreamResponse:
     cid, redis = request.match_info["id"], request.app[redis_key]
-    await ops.require(redis, cid)
-    return json_response(await store.report(redis, cid))
+    await store.require(redis, cid)
+    return json_response(await reports.report(redis, cid))
 
 
 async def stop_campaign(request: web.Request, call: Call) -> web.StreamResponse:
     cid, redis = request.match_info["id"], request.app[redis_key]
-    await ops.require(redis, cid)
+    await store.require(redis, cid)
     status = await store.stop(redis, cid)
     await audit_write(request, call, "campaign.stop", cid, status=status)
     return json_response({"id": cid, "status": status})
@@ -126,20 +127,20 @@ async def raise_quota(request: web.Request, call: Call) -> web.StreamResponse:
 
 
 async def campaign_people(request: web.Request, call: Call) -> web.StreamResponse:
-    people = await ops.people(request.app[redis_key], request.match_info["id"])
+    people = await reports.people(request.app[redis_key], request.match_info["id"])
     return page(people, call)
 
 
 async def campaign_events(request: web.Request, call: Call) -> web.StreamResponse:
     after = call.query["after"]
-    items = await ops.events(
+    items = await reports.events(
         request.app[redis_key], request.match_info["id"], after=after, limit=call.query["limit"]
     )
     return json_response({"items": items, "next": items[-1]["id"] if items else after})
 
 
 async def campaign_report_html(request: web.Request, call: Call) -> web.StreamResponse:
-    html = await ops.report_html(request.app[redis_key], request.match_info["id"])
+    html = await reports.report_html(request.app[redis_key], request.match_info["id"])
     return web.Response(
         text=html, content_type="text/html", charset="utf-8", headers=console.REPORT_CSP
     )
@@ -147,9 +148,9 @@ async def campaign_report_html(request: web.Request, call: Call) -> web.StreamRe
 
 async def campaign_csv(request: web.Request, call: Call) -> web.StreamResponse:
     cid, redis = request.match_info["id"], request.app[redis_key]
-    await ops.require(redis, cid)
+    await store.require(redis, cid)
     return web.Response(
-        text=await store.attempts_csv(redis, cid),
+        text=await reports.attempts_csv(redis, cid),
         content_type="text/csv",
         charset="utf-8",
         headers={"Content-Disposition": f'attachment; filename="campaign-{cid}.csv"'},
@@ -166,7 +167,7 @@ def _group(body: dict[str, Any]) -> Group:
 
 async def extend_campaign(request: web.Request, call: Call) -> web.StreamResponse:
     cid, redis = request.match_info["id"], request.app[redis_key]
-    await ops.require(redis, cid)
+    await store.require(redis, cid)
     targets = _group(call.body) if call.body.get("roles") or call.body.get("units") else None
     if targets is None and call.body.get("name"):
         raise CampaignError("extend: a name alone adds nobody; give roles or units")
@@ -201,7 +202,7 @@ async def list_scenarios(request: web.Request, call: Call) -> web.StreamResponse
                     {"name": g.name, "roles": list(g.roles), "units": list(g.units)}
                     for g in spec.groups
                 ],
-                "targets": len(store.select(people, spec)),
+                "targets": len(select(people, spec)),
             }
         )
     return json_response({"items": items})
@@ -217,7 +218,7 @@ async def start_scenario(request: web.Request, call: Call) -> web.StreamResponse
     spec = scenario.campaign(drill=drill)
     redis = app[redis_key]
     cid = await store.create(redis, spec, await people_for(app))
-    report = await store.report(redis, cid)
+    report = await reports.report(redis, cid)
     await audit_write(
         request, call, "campaign.start", cid, scenario=key, name=spec.name, drill=drill,
         total=report["total"],

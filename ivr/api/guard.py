@@ -17,11 +17,11 @@ from aiohttp import web
 from redis.exceptions import RedisError
 
 from ivr.access.tokens import Role, TokenError, TokenInfo, TokenStore
-from ivr.api import schemas
+from ivr.api import schemas, validate
 from ivr.api.openapi import Call, Param, Route
-from ivr.campaign.ops import CampaignConflict, CampaignNotFound
 from ivr.campaign.scenarios import ScenarioNotFound
-from ivr.campaign.store import CampaignError
+from ivr.campaign.spec import CampaignError
+from ivr.campaign.store import CampaignConflict, CampaignNotFound
 from ivr.errors import (
     AmiError,
     ConfigError,
@@ -221,7 +221,7 @@ def _query(request: web.Request, params: tuple[Param, ...]) -> dict[str, Any]:
                 problems.append((param.name, f"expected a whole number, got {raw[:20]!r}"))
                 continue
             value = int(raw)
-        problems += schemas.check(param.schema, value, param.name)
+        problems += validate.check(param.schema, value, param.name)
         values[param.name] = value
     if problems:
         raise InvalidInput(f"{problems[0][0]}: {problems[0][1]}", problems)
@@ -242,7 +242,7 @@ async def _json_body(request: web.Request, schema: schemas.Schema) -> Any:
         value = json.loads(raw, parse_constant=_no_constant)
     except (ValueError, RecursionError) as exc:
         raise InvalidJson(f"the body is not JSON: {exc}"[:200]) from None
-    problems = schemas.check(schema, value)
+    problems = validate.check(schema, value)
     if problems:
         raise InvalidInput(f"{problems[0][0]}: {problems[0][1]}", problems)
     return value

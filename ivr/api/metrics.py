@@ -17,7 +17,7 @@ from redis.exceptions import RedisError
 
 from ivr import keys
 from ivr.campaign.scheduler import TIERS
-from ivr.campaign.store import FINAL_OUTCOMES
+from ivr.outcomes import Outcome
 from ivr.keys import campaign_key
 from ivr.voice.tts import Speaker
 
@@ -154,7 +154,7 @@ def _campaign(
         counts.get("open", 0),
         campaign=cid,
     )
-    for outcome in FINAL_OUTCOMES:
+    for outcome in Outcome:
         out.metric(
             "ivr_campaign_people_final",
             "gauge",
@@ -163,20 +163,20 @@ def _campaign(
             campaign=cid,
             outcome=outcome,
         )
-    for outcome in _outcomes(counts):
+    for kind in _outcomes(counts):
         out.metric(
             "ivr_campaign_calls_total",
             "counter",
             "Calls (attempts) by outcome.",
-            counts.get(f"attempt:{outcome}", 0),
+            counts.get(f"attempt:{kind}", 0),
             campaign=cid,
-            outcome=outcome,
+            outcome=kind,
         )
 
 
 def _outcomes(counts: dict[str, int]) -> Iterable[str]:
     seen = {k.removeprefix("attempt:") for k in counts if k.startswith("attempt:")}
-    return [*FINAL_OUTCOMES, *sorted(seen - set(FINAL_OUTCOMES))]
+    return [*Outcome, *sorted(seen - set(Outcome))]
 
 
 def _worker(out: _Writer, name: str, raw: str) -> None:

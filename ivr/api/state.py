@@ -16,13 +16,14 @@ from ivr.api import console
 from ivr.api.guard import dumps
 from ivr.api.openapi import Call
 from ivr.config import Config
-from ivr.dialer.alerter import Alerter
 from ivr.pbx.ami import AmiLink
 from ivr.staff.roster import Person, RosterStore
+from ivr.voice.tts import Speaker
 
 
 class AmiStatus:
-    """The AMI link this service reports on: the Alerter's, one of its own, or none."""
+    """The AMI link this service reports on: the worker's it was given, one of its own, or
+    none."""
 
     def __init__(self, link: AmiLink | None) -> None:
         self.link = link
@@ -48,7 +49,8 @@ config_key = web.AppKey("config", Config)
 redis_key = web.AppKey("redis", Redis)
 tokens_key = web.AppKey("tokens", TokenStore)
 ami_key = web.AppKey("ami", AmiStatus)
-alerter_key: web.AppKey[Alerter | None] = web.AppKey("alerter")
+#: The speech renderer shared with a worker in the same process (its cache size is a metric).
+speaker_key: web.AppKey[Speaker | None] = web.AppKey("speaker")
 roster_key = web.AppKey("roster", RosterCache)
 openapi_key: web.AppKey[dict[str, Any]] = web.AppKey("openapi")
 #: Set when the service shuts down: live streams end instead of holding the shutdown.

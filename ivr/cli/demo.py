@@ -8,8 +8,8 @@ workers in this process with a live progress line, and prints the report.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
-import json
 import random
 import sys
 import tempfile
@@ -21,15 +21,37 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from ivr.campaign import store
-from ivr.campaign.ops import report_html
-from ivr.campaign.store import CampaignSpec
+from ivr.campaign.report import report_html
+from ivr.campaign.spec import CampaignSpec
 from ivr.cli import progress
-from ivr.db import connect
+from ivr.cli.common import Commands, print_json, redis_for
+from ivr.config import Config
 from ivr.dialer.alerter import Alerter
 from ivr.dialer.worker import DialerWorker, WorkerSettings
+from ivr.outcomes import Outcome
 from ivr.sandbox import asterisk as sandbox
 from ivr.sandbox.redisserver import RedisServer
 from ivr.staff.roster import Person, RosterStore
+
+
+def register(commands: Commands) -> None:
+    demo = commands.add_parser(
+        "demo", help="call simulated staff through the sandbox Asterisk and print the outcomes"
+    )
+    demo.add_argument("--json", action="store_true", help="print the results as JSON")
+    demo.add_argument(
+        "--html",
+        metavar="FILE",
+        default=DEFAULT_HTML,
+        help="where to write the after-action report (default %(default)s; '-' for none)",
+    )
+    demo.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    html = None if args.html == "-" else Path(args.html)
+    return asyncio.run(run_demo(as_json=args.json, html=html))
+
 
 #: Where `ivr demo` writes the after-action report (current directory).
 DEFAULT_HTML = "ivr-demo-report.html"
@@ -104,8 +126,7 @@ async def run_demo(
     people = demo_roster()
     with tempfile.TemporaryDirectory(prefix="ivr-demo-") as tmp, RedisServer(Path(tmp)) as server:
         config = replace(config, redis_url=server.url)
-        db = connect(config.redis_url)
-        try:
+        async with redis_for(config) as db:
             await RosterStore(db).replace(people)
             spec = CampaignSpec(
                 messages={"fr": MESSAGE, "en": MESSAGE_EN},
@@ -123,18 +144,16 @@ async def run_demo(
                 page = await report_html(db, report["campaign"])
                 where = await asyncio.to_thread(_write, html, page)
                 print(f"after-action report: {where}", file=sys.stderr)
-        finally:
-            await db.aclose()
-    accounted = sum(report[o] for o in store.FINAL_OUTCOMES) == report["total"]
+    accounted = sum(report[o] for o in Outcome) == report["total"]
     if as_json:
-        print(json.dumps(report, indent=2, ensure_ascii=False))
+        print_json(report)
     else:
         print(_summary(report))
     return 0 if accounted and report["status"] == "done" else 1
 
 
 async def _run(
-    config: Any, db: aioredis.Redis, spec: CampaignSpec, people: list[Person], as_json: bool
+    config: Config, db: aioredis.Redis, spec: CampaignSpec, people: list[Person], as_json: bool
 ) -> dict[str, Any]:
     stop = asyncio.Event()
     async with Alerter(config) as alerter:
@@ -168,7 +187,7 @@ def _summary(report: dict[str, Any]) -> str:
         f"campaign {report['campaign']} {report['status']} in {report['wall_seconds']} s: "
         f"{report['total']} staff, {report['attempts']} calls"
     ]
-    for outcome in (*store.FINAL_OUTCOMES, "pending"):
+    for outcome in (*Outcome, "pending"):
         lines.append(f"  {outcome:12} {report[outcome]}")
     for role, entry in report["by_role"].items():
         quota = (

@@ -9,7 +9,7 @@ from typing import Any, TextIO
 
 from redis.asyncio import Redis
 
-from ivr.campaign import store
+from ivr.campaign.report import report as campaign_report
 from ivr.keys import campaign_key
 
 
@@ -38,7 +38,7 @@ async def follow(redis: Redis, cid: str, out: TextIO = sys.stdout) -> dict[str, 
     last_id = "$"
     last_print = 0.0
     while True:
-        report = await store.report(redis, cid)
+        report = await campaign_report(redis, cid)
         now = time.monotonic()
         over = report["status"] != "running" and report["in_flight"] == 0
         if tty:

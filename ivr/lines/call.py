@@ -1,5 +1,5 @@
-"""What the phone lines share: one caller's call (prompts, menus, digits) and the base of the
-lines (configuration, stores, the PIN check).
+"""What the phone lines share: one caller's call (prompts, menus, digits) and the context every
+line works in (configuration, stores, speech, the fixed prompts).
 
 Every key is answered by voice: star repeats a menu, a wrong key says so and asks again,
 silence asks again, and after TRIES misses the call ends politely.
@@ -7,18 +7,15 @@ silence asks again, and after TRIES misses the call ends politely.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from redis.asyncio import Redis
 
-from ivr.access import audit
 from ivr.access.pins import PinStore
 from ivr.campaign.scenarios import Scenario
 from ivr.campaign.scheduler import Scheduler
-from ivr.campaign.store import number_key
 from ivr.config import Config
 from ivr.pbx.agi import AgiSession
 from ivr.voice.prompts import build_prompts
@@ -42,7 +39,7 @@ Observer = Callable[[str, str, AgiSession], None]
 class LineCall:
     """One caller on one line: the prompts in their language, the keys they press."""
 
-    lines: LineBase
+    context: LineContext
     session: AgiSession
     line: str
     language: str
@@ -56,24 +53,24 @@ class LineCall:
     async def say(self, text: str, language: str | None = None) -> str:
         """Dynamic text (a count, a campaign number), rendered in the caller's language (or
         `language`) and cached; its file."""
-        if self.lines.observer is not None:
-            self.lines.observer(self.line, f"say:{text}", self.session)
-        return await self.lines.voice(text, language or self.language)
+        if self.context.observer is not None:
+            self.context.observer(self.line, f"say:{text}", self.session)
+        return await self.context.voice(text, language or self.language)
 
     async def play(self, files: str) -> None:
         await self.session.play(files, keys="")
 
     def step(self, name: str) -> None:
         self.steps.append(name)
-        if self.lines.observer is not None:
-            self.lines.observer(self.line, name, self.session)
+        if self.context.observer is not None:
+            self.context.observer(self.line, name, self.session)
 
     async def menu(self, files: str, keys: str, step: str) -> str | None:
         """Offer a one-key menu; star repeats it. The key pressed, or None after TRIES."""
         tries = 0
         while tries < TRIES:
             self.step(step)
-            got = await self.session.read(files, timeout=self.lines.key_wait, max_digits=1)
+            got = await self.session.read(files, timeout=self.context.key_wait, max_digits=1)
             if got == "*":
                 continue
             if got and got in keys:
@@ -89,7 +86,7 @@ class LineCall:
         for _ in range(TRIES):
             self.step(step)
             got = await self.session.read(
-                files, timeout=self.lines.digits_wait, max_digits=MAX_DIGITS
+                files, timeout=self.context.digits_wait, max_digits=MAX_DIGITS
             )
             if got is None:
                 continue
@@ -99,8 +96,9 @@ class LineCall:
         return None
 
 
-class LineBase:
-    """What the three lines share: configuration, stores, prompts, the PIN check."""
+class LineContext:
+    """What the three lines share: configuration, stores, speech and the fixed prompts. One
+    per server; each line holds it (`TriggerLine(context)`...)."""
 
     def __init__(
         self,
@@ -127,10 +125,11 @@ class LineBase:
         self._prompts: dict[str, str] = {}
 
     async def voice(self, text: str, language: str) -> str:
+        """`text` spoken in `language`, as a file Asterisk plays (rendered once, cached)."""
         wav = await self.speaker.render(text, language)
         return self.config.asterisk_path(wav.with_suffix(""))
 
-    async def _start(self, session: AgiSession, line: str, language: str | None = None) -> LineCall:
+    async def start(self, session: AgiSession, line: str, language: str | None = None) -> LineCall:
         language = language or self.config.language
         if language not in self._prompts:
             directory = await build_prompts(self.speaker, language)
@@ -140,45 +139,3 @@ class LineBase:
         # The dialplan plays our error prompt if the flow fails after this point.
         await session.set_variable("IVR_PROMPTS", call.prompts)
         return call
-
-    # -- PIN ------------------------------------------------------------------------------
-
-    async def _authenticate(self, call: LineCall) -> str | None:
-        """The staff id behind a right PIN, or None when the call must end (it was told why)."""
-        caller = call.session.caller_id
-        # The network may give +33 6..., 0033 6... or 06...: compare the national part.
-        allowed = {number_key(n) for n in self.config.trigger_callers}
-        if allowed and number_key(caller) not in allowed:
-            await audit.record(self.redis, f"phone:{caller or 'anonymous'}", "line.refused",
-                               target=call.line)  # fmt: skip
-            await call.play(call.p("not_allowed"))
-            return None
-        if await self.pins.locked_for(caller):
-            await call.play(call.p("locked"))
-            return None
-        intro = call.p(f"line_{call.line}")
-        silent = 0
-        while silent < TRIES:
-            call.step("pin")
-            pin = await call.session.read(
-                f"{intro}&{call.p('pin_enter')}" if intro else call.p("pin_enter"),
-                timeout=self.digits_wait,
-                max_digits=MAX_DIGITS,
-            )
-            intro = ""
-            if not pin:
-                silent += 1
-                if pin == "":
-                    await call.play(call.p("not_understood"))
-                continue
-            check = await self.pins.check(pin, caller, line=call.line)
-            if check.person is not None:
-                return check.person
-            if check.slow_down:
-                await asyncio.sleep(check.slow_down)
-            if check.locked_for:
-                await call.play(call.p("pin_wrong", "locked"))
-                return None
-            await call.play(call.p("pin_wrong"))
-        await call.play(call.p("goodbye"))
-        return None

@@ -6,49 +6,52 @@ as on an alert call. The answer counts once, in the same campaign.
 
 from __future__ import annotations
 
-import json
 import time
-from typing import Any, cast
+from typing import cast
 
 from ivr import keys
 from ivr.campaign import store
-from ivr.campaign.store import CRISIS_TAG, CampaignError
-from ivr.dialer.alerter import campaign_message
+from ivr.campaign.message import campaign_message, message_languages
+from ivr.campaign.spec import CampaignError, CampaignSpec
+from ivr.campaign.state import PersonState
 from ivr.keys import campaign_key
-from ivr.lines.call import TRIES, LineBase, LineCall
+from ivr.lines.call import TRIES, LineCall, LineContext
+from ivr.outcomes import Outcome
 from ivr.pbx.agi import AgiSession
+from ivr.staff.roster import CRISIS_TAG, Person
 
 
-class CallbackLine(LineBase):
+class CallbackLine:
     """The `callback` flow."""
 
-    async def callback(self, session: AgiSession) -> None:
-        call = await self._start(session, "callback")
+    def __init__(self, context: LineContext) -> None:
+        self.context = context
+
+    async def __call__(self, session: AgiSession) -> None:
+        call = await self.context.start(session, "callback")
         recent = await self._recent_campaigns()
         found = await self._find_by_caller(recent, session.caller_id)
         await call.play(call.p("line_callback"))
         if found is None and recent:
             found = await self._find_by_staff_number(call, recent)
-        if found is None:
+        got = None if found is None else await store.get_person(self.context.redis, *found)
+        if found is None or got is None:
             await call.play(call.p("no_alert"))
             return
-        cid, pid = found
-        record = json.loads(cast(str, await self.redis.hget(campaign_key(cid, "people"), pid)))
-        language = record.get("l", self.config.language)
-        if language != call.language:
-            call = await self._start(session, "callback", language)
-        await self._answer(call, cid, pid, record)
+        person, _ = got
+        if person.language != call.language:
+            call = await self.context.start(session, "callback", person.language)
+        await self._answer(call, found[0], person)
 
     async def _recent_campaigns(self) -> list[str]:
         """Running campaigns, and those ended within the callback window; newest first."""
-        since = (time.time() - self.config.callback_window * 3600) * 1000
-        ids = cast(list[str], await self.redis.zrevrange(keys.campaigns_key, 0, 49))
+        redis = self.context.redis
+        since = (time.time() - self.context.config.callback_window * 3600) * 1000
+        ids = cast(list[str], await redis.zrevrange(keys.campaigns_key, 0, 49))
         out = []
         for cid in ids:
-            meta = cast(dict[str, str], await self.redis.hgetall(campaign_key(cid)))
-            if meta.get("status") == "running" or (
-                meta.get("status") == "done" and int(meta.get("finished_at", 0)) >= since
-            ):
+            status, finished = await redis.hmget(campaign_key(cid), ["status", "finished_at"])
+            if status == "running" or (status == "done" and int(finished or 0) >= since):
                 out.append(cid)
         return out
 
@@ -57,7 +60,7 @@ class CallbackLine(LineBase):
             return None
         hits = []
         for cid in recent:
-            pid = await store.find_by_number(self.redis, cid, caller)
+            pid = await store.find_by_number(self.context.redis, cid, caller)
             if pid is not None:
                 hits.append((cid, pid))
         return await self._best(hits)
@@ -65,6 +68,7 @@ class CallbackLine(LineBase):
     async def _find_by_staff_number(
         self, call: LineCall, recent: list[str]
     ) -> tuple[str, str] | None:
+        redis = self.context.redis
         for _ in range(TRIES):
             got = await call.digits(call.p("staff_enter"), "staff", accept=lambda d: len(d) <= 20)
             if got is None:
@@ -72,7 +76,7 @@ class CallbackLine(LineBase):
             hits = [
                 (cid, got)
                 for cid in recent
-                if await self.redis.hexists(campaign_key(cid, "people"), got)
+                if await redis.hexists(campaign_key(cid, "people"), got)
             ]
             best = await self._best(hits)
             if best is not None:
@@ -80,64 +84,76 @@ class CallbackLine(LineBase):
             await call.play(call.p("staff_unknown"))
         return None
 
+    async def _state(self, cid: str, pid: str) -> PersonState:
+        raw = await self.context.redis.hget(campaign_key(cid, "state"), pid)
+        return PersonState.decode(cast(str | None, raw))
+
     async def _best(self, hits: list[tuple[str, str]]) -> tuple[str, str] | None:
         """The newest campaign the person has not answered yet, else the newest one."""
         for cid, pid in hits:
-            raw = await self.redis.hget(campaign_key(cid, "state"), pid)
-            state = json.loads(raw) if raw else {}
-            if state.get("o") not in ("available", "unavailable"):
+            if not (await self._state(cid, pid)).answered:
                 return cid, pid
         return hits[0] if hits else None
 
-    async def _answer(self, call: LineCall, cid: str, pid: str, record: dict[str, Any]) -> None:
-        raw = await self.redis.hget(campaign_key(cid, "state"), pid)
-        state = json.loads(raw) if raw else {}
-        if state.get("o") in ("available", "unavailable"):
-            call.step("already")
-            await call.play(call.p("already_yes" if state["o"] == "available" else "already_no"))
+    async def _already(self, call: LineCall, outcome: Outcome) -> None:
+        call.step("already")
+        yes = outcome is Outcome.AVAILABLE
+        await call.play(call.p("already_yes" if yes else "already_no"))
+
+    async def _answer(self, call: LineCall, cid: str, person: Person) -> None:
+        redis = self.context.redis
+        state = await self._state(cid, person.id)
+        if state.outcome is not None and state.answered:
+            await self._already(call, state.outcome)
             return
-        role = record["r"]
-        quota = await self.redis.hget(campaign_key(cid, "quota"), role)
-        got = await self.redis.hget(campaign_key(cid, "counts"), f"role:{role}:available")
+        quota = await redis.hget(campaign_key(cid, "quota"), person.role)
+        got = await redis.hget(campaign_key(cid, "counts"), f"role:{person.role}:available")
         if quota is not None and int(got or 0) >= int(quota):
             await call.play(f"{call.p('quota_met')}&{call.p('goodbye')}")
             return
-        spec = json.loads((await store.get_meta(self.redis, cid))["spec"])
+        spec = await store.get_spec(redis, cid)
         message = await self._message(call, spec)
         key = await call.menu(f"{message}&{call.p('menu')}", "12", "answer")
         if key is None:
             await call.play(call.p("no_input"))
             return
-        outcome = "available" if key == "1" else "unavailable"
-        now = int(time.time() * 1000)
-        result = await self.scheduler.answer(cid, pid, outcome, now, call.session.caller_id)
+        outcome = Outcome.AVAILABLE if key == "1" else Outcome.UNAVAILABLE
+        result = await self.context.scheduler.answer(
+            cid, person.id, outcome, store.now_ms(), call.session.caller_id
+        )
         if result[0] == "already":
-            call.step("already")
-            await call.play(call.p("already_yes" if result[1] == "available" else "already_no"))
+            await self._already(call, Outcome(result[1]))
             return
         if result[0] == "quota_met":
-            await self.redis.publish(keys.wake_channel, f"quota {cid} {role}")
-        if outcome == "unavailable":
+            await redis.publish(keys.wake_channel, f"quota {cid} {person.role}")
+        if outcome is Outcome.UNAVAILABLE:
             await call.play(call.p("confirm_no"))
             return
         await call.play(call.p("confirm_yes"))
-        if spec.get("ask_eta", True):
-            call.step("eta")
-            minutes = await call.session.read(call.p("eta"), timeout=self.key_wait, max_digits=3)
-            if minutes and minutes.isdigit():
-                now = int(time.time() * 1000)
-                await self.scheduler.record_eta(cid, pid, int(minutes), now, role)
-                await call.play(call.p("eta_recorded"))
-        if CRISIS_TAG in record.get("t", ()):
+        if spec.ask_eta:
+            await self._eta(call, cid, person)
+        if CRISIS_TAG in person.tags:
             await call.play(call.p("conference"))
             await call.session.set_variable("IVR_NEXT", "member")
 
-    async def _message(self, call: LineCall, spec: dict[str, Any]) -> str:
+    async def _eta(self, call: LineCall, cid: str, person: Person) -> None:
+        call.step("eta")
+        minutes = await call.session.read(
+            call.p("eta"), timeout=self.context.key_wait, max_digits=3
+        )
+        if minutes and minutes.isdigit():
+            await self.context.scheduler.record_eta(
+                cid, person.id, int(minutes), store.now_ms(), person.role
+            )
+            await call.play(call.p("eta_recorded"))
+
+    async def _message(self, call: LineCall, spec: CampaignSpec) -> str:
         """The campaign's message as the alert call plays it: in the caller's language, else in
         French, else in the language it has."""
-        recordings, texts = spec.get("recordings") or {}, spec.get("messages") or {}
-        for language in (call.language, "fr", *recordings, *texts):
-            message = await campaign_message(spec, language, self.config, call.say, call.prompts)
+        for language in (call.language, "fr", *message_languages(spec)):
+            message = await campaign_message(
+                spec, language, self.context.config, call.say, call.prompts
+            )
             if message is not None:
                 return message
-        raise CampaignError(f"campaign {spec.get('name', '')!r} has no message")
+        raise CampaignError(f"campaign {spec.name!r} has no message")

@@ -12,8 +12,10 @@ from typing import Any
 
 from ivr.access import audit
 from ivr.campaign import ops, store
-from ivr.campaign.store import Group
-from ivr.lines.call import LineBase, LineCall
+from ivr.campaign import report as reports
+from ivr.campaign.spec import CampaignError, Group
+from ivr.lines.call import LineCall, LineContext
+from ivr.lines.pin import authenticate
 from ivr.pbx.agi import AgiSession
 from ivr.staff.roster import RosterStore
 from ivr.voice import speech
@@ -21,12 +23,15 @@ from ivr.voice import speech
 log = logging.getLogger(__name__)
 
 
-class ReportLine(LineBase):
+class ReportLine:
     """The `report` flow."""
 
-    async def report(self, session: AgiSession) -> None:
-        call = await self._start(session, "report")
-        who = await self._authenticate(call)
+    def __init__(self, context: LineContext) -> None:
+        self.context = context
+
+    async def __call__(self, session: AgiSession) -> None:
+        call = await self.context.start(session, "report")
+        who = await authenticate(call)
         if who is None:
             return
         cid = await self._pick_campaign(call)
@@ -37,7 +42,7 @@ class ReportLine(LineBase):
                 await self._conference(call, who)
             return
         while True:
-            report = await store.report(self.redis, cid)
+            report = await reports.report(self.context.redis, cid)
             summary = await call.say(
                 speech.summary(
                     report, call.language, now=time.time(), role_labels=self._labels(call.language)
@@ -57,16 +62,18 @@ class ReportLine(LineBase):
                 return
 
     def _labels(self, language: str) -> dict[str, str]:
-        return self.role_labels.get(language, {})
+        return self.context.role_labels.get(language, {})
 
     async def _pick_campaign(self, call: LineCall) -> str | None:
-        active = await store.active(self.redis)
+        active = await store.active(self.context.redis)
         if not active:
             return None
         if len(active) == 1:
             return active[0]
         newest = list(reversed(active))[:9]
-        names = [(cid, (await store.get_meta(self.redis, cid)).get("name", "")) for cid in newest]
+        names = [
+            (cid, (await store.get_meta(self.context.redis, cid)).get("name", "")) for cid in newest
+        ]
         menu = await call.say(speech.campaign_choice(names, call.language))
         key = await call.menu(menu, "".join(str(i) for i in range(1, len(names) + 1)), "campaign")
         return None if key is None else names[int(key) - 1][0]
@@ -76,9 +83,11 @@ class ReportLine(LineBase):
         if key != "1":
             await call.play(call.p("not_stopped"))
             return False
-        status = await store.stop(self.redis, cid)
+        status = await store.stop(self.context.redis, cid)
         details = {"caller": call.session.caller_id, "status": status}
-        await audit.record(self.redis, f"phone:{who}", "campaign.stop", target=cid, details=details)
+        await audit.record(
+            self.context.redis, f"phone:{who}", "campaign.stop", target=cid, details=details
+        )
         said = await call.say(speech.stopped(cid, call.language))
         await call.play(f"{said}&{call.p('goodbye')}")
         return True
@@ -86,7 +95,7 @@ class ReportLine(LineBase):
     async def _change(self, call: LineCall, who: str, cid: str, report: dict[str, Any]) -> None:
         """Key 3: raise a quota, or extend the alert to its next group (asked if both)."""
         roles = [r for r, entry in report["by_role"].items() if entry.get("quota")]
-        groups = await ops.groups_left(self.redis, cid)
+        groups = await ops.groups_left(self.context.redis, cid)
         if roles and groups:
             key = await call.menu(call.p("change_menu"), "12", "change")
             if key is None:
@@ -100,20 +109,20 @@ class ReportLine(LineBase):
             await call.play(call.p("no_quota_roles"))
 
     async def _extend(self, call: LineCall, who: str, cid: str, group: Group) -> None:
-        people = await RosterStore(self.redis).load()
-        count = await ops.newcomers(self.redis, cid, people, group)
+        people = await RosterStore(self.context.redis).load()
+        count = await ops.newcomers(self.context.redis, cid, people, group)
         count_file = await call.say(speech.staff_to_call(count, call.language))
         key = await call.menu(f"{count_file}&{call.p('extend_confirm')}", "12", "extend_confirm")
         if key != "1":
             await call.play(call.p("not_extended"))
             return
         try:
-            done = await ops.extend(self.redis, cid, people)
-        except store.CampaignError as exc:
+            done = await ops.extend(self.context.redis, cid, people)
+        except CampaignError as exc:
             log.warning("campaign %s not extended by phone: %s", cid, exc)
             await call.play(call.p("not_extended"))
             return
-        await audit.record(self.redis, f"phone:{who}", "campaign.extend", target=cid,
+        await audit.record(self.context.redis, f"phone:{who}", "campaign.extend", target=cid,
                            details={"group": done.label, "added": done.added})  # fmt: skip
         await call.play(await call.say(speech.extended(done.added, call.language)))
 
@@ -141,17 +150,17 @@ class ReportLine(LineBase):
             await call.play(call.p("quota_too_low"))
             return
         try:
-            await ops.raise_quota(self.redis, cid, role, int(got))
-        except store.CampaignError as exc:
+            await ops.raise_quota(self.context.redis, cid, role, int(got))
+        except CampaignError as exc:
             log.warning("quota not raised by phone: %s", exc)
             await call.play(call.p("not_understood"))
             return
-        await audit.record(self.redis, f"phone:{who}", "campaign.quota", target=cid,
+        await audit.record(self.context.redis, f"phone:{who}", "campaign.quota", target=cid,
                            details={"role": role, "quota": int(got), "old": current})  # fmt: skip
         said = await call.say(speech.quota_now(labels.get(role, role), int(got), call.language))
         await call.play(said)
 
     async def _conference(self, call: LineCall, who: str) -> None:
-        await audit.record(self.redis, f"phone:{who}", "conference.join", target="crisis")
+        await audit.record(self.context.redis, f"phone:{who}", "conference.join", target="crisis")
         await call.play(call.p("conference"))
         await call.session.set_variable("IVR_NEXT", "conf")

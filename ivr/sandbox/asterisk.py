@@ -29,6 +29,11 @@ def _run(*args: str, timeout: float = 300) -> str:
     return done.stdout
 
 
+def status() -> None:
+    """Return if the sandbox Asterisk is running; SandboxError otherwise."""
+    _run("status")
+
+
 def start() -> None:
     """Start the sandbox Asterisk (building its root the first time); idempotent."""
     _run("start")

@@ -67,9 +67,8 @@ class Person:
         it without (its hash field is the id), and the scheduler's Lua reads `r` (role), `p`
         (phones), `o` (on call) and `b` (backup) from it.
         """
-        record: dict[str, Any] = {"n": self.name, "r": self.role, "p": self.phones}
-        if with_id:
-            record["i"] = self.id
+        record: dict[str, Any] = {"i": self.id} if with_id else {}
+        record.update(n=self.name, r=self.role, p=self.phones)
         if self.unit:
             record["u"] = self.unit
         if self.language != "fr":

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from ivr.voice import speech
+from ivr.voice import phrases, speech
 from ivr.voice.prompts import TEXTS_DIR
 
 T0 = datetime(2026, 3, 14, 14, 5, tzinfo=UTC).timestamp()
@@ -47,13 +47,13 @@ def report(**changes: Any) -> dict[str, Any]:
 
 
 def test_every_phrase_exists_in_every_language_with_the_same_placeholders() -> None:
-    keys = set(speech.FR)
-    for language, table in speech.PHRASES.items():
+    keys = set(phrases.FR)
+    for language, table in phrases.PHRASES.items():
         assert set(table) == keys, language
         for key in keys:
             # A plural variant may spell its number out ("une personne"): {n} is optional there.
             optional = {"n"} if "." in key else set()
-            expected = speech.placeholders(speech.FR[key]) - optional
+            expected = speech.placeholders(phrases.FR[key]) - optional
             assert speech.placeholders(table[key]) - optional == expected, (language, key)
     # Every plural has its "many" form, which the others fall back on.
     stems = {k.rsplit(".", 1)[0] for k in keys if "." in k}

@@ -8,8 +8,9 @@ import pytest
 from redis.asyncio import Redis
 
 from ivr.campaign import ops, store
-from ivr.campaign.ops import CampaignConflict
-from ivr.campaign.store import CampaignSpec, Group
+from ivr.campaign import report as reports
+from ivr.campaign.spec import CampaignSpec, Group
+from ivr.campaign.store import CampaignConflict
 
 from .campaigntools import person
 
@@ -38,7 +39,7 @@ async def test_two_directors_extending_at_once_add_the_group_once(db: Redis) -> 
     assert done[0].label == "sages-femmes" and done[0].added == 2
     if len(done) == 2:
         assert done[1].label == "brancardiers" and done[1].added == 1
-    report = await store.report(db, cid)
+    report = await reports.report(db, cid)
     assert report["total"] == 2 + 2 + (1 if len(done) == 2 else 0)
     # The callback line finds the newcomers by their number.
     assert await store.find_by_number(db, cid, "+33 6 33 33 33 33") == "m1"

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import redis.asyncio as aioredis
 
+from ivr.campaign import report as reports
 from ivr.campaign import store
 from ivr.campaign.scheduler import Scheduler
-from ivr.campaign.store import CampaignSpec
+from ivr.campaign.spec import CampaignSpec
 from tests.campaigntools import events, person, states
 
 NOW = 1_900_000_000_000
@@ -48,7 +49,7 @@ async def test_finish_is_idempotent_and_final(db: aioredis.Redis) -> None:
     ]  # fmt: skip
     again = await s.finish(cid, "a", 1, "available", NOW, worker="w", number="1", detail="")
     assert again == ["stale"], "a replayed result is ignored"
-    report = await store.report(db, cid)
+    report = await reports.report(db, cid)
     assert (report["available"], report["pending"], report["status"]) == (1, 0, "done")
     assert [e["type"] for e in await events(db, cid)].count("attempt") == 1
 
@@ -86,7 +87,7 @@ async def test_quota_met_cancels_the_rest_of_the_role(db: aioredis.Redis) -> Non
     assert [final[f"n{i}"]["o"] for i in (2, 3)] == ["cancelled", "cancelled"]
     # The nurse whose call was already ringing is counted by what she answers.
     await s.finish(cid, c2.pid, 1, "cancelled", NOW, worker="w", number="1", detail="")
-    assert (await store.report(db, cid))["by_role"]["nurse"]["cancelled"] == 3
+    assert (await reports.report(db, cid))["by_role"]["nurse"]["cancelled"] == 3
 
 
 async def test_overcall_caps_calls_in_flight_for_a_role(db: aioredis.Redis) -> None:
@@ -114,7 +115,7 @@ async def test_escalation_adds_the_backup(db: aioredis.Redis) -> None:
     assert got == ["escalated", "deputy"]
     nxt = await claim(s, cid)
     assert nxt is not None and nxt.pid == "deputy" and nxt.index == 1
-    assert (await store.report(db, cid))["total"] == 2
+    assert (await reports.report(db, cid))["total"] == 2
 
 
 async def test_requeue_and_reclaim(db: aioredis.Redis) -> None:

@@ -20,8 +20,8 @@ from ivr.api.app import streams_key
 from ivr.campaign.scheduler import Scheduler
 from ivr.config import Config
 from ivr.sandbox.redisserver import RedisServer
-from tests import test_campaign_cli as cli
-from tests.test_http import Api, start_api
+from tests.api.test_http import Api, start_api
+from tests.cli import test_campaign as cli
 
 
 @pytest.fixture

@@ -110,7 +110,9 @@ async def start_api(db: aioredis.Redis, config: Config, alerter: Alerter | None 
     keys = {role.value: await store.create(role.value, role) for role in Role}
     keys["revoked"] = await store.create("gone", Role.admin)
     await store.revoke("gone")
-    client: TestClient[Any, Any] = TestClient(TestServer(make_app(config, db, alerter=alerter)))
+    client: TestClient[Any, Any] = TestClient(
+        TestServer(make_app(config, db, link=alerter.link, speaker=alerter.speaker))
+    )
     await client.start_server()
     return Api(client, keys, db)
 
@@ -635,7 +637,7 @@ async def test_metrics(db: aioredis.Redis, tmp_path: Path) -> None:
     # An Alerter that never connects: its link is down and its speech cache counts.
     alerter = Alerter(Config(ami_user="ivr", ami_secret="x", audio_dir=tmp_path))
     alerter.speaker.hits, alerter.speaker.misses = 7, 2
-    made = await start_api(db, Config(), alerter=alerter)
+    made = await start_api(db, Config(), link=alerter.link, speaker=alerter.speaker)
     try:
         await made.roster()
         cid = await made.start(quotas={"nurse": 1})

@@ -7,7 +7,7 @@ import csv
 import pytest
 
 from ivr.errors import IvrError
-from ivr.staff import csvfile
+from ivr.staff import columns, csvfile
 from ivr.staff.csvfile import export_csv, parse_roster
 from ivr.staff.roster import Person, RosterError
 
@@ -198,7 +198,7 @@ def test_utf16_file() -> None:
 
 
 def test_too_many_rows(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(rostercsv, "MAX_ROWS", 3)
+    monkeypatch.setattr(csvfile, "MAX_ROWS", 3)
     rows = "".join(f"{i};A;nurse;06\n" for i in range(5))
     assert only(HEADER + rows) == (5, "more than 3 rows: is this the right file?")
 
@@ -218,8 +218,8 @@ def test_every_bad_row_at_once() -> None:
     assert error.error_id == "roster_error" and error.exit_code == 2
     assert isinstance(error, IvrError)
     assert str(error).startswith("roster: 1501 problems; first: line 52: column 'phone'")
-    assert len(error.problems) == csvfile.MAX_PROBLEMS
-    assert [line for line, _ in error.problems] == list(range(52, 52 + csvfile.MAX_PROBLEMS))
+    assert len(error.problems) == columns.MAX_PROBLEMS
+    assert [line for line, _ in error.problems] == list(range(52, 52 + columns.MAX_PROBLEMS))
 
 
 def test_csv_field_limit_restored() -> None:

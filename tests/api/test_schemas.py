@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from ivr.api import schemas
-from ivr.api.schemas import check
+from ivr.api.validate import check
 
 ROLE_LIST = {"type": "array", "items": schemas.ROLE, "maxItems": 2}
 
@@ -65,7 +65,7 @@ def test_objects_report_every_problem_with_its_path() -> None:
 def test_campaign_fields_are_the_spec_fields() -> None:
     from dataclasses import fields
 
-    from ivr.campaign.store import CampaignSpec
+    from ivr.campaign.spec import CampaignSpec
 
     spec = {f.name for f in fields(CampaignSpec)}
     # Recordings are files on the server; the IVR's tuning knobs are not offered (nor by the CLI).

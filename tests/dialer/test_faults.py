@@ -15,11 +15,13 @@ from collections.abc import Awaitable, Callable
 import pytest
 import redis.asyncio as aioredis
 
+from ivr.campaign import report as reports
 from ivr.campaign import store
-from ivr.campaign.store import CampaignSpec
+from ivr.campaign.spec import CampaignSpec
 from ivr.config import Config
 from ivr.dialer.alerter import Alerter
 from ivr.dialer.worker import DialerWorker, WorkerSettings
+from ivr.outcomes import Outcome
 from ivr.sandbox import asterisk as sandbox
 from ivr.sandbox.redisserver import RedisServer
 from ivr.staff.roster import Person
@@ -51,8 +53,8 @@ async def check_invariants(db: aioredis.Redis, cid: str, people: list[Person]) -
             assert tries[p.id][-1] == answered[0], f"{p.id} called after answering"
         if p.phones[0][2] == "1" and p.phones[0][0] == "1":
             assert final[p.id]["o"] == "available", f"{p.id}'s key press lost: {tries[p.id]}"
-    report = await store.report(db, cid)
-    assert sum(report[o] for o in store.FINAL_OUTCOMES) == report["total"] == len(people)
+    report = await reports.report(db, cid)
+    assert sum(report[o] for o in Outcome) == report["total"] == len(people)
     assert report["pending"] == 0
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from ivr.outcomes import Outcome, answered, from_journal, not_answered, parse_journal
+from ivr.outcomes import Outcome
+from ivr.pbx.causes import answered, from_journal, not_answered, parse_journal
 
 
 @pytest.mark.parametrize(

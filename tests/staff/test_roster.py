@@ -12,7 +12,7 @@ from ivr.keys import roster_current_key, roster_people_prefix
 from ivr.staff import roster
 from ivr.staff.csvfile import parse_roster
 from ivr.staff.roster import Person, RosterError, RosterStore
-from tests.test_rostercsv import ENGLISH, FRENCH
+from tests.staff.test_csvfile import ENGLISH, FRENCH
 
 # -- JSON round trip --------------------------------------------------------------------
 

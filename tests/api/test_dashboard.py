@@ -19,13 +19,13 @@ from aiohttp.test_utils import TestServer
 from ivr.access.tokens import Role, TokenStore
 from ivr.api.app import make_app
 from ivr.campaign import store
-from ivr.campaign.store import CampaignSpec
+from ivr.campaign.spec import CampaignSpec
 from ivr.config import Config
 from ivr.dialer.alerter import Alerter
 from ivr.dialer.worker import DialerWorker, WorkerSettings
+from tests.api.test_http import free_port
 from tests.campaigntools import person, states, wait_done
 from tests.conftest import unavailable
-from tests.test_http import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -78,7 +78,9 @@ async def test_dashboard_follows_a_campaign(
     )  # fmt: skip
     cid = await store.create(db, spec, staff)
     token = await TokenStore(db).create("screen", Role.viewer)
-    server = TestServer(make_app(sandbox_config, db, alerter=alerter), port=free_port())
+    server = TestServer(
+        make_app(sandbox_config, db, link=alerter.link, speaker=alerter.speaker), port=free_port()
+    )
     await server.start_server()
     stop = asyncio.Event()
     worker: asyncio.Task[None] | None = None

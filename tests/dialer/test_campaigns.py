@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
+from ivr.campaign import report as reports
 from ivr.campaign import store
-from ivr.campaign.store import CampaignError, CampaignSpec
+from ivr.campaign.spec import CampaignError, CampaignSpec
 from ivr.config import Config
 from ivr.dialer.alerter import Alerter
 from ivr.dialer.worker import DialerWorker, WorkerSettings
@@ -110,7 +111,7 @@ async def test_unreachable_person_escalates_to_backup(workers: Workers, db: aior
     spec = CampaignSpec(messages={"fr": "Test."}, units=("urgences",), attempts=1, **FAST)
     # The deputy is in the roster but not targeted: called only if the chief is unreachable.
     cid = await store.create(db, spec, [main, deputy, other])
-    assert (await store.report(db, cid))["total"] == 2
+    assert (await reports.report(db, cid))["total"] == 2
     report = await wait_done(db, cid)
     final = {pid: s["o"] for pid, s in (await states(db, cid)).items()}
     assert final == {"chief": "failed", "deputy": "available", "nurse": "unavailable"}

@@ -34,8 +34,8 @@ from ivr.api.app import ROUTES, make_app
 from ivr.config import Config
 from ivr.db import connect
 from ivr.sandbox.redisserver import RedisServer
+from tests.api.test_http import ROSTER, free_port
 from tests.conftest import unavailable
-from tests.test_http import ROSTER, free_port
 
 #: Examples per operation: enough to find a 500, bounded to keep the run short.
 EXAMPLES = 12

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
-from ivr.campaign import afteraction
+from ivr.campaign import afteraction, reportpage
 from ivr.campaign.afteraction import CampaignData
+from ivr.campaign.state import PersonState
+from ivr.staff.roster import Person
 
 T0 = 1_700_000_000_000
 MIN = 60_000
@@ -40,10 +43,15 @@ def campaign(
         "total": sum(t for t, _ in roles.values()), "available": available,
         "started_at": T0 / 1000, "by_role": by_role,
     }  # fmt: skip
-    return CampaignData(summary, [ev("started", 0), *events], people or {}, states or {})
+    typed_people = {
+        pid: Person(pid, p["n"], p["r"], p.get("u", ""), ()) for pid, p in (people or {}).items()
+    }
+    typed_states = {pid: PersonState.decode(json.dumps(s)) for pid, s in (states or {}).items()}
+    return CampaignData(summary, [ev("started", 0), *events], typed_people, typed_states)
 
 
 def staff(pid: str, role: str, unit: str = "urgences", name: str = "") -> dict[str, Any]:
+    """A person as the campaign keeps them (`Person.to_json` keys)."""
     return {"n": name or f"Staff {pid}", "r": role, "u": unit}
 
 
@@ -150,7 +158,7 @@ def _polyline(html: str, title: str) -> list[tuple[float, float]]:
 
 def test_curve_svg_is_a_staircase_up_to_the_count() -> None:
     events = [ev("final", m, pid=f"n{m}", outcome="available") for m in (1, 2, 3)]
-    svg = afteraction.curve_svg(campaign(events, {"nurse": (8, 3)}, people=NURSES))
+    svg = reportpage.curve_svg(campaign(events, {"nurse": (8, 3)}, people=NURSES))
     points = _polyline(svg, "available answers")
     assert len(points) == 2 + 2 * 3
     ys = [y for _, y in points]
@@ -167,7 +175,7 @@ def test_report_page_is_self_contained_and_escaped() -> None:
         people=people,
         states={"n0": {"s": "d", "o": "available", "ft": T0 + MIN}},
     )
-    html = afteraction.render_html(data)
+    html = reportpage.render_html(data)
     assert html.startswith("<!DOCTYPE html>") and "<svg" in html and "<polyline" in html
     assert "<script" not in html, "names are escaped; the page has no script"
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
@@ -182,10 +190,10 @@ def test_drill_report_is_marked_and_compared_with_previous_drills() -> None:
         events = [ev("final", m, pid=f"n{i}", outcome="available") for i, m in enumerate(minutes)]
         return campaign(events, {"nurse": (8, 2)}, cid=cid, drill=True, people=NURSES)
 
-    html = afteraction.render_html(drill("9", [1, 2]), [drill("4", [3, 8]), drill("2", [5])])
+    html = reportpage.render_html(drill("9", [1, 2]), [drill("4", [3, 8]), drill("2", [5])])
     assert "DRILL / EXERCICE" in html
     table = html.split("<h2>Comparison with previous drills</h2>")[1].split("</table>")[0]
     rows = re.findall(r"<tr><td>(\d+)</td>.*?</tr>", table)
     assert rows == ["9", "4", "2"]
     assert "2.0 min" in table and "8.0 min" in table, "time to 100% of each drill"
-    assert "Comparison" not in afteraction.render_html(campaign([], {"nurse": (1, 1)}))
+    assert "Comparison" not in reportpage.render_html(campaign([], {"nurse": (1, 1)}))

@@ -25,15 +25,16 @@ import pytest
 from redis.asyncio import Redis
 
 from ivr.access import audit
+from ivr.campaign import report as reports
 from ivr.campaign import store
 from ivr.campaign.scenarios import load_scenarios
 from ivr.campaign.scheduler import Scheduler
-from ivr.campaign.store import CampaignSpec, Group
+from ivr.campaign.spec import CampaignSpec, Group
 from ivr.config import Config
 from ivr.dialer.alerter import Alerter
 from ivr.dialer.worker import DialerWorker, WorkerSettings
 from ivr.keys import campaign_key
-from ivr.lines.trigger import Lines
+from ivr.lines.server import Lines
 from ivr.pbx.agi import AgiServer
 from ivr.pbx.ami import AmiLink
 from ivr.sandbox import asterisk as sandbox
@@ -108,7 +109,7 @@ def launch(scenario: str, *, drill: bool = False) -> list[On]:
 async def test_trigger_with_the_right_pin_starts_the_scenario(phone: Phone, mode: DtmfMode) -> None:
     """The whole trigger flow, its keys sent each way a phone may send them."""
     await phone.roster()
-    await phone.lines.pins.set("d0", PIN)
+    await phone.lines.context.pins.set("d0", PIN)
     script = launch("1", drill=True)
     if mode != "rfc4733":
         script.append(On("launched", Hangup()))  # one transport hears the number to the end
@@ -119,7 +120,7 @@ async def test_trigger_with_the_right_pin_starts_the_scenario(phone: Phone, mode
     meta = await store.get_meta(phone.db, cid)
     assert meta["name"] == "plan blanc - afflux massif"
     assert meta["drill"] == "1"
-    report = await store.report(phone.db, cid)
+    report = await reports.report(phone.db, cid)
     assert report["total"] == 7
     assert speech.staff_to_call(7, "fr") in robot.said
     assert speech.launched(cid, "fr") in robot.said
@@ -130,7 +131,7 @@ async def test_trigger_with_the_right_pin_starts_the_scenario(phone: Phone, mode
 
 async def test_three_wrong_pins_lock_the_caller_out_and_are_audited(phone: Phone) -> None:
     await phone.roster()
-    await phone.lines.pins.set("d0", PIN)
+    await phone.lines.context.pins.set("d0", PIN)
     wrong = [On("pin", Keys(k)) for k in ("111111#", "2468100#", "9#")]
     async with phone.hub.call("trigger", DIRECTOR, wrong) as robot:
         pass
@@ -139,7 +140,7 @@ async def test_three_wrong_pins_lock_the_caller_out_and_are_audited(phone: Phone
     assert len(await phone.audit("pin.wrong")) == 3
     [locked] = await phone.audit("pin.lockout")
     assert locked["who"] == f"phone:{DIRECTOR}"
-    assert await phone.lines.pins.locked_for(DIRECTOR) > 60
+    assert await phone.lines.context.pins.locked_for(DIRECTOR) > 60
     # Locked out: even the right PIN is not asked for, and nothing starts.
     async with phone.hub.call("trigger", DIRECTOR) as robot:
         pass
@@ -153,9 +154,11 @@ async def test_three_wrong_pins_lock_the_caller_out_and_are_audited(phone: Phone
 
 
 async def test_only_listed_callers_reach_the_pin_when_a_list_is_set(phone: Phone) -> None:
-    await phone.lines.pins.set("d0", PIN)
+    await phone.lines.context.pins.set("d0", PIN)
     # Listed in international form; the network gives the national one.
-    phone.lines.config = dataclasses.replace(phone.config, trigger_callers=("+33611223344",))
+    phone.lines.context.config = dataclasses.replace(
+        phone.config, trigger_callers=("+33611223344",)
+    )
     calls = [
         phone.hub.call("trigger", DIRECTOR, [On("pin", Hangup())]),
         phone.hub.call("trigger", "0600000001"),
@@ -182,7 +185,7 @@ async def test_recorded_message_is_what_the_staff_hear(
     await RosterStore(phone.db).replace(
         [person("n0", "nurse", "1011"), person("n1", "nurse", "1011")]
     )
-    await phone.lines.pins.set("d0", PIN)
+    await phone.lines.context.pins.set("d0", PIN)
     script = [
         On("pin", Keys(f"{PIN}#")),
         On("scenario", Keys("2")),
@@ -237,7 +240,7 @@ async def test_recorded_message_is_what_the_staff_hear(
 
 async def test_hanging_up_or_bad_keys_start_nothing(phone: Phone) -> None:
     await phone.roster()
-    await phone.lines.pins.set("d0", PIN)
+    await phone.lines.context.pins.set("d0", PIN)
     # '#' alone, a far too long PIN (one wrong PIN, not several), then garbage at the scenario
     # menu until it gives up.
     script = [
@@ -251,7 +254,7 @@ async def test_hanging_up_or_bad_keys_start_nothing(phone: Phone) -> None:
     await robot.finished()
     assert robot.seen == ["pin", "pin", "pin", "scenario", "scenario", "scenario"]
     assert len(await phone.audit("pin.wrong")) == 1
-    assert await phone.lines.pins.locked_for(DIRECTOR) == 0
+    assert await phone.lines.context.pins.locked_for(DIRECTOR) == 0
     # Hanging up at the last confirmation.
     async with phone.hub.call("trigger", DIRECTOR, [*launch("1")[:-1], On("confirm", Hangup())]):
         pass
@@ -278,7 +281,7 @@ RECORD_PATH = [
 
 async def test_hanging_up_at_any_step_of_the_trigger_line_leaves_nothing(phone: Phone) -> None:
     await phone.roster()
-    await phone.lines.pins.set("d0", PIN)
+    await phone.lines.context.pins.set("d0", PIN)
     steps = [on.step for on in RECORD_PATH]
     # One caller hangs up at each step, all at once (each with a caller id of their own).
     calls = [
@@ -325,9 +328,9 @@ async def _campaign_with_answers(
 
 async def test_report_line_speaks_the_real_counts_and_stops_the_campaign(phone: Phone) -> None:
     await phone.roster()
-    await phone.lines.pins.set("d0", PIN)
+    await phone.lines.context.pins.set("d0", PIN)
     cid = await _campaign_with_answers(phone, {"nurse": 3})
-    report = await store.report(phone.db, cid)
+    report = await reports.report(phone.db, cid)
     assert (report["available"], report["unavailable"], report["no_answer"]) == (1, 1, 1)
     before = time.time()
     script = [
@@ -355,7 +358,7 @@ async def test_report_line_speaks_the_real_counts_and_stops_the_campaign(phone: 
 
 async def test_report_line_raises_a_quota_and_joins_the_crisis_cell(phone: Phone) -> None:
     await phone.roster()
-    await phone.lines.pins.set("d0", PIN)
+    await phone.lines.context.pins.set("d0", PIN)
     cid = await _campaign_with_answers(phone, {"nurse": 3})
     joined: asyncio.Future[str] = asyncio.get_running_loop().create_future()
 
@@ -388,9 +391,9 @@ async def test_report_line_extends_the_alert_to_the_next_group(phone: Phone) -> 
     await phone.roster()
     roster = RosterStore(phone.db)
     await roster.replace([*await roster.load(), person("m0", "midwife", "1111")])
-    await phone.lines.pins.set("d0", PIN)
+    await phone.lines.context.pins.set("d0", PIN)
     cid = await _campaign_with_answers(phone, {"nurse": 3}, (Group("sages-femmes", ("midwife",)),))
-    assert (await store.report(phone.db, cid))["total"] == 7
+    assert (await reports.report(phone.db, cid))["total"] == 7
     script = [
         On("pin", Keys(f"{PIN}#")),
         On("report", Keys("3")),
@@ -404,7 +407,7 @@ async def test_report_line_extends_the_alert_to_the_next_group(phone: Phone) -> 
     await robot.finished()
     assert speech.staff_to_call(1, "fr") in robot.said
     assert speech.extended(1, "fr") in robot.said
-    report = await store.report(phone.db, cid)
+    report = await reports.report(phone.db, cid)
     assert report["total"] == 8 and report["by_role"]["midwife"]["pending"] == 1
     [extended] = await phone.audit("campaign.extend")
     assert extended["who"] == "phone:d0"
@@ -420,7 +423,7 @@ async def test_callback_answer_counts_once_in_the_same_campaign(phone: Phone) ->
     async with phone.hub.call("callback", "20", answer, dtmf="info") as robot:
         pass
     await robot.finished()
-    report = await store.report(phone.db, cid)
+    report = await reports.report(phone.db, cid)
     assert report["no_answer"] == 0 and report["available"] == 2
     state = json.loads(await phone.db.hget(campaign_key(cid, "state"), "d0"))
     assert state["o"] == "available" and state["eta"] == 25 and state["cb"] == 1
@@ -429,7 +432,7 @@ async def test_callback_answer_counts_once_in_the_same_campaign(phone: Phone) ->
         pass
     await robot.finished()
     assert robot.seen == ["already"]
-    assert (await store.report(phone.db, cid))["available"] == 2
+    assert (await reports.report(phone.db, cid))["available"] == 2
     # Unknown number: the staff number finds them (the crisis-cell nurse, still queued).
     by_staff_number = [On("staff", Keys("4242#")), On("answer", Keys("2"))]
     async with phone.hub.call("callback", "0600000009", by_staff_number) as robot:
@@ -467,12 +470,12 @@ async def test_crisis_cell_staff_are_bridged_into_the_room_after_pressing_1(
         finally:
             stop.set()
             await task
-    assert (await store.report(db, cid))["available"] == 1
+    assert (await reports.report(db, cid))["available"] == 1
 
 
 async def test_silence_at_every_menu_ends_the_call_politely(phone: Phone) -> None:
     await phone.roster()
-    await phone.lines.pins.set("d0", PIN)
+    await phone.lines.context.pins.set("d0", PIN)
     phone.lines.key_wait = phone.lines.digits_wait = 1.0
     # Four callers at once (told apart by their caller ids): no PIN at all; silence at the
     # confirmation; the report line with nothing running; the callback line for a stranger.
@@ -575,10 +578,10 @@ async def test_ivr_worker_serves_the_lines_end_to_end(
 async def test_warm_up_renders_the_scenario_menus_before_any_call(phone: Phone) -> None:
     """What the director hears first is ready before the first call: no render mid-call."""
     await phone.lines.warm_up(("fr", "en"))
-    speaker = phone.lines.speaker
+    speaker = phone.lines.context.speaker
     misses = speaker.misses
     for language in ("fr", "en"):
-        choices = [(s.key, s.label(language)) for s in phone.lines.scenarios]
+        choices = [(s.key, s.label(language)) for s in phone.lines.context.scenarios]
         for drill_key in ("9", None):
             await speaker.render(
                 speech.scenario_menu(choices, language, drill_key=drill_key), language

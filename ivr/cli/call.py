@@ -1,0 +1,37 @@
+"""`ivr call NUMBER --message TEXT`: one alert call, its outcome printed."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+
+from ivr.cli.common import Commands, print_json
+from ivr.config import LANGUAGES, load_config
+from ivr.dialer.alerter import Alerter
+from ivr.numbers import normalize_number
+
+
+def register(commands: Commands) -> None:
+    call = commands.add_parser("call", help="place one alert call and print its outcome")
+    call.add_argument("number", help="the number to call (digits, leading +, * and #)")
+    call.add_argument("--message", "-m", required=True, help="the alert text to speak")
+    call.add_argument("--language", choices=LANGUAGES, help="spoken language (IVR_LANGUAGE)")
+    call.add_argument("--ring-timeout", type=int, help="seconds to ring (IVR_RING_TIMEOUT)")
+    call.add_argument("--json", action="store_true", help="print the result as JSON")
+    call.set_defaults(func=lambda args: asyncio.run(run(args)))
+
+
+async def run(args: argparse.Namespace) -> int:
+    config = load_config()
+    if args.ring_timeout is not None:
+        config = dataclasses.replace(config, ring_timeout=args.ring_timeout)
+    number = normalize_number(args.number)  # refuse bad input before touching Asterisk
+    async with Alerter(config) as alerter:
+        result = await alerter.call(number, args.message, language=args.language)
+    if args.json:
+        print_json(result.as_dict())
+    else:
+        took = (result.ended_at or result.started_at) - result.started_at
+        print(f"{result.number}: {result.outcome.value} ({result.detail}) in {took:.1f} s")
+    return 0

@@ -1,0 +1,26 @@
+"""`ivr config`: check the configuration and print it, secrets hidden."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from typing import Any
+
+from ivr.cli.common import Commands
+from ivr.config import load_config
+
+
+def register(commands: Commands) -> None:
+    config = commands.add_parser(
+        "config", help="check the configuration and print it (secrets hidden)"
+    )
+    config.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    config = load_config()
+    shown: dict[str, Any] = dataclasses.asdict(config)
+    shown["ami_secret"] = "(set)" if config.ami_secret else "(missing)"
+    for key, value in shown.items():
+        print(f"{key} = {value}")
+    return 0

@@ -1,0 +1,31 @@
+"""`ivr sandbox start|stop|restart|status|env`: the embedded Asterisk of the demo and the tests."""
+
+from __future__ import annotations
+
+import argparse
+
+from ivr.cli.common import Commands
+from ivr.errors import IvrError
+from ivr.sandbox import asterisk
+
+
+def register(commands: Commands) -> None:
+    sandbox = commands.add_parser("sandbox", help="start, stop or query the sandbox Asterisk")
+    sandbox.add_argument("action", choices=("start", "stop", "restart", "status", "env"))
+    sandbox.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.action == "status":
+        try:
+            asterisk.status()
+        except IvrError:
+            print("stopped")
+            return 1
+        print("running")
+        return 0
+    if args.action == "env":
+        print(asterisk.env_file().read_text(encoding="utf-8"), end="")
+        return 0
+    {"start": asterisk.start, "stop": asterisk.stop, "restart": asterisk.restart}[args.action]()
+    return 0

@@ -1,0 +1,96 @@
+"""The phone lines: the director's trigger line, the report and control line, the callback line.
+
+Each line is a flow run by the FastAGI server (`ivr.agi`) when Asterisk hands it a call
+(dialplan `ivr/dialplans/ivr-lines.conf`). Everything is keyed on a telephone keypad and every
+key is answered by voice; star repeats, a wrong key says so and asks again, silence asks again
+and then ends the call. Nothing changes until the last confirmation: a caller who hangs up at
+any step leaves no half-started campaign.
+
+- trigger: PIN -> scenario (9 first: a drill) -> optional message in the director's own voice
+  (record, listen, re-record, accept) -> "N staff will be called, press 1" -> the campaign
+  starts and its number is spoken.
+- report: PIN -> a spoken summary of the running campaign (fresh counts each time) -> 1 repeat,
+  2 stop, 3 raise a quota (people the old quota cancelled are called again) or extend the alert
+  to its next group, 4 join the crisis-cell conference.
+- callback: the caller is found by caller id in recent campaigns (or keys their staff number);
+  they hear the alert and answer 1/2 (+ arrival minutes) as on an alert call; the answer
+  counts once, in the same campaign.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from redis.asyncio import Redis
+
+from ivr.campaign.scenarios import DRILL_KEY, Scenario, load_role_labels, load_scenarios
+from ivr.config import Config
+from ivr.lines.call import DIGITS_WAIT, KEY_WAIT, LineContext, Observer
+from ivr.lines.callback import CallbackLine
+from ivr.lines.report import ReportLine
+from ivr.lines.trigger import TriggerLine
+from ivr.pbx.agi import AgiServer, AgiSession
+from ivr.voice import speech
+from ivr.voice.prompts import build_prompts
+from ivr.voice.tts import Speaker
+
+log = logging.getLogger(__name__)
+
+__all__ = ["DIGITS_WAIT", "KEY_WAIT", "Lines", "Observer", "serving"]
+
+
+class Lines:
+    """The three lines over one shared context, for the FastAGI server: `handlers()` maps the
+    dialplan's script names to the flows (`ivr.lines.trigger`, `ivr.lines.report`,
+    `ivr.lines.callback`)."""
+
+    def __init__(
+        self,
+        config: Config,
+        redis: Redis,
+        speaker: Speaker,
+        scenarios: list[Scenario],
+        *,
+        role_labels: dict[str, dict[str, str]] | None = None,
+        observer: Observer | None = None,
+        key_wait: float = KEY_WAIT,
+        digits_wait: float = DIGITS_WAIT,
+    ) -> None:
+        self.context = LineContext(
+            config, redis, speaker, scenarios, role_labels=role_labels, observer=observer,
+            key_wait=key_wait, digits_wait=digits_wait,
+        )  # fmt: skip
+        self.trigger = TriggerLine(self.context)
+        self.report = ReportLine(self.context)
+        self.callback = CallbackLine(self.context)
+
+    def handlers(self) -> dict[str, Callable[[AgiSession], Any]]:
+        return {"trigger": self.trigger, "report": self.report, "callback": self.callback}
+
+    async def warm_up(self, languages: tuple[str, ...] = ("fr", "en")) -> None:
+        """Render the prompts and the scenario menus now, not during the director's call: keys
+        pressed while the service renders a sentence are lost (AGI discards them)."""
+        for language in languages:
+            await build_prompts(self.context.speaker, language)
+            choices = [(s.key, s.label(language)) for s in self.context.scenarios]
+            for drill_key in (DRILL_KEY, None):
+                text = speech.scenario_menu(choices, language, drill_key=drill_key)
+                await self.context.speaker.render(text, language)
+
+
+@contextlib.asynccontextmanager
+async def serving(config: Config, redis: Redis, speaker: Speaker) -> AsyncIterator[AgiServer]:
+    """Serve the lines on IVR_AGI_HOST:IVR_AGI_PORT while the block runs."""
+    scenarios = load_scenarios(config.scenarios)
+    labels = load_role_labels(config.scenarios)
+    lines = Lines(config, redis, speaker, scenarios, role_labels=labels)
+    await lines.warm_up()
+    server = AgiServer(lines.handlers(), config.agi_host, config.agi_port)
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.close()
