@@ -17,8 +17,8 @@ from redis.exceptions import RedisError
 
 from ivr import keys
 from ivr.campaign.scheduler import TIERS
-from ivr.outcomes import Outcome
 from ivr.keys import campaign_key
+from ivr.outcomes import Outcome
 from ivr.voice.tts import Speaker
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"

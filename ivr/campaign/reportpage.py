@@ -6,6 +6,7 @@ from `ivr.campaign.afteraction`.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from html import escape
 from typing import Any
 
@@ -80,75 +81,117 @@ def _steps(points: list[tuple[float, int]], sx: Any, sy: Any, end: float) -> str
     return " ".join(coords)
 
 
+@dataclass(frozen=True)
+class _Plot:
+    """Where the curve's axes are on the page, and how minutes and counts map onto them."""
+
+    width: int
+    height: int
+    end: float
+    top: int
+    left: int = 60
+    right: int = 20
+    upper: int = 20
+    lower: int = 50
+
+    @property
+    def plot_w(self) -> int:
+        return self.width - self.left - self.right
+
+    def sx(self, minute: float) -> float:
+        return self.left + self.plot_w * minute / self.end
+
+    def sy(self, count: float) -> float:
+        plot_h = self.height - self.upper - self.lower
+        return self.upper + plot_h * (1 - count / (self.top * 1.05))
+
+
 def curve_svg(data: CampaignData, width: int = 900, height: int = 380) -> str:
     """The mobilisation curve as inline SVG: available answers, forecast on site, quotas."""
     c = curve(data)
     wanted = quotas(data)
-    total_quota = sum(wanted.values())
     last_event = max((data.minutes(e["t"]) for e in data.events), default=0.0)
     end = max([5.0, last_event, *(m for m, _ in c.available), *(m for m, _ in c.on_site)])
-    top = max([1, total_quota, *(n for _, n in c.available), *(n for _, n in c.on_site)])
-    left, right, upper, lower = 60, 20, 20, 50
-    plot_w, plot_h = width - left - right, height - upper - lower
-
-    def sx(minute: float) -> float:
-        return left + plot_w * minute / end
-
-    def sy(count: float) -> float:
-        return upper + plot_h * (1 - count / (top * 1.05))
-
+    top = max([1, sum(wanted.values()), *(n for _, n in c.available), *(n for _, n in c.on_site)])
+    plot = _Plot(width, height, end, top)
     parts = [
         f'<svg viewBox="0 0 {width} {height}" width="{width}" height="{height}" role="img" '
         f'aria-label="Mobilisation curve" font-family="sans-serif" font-size="13">',
-        f'<line x1="{left}" y1="{sy(0):.1f}" x2="{width - right}" y2="{sy(0):.1f}" stroke="#000"/>',
-        f'<line x1="{left}" y1="{upper}" x2="{left}" y2="{sy(0):.1f}" stroke="#000"/>',
+        *_axes(plot),
+        *_quota_lines(plot, wanted),
+        f'<polyline fill="none" stroke="#2a7" stroke-width="2" stroke-dasharray="6 3" '
+        f'points="{_steps(c.on_site, plot.sx, plot.sy, end)}"><title>forecast on site</title>'
+        "</polyline>"
+        f'<polyline fill="none" stroke="#06c" stroke-width="3" '
+        f'points="{_steps(c.available, plot.sx, plot.sy, end)}"><title>available answers</title>'
+        "</polyline>",
+        *_legend(plot),
+        "</svg>",
     ]
-    step = _tick_step(end)
+    return "".join(parts)
+
+
+def _axes(plot: _Plot) -> list[str]:
+    """Both axes, their ticks and labels."""
+    left, upper, zero = plot.left, plot.upper, plot.sy(0)
+    parts = [
+        f'<line x1="{left}" y1="{zero:.1f}" x2="{plot.width - plot.right}" y2="{zero:.1f}" '
+        'stroke="#000"/>',
+        f'<line x1="{left}" y1="{upper}" x2="{left}" y2="{zero:.1f}" stroke="#000"/>',
+    ]
+    step = _tick_step(plot.end)
     tick = 0.0
-    while tick <= end + 1e-9:
-        x = sx(tick)
+    while tick <= plot.end + 1e-9:
+        x = plot.sx(tick)
         parts.append(
-            f'<line x1="{x:.1f}" y1="{sy(0):.1f}" x2="{x:.1f}" y2="{sy(0) + 5:.1f}" stroke="#000"/>'
-            f'<text x="{x:.1f}" y="{sy(0) + 20:.1f}" text-anchor="middle">{tick:g}</text>'
+            f'<line x1="{x:.1f}" y1="{zero:.1f}" x2="{x:.1f}" y2="{zero + 5:.1f}" stroke="#000"/>'
+            f'<text x="{x:.1f}" y="{zero + 20:.1f}" text-anchor="middle">{tick:g}</text>'
         )
         tick += step
     parts.append(
-        f'<text x="{left + plot_w / 2:.1f}" y="{height - 8}" text-anchor="middle">'
+        f'<text x="{left + plot.plot_w / 2:.1f}" y="{plot.height - 8}" text-anchor="middle">'
         "minutes since start</text>"
     )
-    ystep = max(1, int(_tick_step(top, 8)))
-    for count in range(0, top + 1, ystep):
-        y = sy(count)
+    ystep = max(1, int(_tick_step(plot.top, 8)))
+    for count in range(0, plot.top + 1, ystep):
+        y = plot.sy(count)
         parts.append(
             f'<line x1="{left - 5}" y1="{y:.1f}" x2="{left}" y2="{y:.1f}" stroke="#000"/>'
             f'<text x="{left - 8}" y="{y + 4:.1f}" text-anchor="end">{count}</text>'
         )
+    return parts
+
+
+def _quota_lines(plot: _Plot, wanted: dict[str, int]) -> list[str]:
+    """A dotted line per role's quota, and a dashed red one for their total."""
+    left, right = plot.left, plot.width - plot.right
+    parts = []
     for role, quota in sorted(wanted.items()):
-        y = sy(quota)
+        y = plot.sy(quota)
         parts.append(
-            f'<line x1="{left}" y1="{y:.1f}" x2="{width - right}" y2="{y:.1f}" stroke="#999" '
-            f'stroke-dasharray="2 4"/><text x="{width - right - 4}" y="{y - 4:.1f}" '
+            f'<line x1="{left}" y1="{y:.1f}" x2="{right}" y2="{y:.1f}" stroke="#999" '
+            f'stroke-dasharray="2 4"/><text x="{right - 4}" y="{y - 4:.1f}" '
             f'text-anchor="end" fill="#666">quota {_e(role)} {quota}</text>'
         )
     if len(wanted) > 1:
-        y = sy(total_quota)
+        total_quota = sum(wanted.values())
+        y = plot.sy(total_quota)
         parts.append(
-            f'<line x1="{left}" y1="{y:.1f}" x2="{width - right}" y2="{y:.1f}" stroke="#c00" '
-            f'stroke-dasharray="8 4" stroke-width="2"/><text x="{width - right - 4}" '
+            f'<line x1="{left}" y1="{y:.1f}" x2="{right}" y2="{y:.1f}" stroke="#c00" '
+            f'stroke-dasharray="8 4" stroke-width="2"/><text x="{right - 4}" '
             f'y="{y - 4:.1f}" text-anchor="end" fill="#c00">total quota {total_quota}</text>'
         )
-    parts.append(
-        f'<polyline fill="none" stroke="#2a7" stroke-width="2" stroke-dasharray="6 3" '
-        f'points="{_steps(c.on_site, sx, sy, end)}"><title>forecast on site</title></polyline>'
-        f'<polyline fill="none" stroke="#06c" stroke-width="3" '
-        f'points="{_steps(c.available, sx, sy, end)}"><title>available answers</title></polyline>'
+    return parts
+
+
+def _legend(plot: _Plot) -> list[str]:
+    left, upper = plot.left, plot.upper
+    return [
         f'<rect x="{left + 10}" y="{upper}" width="14" height="4" fill="#06c"/>'
         f'<text x="{left + 30}" y="{upper + 6}">available answers</text>'
         f'<rect x="{left + 10}" y="{upper + 18}" width="14" height="4" fill="#2a7"/>'
         f'<text x="{left + 30}" y="{upper + 24}">forecast on site</text>'
-        "</svg>"
-    )
-    return "".join(parts)
+    ]
 
 
 def render_html(data: CampaignData, drills: list[CampaignData] | None = None) -> str:
@@ -179,8 +222,31 @@ def render_html(data: CampaignData, drills: list[CampaignData] | None = None) ->
     keys = ["total", *ANSWERS, "no_answer", "busy", "voicemail", "failed", "hung_up"]
     keys += ["cancelled", "pending", "attempts"]
     out.append(_table(["", *keys], [["all", *(s.get(k, 0) for k in keys)]], set(range(1, 12))))
-    reached = time_to_quota(data)
     out.append("<h2>Per role</h2>")
+    out.append(_per_role(data))
+    out.append("<h2>Per unit</h2>")
+    unit_keys = ["total", *ANSWERS, "no_answer", "cancelled", "pending"]
+    out.append(
+        _table(
+            ["Unit", *unit_keys],
+            [[unit, *(c[k] for k in unit_keys)] for unit, c in per_unit(data).items()],
+            set(range(1, len(unit_keys) + 1)),
+        )
+    )
+    out.append("<h2>Mobilisation curve</h2>")
+    out.append(curve_svg(data))
+    if drill:
+        out.append("<h2>Comparison with previous drills</h2>")
+        out.append(_drill_comparison([data, *(drills or [])]))
+    out.append("<h2>Answers</h2>")
+    out.append(_answers(data))
+    out.append("</body></html>\n")
+    return "".join(out)
+
+
+def _per_role(data: CampaignData) -> str:
+    s = data.summary
+    reached = time_to_quota(data)
     rows = []
     for role, entry in s.get("by_role", {}).items():
         times = reached.get(role, {})
@@ -196,40 +262,25 @@ def render_html(data: CampaignData, drills: list[CampaignData] | None = None) ->
              *(_min(reached[""].get(p)) for p in MILESTONES)]
         )  # fmt: skip
     head = ["Role", "People", "Available", "Quota", "Met", *(f"{p}% of quota" for p in MILESTONES)]
-    out.append(_table(head, rows, {1, 2, 3, 5, 6, 7, 8}))
-    out.append("<h2>Per unit</h2>")
-    unit_keys = ["total", *ANSWERS, "no_answer", "cancelled", "pending"]
-    out.append(
-        _table(
-            ["Unit", *unit_keys],
-            [[unit, *(c[k] for k in unit_keys)] for unit, c in per_unit(data).items()],
-            set(range(1, len(unit_keys) + 1)),
-        )
-    )
-    out.append("<h2>Mobilisation curve</h2>")
-    out.append(curve_svg(data))
-    if drill:
-        out.append("<h2>Comparison with previous drills</h2>")
-        compare = [drill_row(d) for d in [data, *(drills or [])]]
-        out.append(
-            _table(
-                ["Campaign", "Name", "Started", "Total", "Available", "50% of quota",
-                 "100% of quota"],
-                [[r["campaign"], r["name"],
-                  _clock(r["started_at"] * 1000 if r["started_at"] else None), r["total"],
-                  r["available"], _min(r["t50"]), _min(r["t100"])] for r in compare],
-                {3, 4, 5, 6},
-            )
-        )  # fmt: skip
-    out.append("<h2>Answers</h2>")
-    out.append(
-        _table(
-            ["Name", "Id", "Role", "Unit", "Answer", "Time", "Minute", "Arrival (min)"],
-            [[r["name"], r["id"], r["role"], r["unit"], r["answer"],
-              _clock(r["at_ms"]), _min(r["minute"]), "—" if r["eta"] is None else r["eta"]]
-             for r in answers(data)],
-            {6, 7},
-        )
+    return _table(head, rows, {1, 2, 3, 5, 6, 7, 8})
+
+
+def _drill_comparison(campaigns: list[CampaignData]) -> str:
+    compare = [drill_row(d) for d in campaigns]
+    return _table(
+        ["Campaign", "Name", "Started", "Total", "Available", "50% of quota", "100% of quota"],
+        [[r["campaign"], r["name"],
+          _clock(r["started_at"] * 1000 if r["started_at"] else None), r["total"],
+          r["available"], _min(r["t50"]), _min(r["t100"])] for r in compare],
+        {3, 4, 5, 6},
     )  # fmt: skip
-    out.append("</body></html>\n")
-    return "".join(out)
+
+
+def _answers(data: CampaignData) -> str:
+    return _table(
+        ["Name", "Id", "Role", "Unit", "Answer", "Time", "Minute", "Arrival (min)"],
+        [[r["name"], r["id"], r["role"], r["unit"], r["answer"],
+          _clock(r["at_ms"]), _min(r["minute"]), "—" if r["eta"] is None else r["eta"]]
+         for r in answers(data)],
+        {6, 7},
+    )  # fmt: skip

@@ -30,6 +30,7 @@ from ivr.staff.roster import Person
 #: Tiers of the due queue, claimed in this order.
 TIERS = ("due:0", "due:1")
 
+
 @dataclass(frozen=True)
 class Claim:
     """One attempt a worker must place."""

@@ -120,7 +120,6 @@ class CampaignSpec:
         return cls(**values)
 
 
-
 def select(people: Iterable[Person], spec: CampaignSpec | Group) -> list[Person]:
     """The people a campaign (or one of its groups) targets: its roles and its units."""
     roles = {r.lower() for r in spec.roles}

@@ -112,9 +112,7 @@ def _meta(cid: str, spec: CampaignSpec, started: int, count: int) -> dict[str, s
 
 def _add_people(pipe: Pipeline, cid: str, start: int, chunk: list[Person], due: int) -> None:
     """Queue the writes that put `chunk` (indexes from `start`) in the campaign's queue."""
-    pipe.hset(
-        campaign_key(cid, "people"), mapping={p.id: p.to_json(with_id=False) for p in chunk}
-    )
+    pipe.hset(campaign_key(cid, "people"), mapping={p.id: p.to_json(with_id=False) for p in chunk})
     _index_numbers(pipe, cid, chunk)
     pipe.hset(
         campaign_key(cid, "state"),

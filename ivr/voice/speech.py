@@ -6,7 +6,8 @@ any unknown language falls back to it.
 All wording lives in `ivr.voice.phrases.PHRASES`, one table per language, so a translator edits
 one place. The tables are Python rather than JSON (as `ivr/prompts/*.json` are) because they
 are templates, not finished sentences: each has `{placeholders}` and plural variants that the
-tests check against the code that fills them, and a typo must fail at import or in CI, not on a director's phone.
+tests check against the code that fills them, and a typo must fail at import or in CI, not on
+a director's phone.
 
 Plurals: a key with variants is written `key.0` (zero: "aucune"/"no one"), `key.1` (one) and
 `key.n` (two or more); `key.0` is optional and falls back to `key.n`. Numbers are left as digits
@@ -235,6 +236,16 @@ def summary(
     not_reached = sum(int(report.get(k, 0)) for k in NOT_REACHED)
     out.append(_count(language, "not_reached", not_reached))
 
+    out.extend(_quotas(report, language, role_labels))
+    out.extend(_arrivals(report, language))
+    return " ".join(out)
+
+
+def _quotas(
+    report: Mapping[str, Any], language: str, role_labels: Mapping[str, str] | None
+) -> list[str]:
+    """Each role with a quota: its available answers against it, and whether it is met."""
+    out: list[str] = []
     for role, entry in report.get("by_role", {}).items():
         quota = entry.get("quota")
         if not quota:
@@ -250,7 +261,12 @@ def summary(
         )
         if entry.get("met"):
             out.append(_say(language, "role_quota_met"))
+    return out
 
+
+def _arrivals(report: Mapping[str, Any], language: str) -> list[str]:
+    """The arrivals announced within 30 and within 60 minutes (or that none were given)."""
+    out: list[str] = []
     forecast = report.get("forecast", {})
     within_30 = int(forecast.get("+30", 0))
     within_60 = within_30 + int(forecast.get("+60", 0))  # the report's buckets do not overlap
@@ -265,7 +281,7 @@ def summary(
         )
     elif int(report.get("available", 0)):
         out.append(_say(language, "arrivals_none"))
-    return " ".join(out)
+    return out
 
 
 def _timing(report: Mapping[str, Any], language: str, now: float, tz: tzinfo | None) -> list[str]:

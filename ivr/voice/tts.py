@@ -1,9 +1,10 @@
 """Offline text-to-speech: text in, a WAV file Asterisk can play out.
 
-`Speaker.render()` sends text to one long-lived `ivr.voice.tts_worker` process (pyttsx3 on espeak-ng),
-converts its 22050 Hz output with sox to 8000 Hz mono 16-bit PCM, the format Asterisk plays as
-`.wav` without transcoding, and caches the result under `audio_dir/tts/` keyed on what was said,
-by which voice, at which rate. Files appear under their final name only when complete and checked.
+`Speaker.render()` sends text to one long-lived `ivr.voice.tts_worker` process (pyttsx3 on
+espeak-ng), converts its 22050 Hz output with sox to 8000 Hz mono 16-bit PCM, the format
+Asterisk plays as `.wav` without transcoding, and caches the result under `audio_dir/tts/`
+keyed on what was said, by which voice, at which rate. Files appear under their final name only
+when complete and checked.
 """
 
 from __future__ import annotations

@@ -30,7 +30,7 @@ from tests.conftest import unavailable
 pytestmark = pytest.mark.integration
 
 CHROMIUM = Path("/usr/bin/chromium")
-ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 #: Playwright's waits, in ms: calls last several seconds each.
 LONG = 90_000
 

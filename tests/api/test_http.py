@@ -111,7 +111,14 @@ async def start_api(db: aioredis.Redis, config: Config, alerter: Alerter | None 
     keys["revoked"] = await store.create("gone", Role.admin)
     await store.revoke("gone")
     client: TestClient[Any, Any] = TestClient(
-        TestServer(make_app(config, db, link=alerter.link, speaker=alerter.speaker))
+        TestServer(
+            make_app(
+                config,
+                db,
+                link=alerter.link if alerter else None,
+                speaker=alerter.speaker if alerter else None,
+            )
+        )
     )
     await client.start_server()
     return Api(client, keys, db)
@@ -637,7 +644,7 @@ async def test_metrics(db: aioredis.Redis, tmp_path: Path) -> None:
     # An Alerter that never connects: its link is down and its speech cache counts.
     alerter = Alerter(Config(ami_user="ivr", ami_secret="x", audio_dir=tmp_path))
     alerter.speaker.hits, alerter.speaker.misses = 7, 2
-    made = await start_api(db, Config(), link=alerter.link, speaker=alerter.speaker)
+    made = await start_api(db, Config(), alerter=alerter)
     try:
         await made.roster()
         cid = await made.start(quotas={"nurse": 1})
@@ -738,7 +745,7 @@ def test_http_config_keys() -> None:
                      ("IVR_HTTP_HOST", "a b"), ("IVR_HTTP_HOST", "host/x")):  # fmt: skip
         with pytest.raises(ConfigError, match=key):
             load_config({key: raw}, require_ami_credentials=False)
-    example = (Path(__file__).parent.parent / "docs" / "ivr.env.example").read_text()
+    example = (Path(__file__).parents[2] / "docs" / "ivr.env.example").read_text()
     assert "IVR_HTTP_HOST=127.0.0.1" in example and "IVR_HTTP_PORT=8080" in example
 
 

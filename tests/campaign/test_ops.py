@@ -11,8 +11,7 @@ from ivr.campaign import ops, store
 from ivr.campaign import report as reports
 from ivr.campaign.spec import CampaignSpec, Group
 from ivr.campaign.store import CampaignConflict
-
-from .campaigntools import person
+from tests.campaigntools import person
 
 STAFF = [
     person("n1", "nurse", "0611111111"),

@@ -96,13 +96,13 @@ async def test_overcall_caps_calls_in_flight_for_a_role(db: aioredis.Redis) -> N
     ]
     cid, s = await start(db, people, quotas={"nurse": 2}, overcall=1.5)
     claimed = [await claim(s, cid) for _ in range(6)]
-    roles = [c.person["r"] for c in claimed if c is not None]
+    roles = [c.person.role for c in claimed if c is not None]
     assert roles.count("nurse") == 3, "ceil(2 needed x 1.5) nurses in flight at most"
     assert roles.count("doctor") == 3
-    first = next(c for c in claimed if c is not None and c.person["r"] == "nurse")
+    first = next(c for c in claimed if c is not None and c.person.role == "nurse")
     await s.finish(cid, first.pid, 1, "unavailable", NOW, worker="w", number="0", detail="")
     nxt = await claim(s, cid)
-    assert nxt is not None and nxt.person["r"] == "nurse", "a freed slot goes to the role again"
+    assert nxt is not None and nxt.person.role == "nurse", "a freed slot goes to the role again"
 
 
 async def test_escalation_adds_the_backup(db: aioredis.Redis) -> None:

@@ -42,10 +42,9 @@ from ivr.sandbox.redisserver import RedisServer
 from ivr.staff.roster import RosterStore
 from ivr.voice import speech
 from ivr.voice.tts import Speaker
+from tests.campaigntools import person, wait_done, wait_events
+from tests.phonerobot import On, RobotHub
 from tests.sipp import Audio, Cue, DtmfMode, Hangup, Keys, Sipp, Step, WaitBye, sandbox_root
-
-from .campaigntools import person, wait_done, wait_events
-from .phonerobot import On, RobotHub
 
 pytestmark = pytest.mark.integration
 
