@@ -3,9 +3,9 @@
 `make_app()` builds the application; `ROUTES` is the one route table: each entry is served by
 aiohttp, guarded by its role, has its query and body checked, and is described in the OpenAPI
 document (`/api/openapi.json`). Handlers only translate HTTP into calls on the campaign, roster,
-token and audit modules (the campaign handlers are in `ivr.httpcampaigns`, what they
-share in `ivr.httpstate`). Errors are JSON `{"error": <stable code>, "message": ...}`; which
-status each error class gets is decided in one place, `ivr.apiguard.HTTP_STATUS`.
+token and audit modules (the campaign handlers are in `ivr.api.campaigns`, what they
+share in `ivr.api.state`). Errors are JSON `{"error": <stable code>, "message": ...}`; which
+status each error class gets is decided in one place, `ivr.api.guard.HTTP_STATUS`.
 
 The service comes up without Asterisk: the AMI link is tried in the background, and health and
 metrics report it as down (or unconfigured) meanwhile.

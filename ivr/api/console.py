@@ -1,5 +1,6 @@
 """The console's web side: its page and files from the package, and the live stream of a
-campaign as server-sent events (what `ivr.live` reads, written out for a browser's EventSource).
+campaign as server-sent events (what `ivr.campaign.live` reads, written out for a browser's
+EventSource).
 """
 
 from __future__ import annotations

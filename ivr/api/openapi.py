@@ -1,6 +1,6 @@
 """The API's route table type, and the OpenAPI 3.1 document built from that table.
 
-`ivr.http` declares every route once, as a `Route`: the same object adds it to aiohttp, guards
+`ivr.api.app` declares every route once, as a `Route`: the same object adds it to aiohttp, guards
 it with its role, checks its query and body, and describes it here. A test checks that the
 routes aiohttp serves and the paths documented are the same set.
 """

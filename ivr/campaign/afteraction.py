@@ -25,7 +25,7 @@ MILESTONES = (25, 50, 75, 100)
 class CampaignData:
     """One campaign as the report needs it."""
 
-    #: `ivr.campaigns.report()` of the campaign.
+    #: `ivr.campaign.report.report()` of the campaign.
     summary: dict[str, Any]
     #: Its event log, oldest first (fields as strings, `t` in ms).
     events: list[dict[str, str]]

@@ -1,8 +1,9 @@
 """How long a campaign should take to meet its quotas, before it starts (`--estimate`).
 
-Lines are the limit (NOTES: 2,000 two-minute calls over 40 lines take at least 100 minutes),
-so the model is line time: each call holds a line for the ring time plus, when answered, the
-message, the menu, the key and the confirmation. Expected values, stated with their assumptions.
+Lines are the limit (docs/asterisk.md: 2,000 two-minute calls over 40 lines take at least
+100 minutes), so the model is line time: each call holds a line for the ring time plus, when
+answered, the message, the menu, the key and the confirmation.
+Expected values, stated with their assumptions.
 """
 
 from __future__ import annotations

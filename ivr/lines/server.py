@@ -1,6 +1,6 @@
 """The phone lines: the director's trigger line, the report and control line, the callback line.
 
-Each line is a flow run by the FastAGI server (`ivr.agi`) when Asterisk hands it a call
+Each line is a flow run by the FastAGI server (`ivr.pbx.agi`) when Asterisk hands it a call
 (dialplan `ivr/dialplans/ivr-lines.conf`). Everything is keyed on a telephone keypad and every
 key is answered by voice; star repeats, a wrong key says so and asks again, silence asks again
 and then ends the call. Nothing changes until the last confirmation: a caller who hangs up at

@@ -1,6 +1,6 @@
 """The AMI link: one Asterisk Manager session over panoramisk, kept alive, with its pitfalls hidden.
 
-What panoramisk 1.4 leaves to us (see NOTES-asterisk.md), and what this module does about it:
+What panoramisk 1.4 leaves to us (docs/asterisk.md), and what this module does about it:
 
 - `connect()` covers TCP only: we send Login ourselves and wait for its answer, so "connected"
   means "logged in", and a wrong secret is an `AmiAuthError`, not a hang.

@@ -211,7 +211,7 @@ def summary(
     role_labels: Mapping[str, str] | None = None,
     tz: tzinfo | None = None,
 ) -> str:
-    """The report line's point of situation, from `ivr.campaigns.report()`'s dict.
+    """The report line's point of situation, from `ivr.campaign.report.report()`'s dict.
 
     Says the campaign and whether it is a drill; how long it has run (and since when), or that
     it is over; how many were called (a final outcome other than cancelled, or a call in

@@ -1,8 +1,10 @@
-"""The speech worker: one pyttsx3 engine serving render requests (`python -m ivr.tts_worker`).
+"""The speech worker: one pyttsx3 engine serving render requests (`python -m
+ivr.voice.tts_worker`).
 
 pyttsx3 is not safe to drive from several threads and drops every `save_to_file` but the last
-one queued before `runAndWait()`, so `ivr.tts.Speaker` keeps exactly one of these processes and
-sends it one request at a time. A separate process also lets the server kill a hung render.
+one queued before `runAndWait()`, so `ivr.voice.tts.Speaker` keeps exactly one of these
+processes and sends it one request at a time.
+A separate process also lets the server kill a hung render.
 
 Protocol, one JSON object per line:
 

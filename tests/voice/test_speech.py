@@ -15,7 +15,7 @@ T0 = datetime(2026, 3, 14, 14, 5, tzinfo=UTC).timestamp()
 
 
 def report(**changes: Any) -> dict[str, Any]:
-    """A campaign report shaped like `ivr.campaigns.report()`'s, running for 25 minutes."""
+    """A campaign report shaped like `ivr.campaign.report.report()`'s, running for 25 minutes."""
     base: dict[str, Any] = {
         "campaign": "42",
         "name": "plan blanc",
