@@ -30,8 +30,9 @@ from typing import Any
 
 from panoramisk import Manager
 
+from ivr.campaign import report as reports
 from ivr.campaign import store
-from ivr.campaign.store import CampaignSpec
+from ivr.campaign.spec import CampaignSpec
 from ivr.config import Config
 from ivr.db import connect
 from ivr.dialer.alerter import Alerter
@@ -127,7 +128,7 @@ async def ours(
                         break
                 wall = time.monotonic() - t0
                 cpu = _cpu() - cpu0
-                report = await store.report(db, cid)
+                report = await reports.report(db, cid)
                 keys = [k async for k in db.scan_iter(match=campaign_key(cid) + "*")]
                 campaign_bytes = sum([int(await db.memory_usage(k) or 0) for k in keys])
                 used_after = int((await db.info("memory"))["used_memory"])

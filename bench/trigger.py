@@ -32,20 +32,21 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ivr import speech  # noqa: E402
+from ivr.campaign import report as reports
 from ivr.campaign import store
 from ivr.campaign.scenarios import load_scenarios  # noqa: E402
 from ivr.db import connect  # noqa: E402
 from ivr.dialer.alerter import Alerter  # noqa: E402
 from ivr.dialer.worker import DialerWorker, WorkerSettings  # noqa: E402
 from ivr.keys import campaign_key  # noqa: E402
-from ivr.lines.trigger import Lines  # noqa: E402
+from ivr.lines.server import Lines  # noqa: E402
 from ivr.pbx.agi import AgiServer  # noqa: E402
 from ivr.sandbox import asterisk as sandbox
 from ivr.sandbox.redisserver import RedisServer  # noqa: E402
 from ivr.staff.roster import Person, RosterStore  # noqa: E402
+from ivr.voice import speech  # noqa: E402
 from ivr.voice.prompts import prompt_dir  # noqa: E402
-from ivr.voice.tts import wav_duration  # noqa: E402
+from ivr.voice.wav import wav_duration  # noqa: E402
 from tests.phonerobot import On, RobotHub  # noqa: E402
 from tests.sipp import Keys, Wait  # noqa: E402
 
@@ -84,7 +85,7 @@ async def prompt_lengths(lines: Lines, alerter: Alerter, staff: int) -> dict[str
     async def spoken(text: str) -> float:
         return wav_duration(await alerter.speaker.render(text, "fr"))
 
-    choices = [(s.key, s.label("fr")) for s in lines.scenarios]
+    choices = [(s.key, s.label("fr")) for s in lines.context.scenarios]
     return {
         "pin": wav_duration(fixed / "line_trigger.wav") + wav_duration(fixed / "pin_enter.wav"),
         "scenario": await spoken(speech.scenario_menu(choices, "fr", drill_key="9")),
@@ -124,7 +125,7 @@ async def one_run(alerter: Alerter, db: Any, hub: RobotHub, script: list[On]) ->
     await store.stop(db, cid)
     # The next run starts on free lines: wait until this campaign's calls are over.
     last = "$"
-    while (await store.report(db, cid))["in_flight"]:
+    while (await reports.report(db, cid))["in_flight"]:
         got = await db.xread({campaign_key(cid, "events"): last}, block=1000)
         for _, entries in got:
             last = entries[-1][0]
@@ -146,7 +147,7 @@ async def main(runs: int, only: str | None = None) -> None:
         async with Alerter(config) as alerter:
             hub = RobotHub(alerter.link, "")
             lines = Lines(config, db, alerter.speaker, load_scenarios(), observer=hub.observe)
-            await lines.pins.set("S0000", PIN)
+            await lines.context.pins.set("S0000", PIN)
             prompts = await prompt_lengths(lines, alerter, len(people))
             async with AgiServer(lines.handlers()) as agi:
                 hub.agi_url = f"agi://127.0.0.1:{agi.port}"

@@ -6,8 +6,10 @@ on a developer machine; under CI (CI=true) they fail instead, never skip.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
+import tempfile
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
@@ -23,6 +25,8 @@ from ivr.sandbox import asterisk as sandbox
 from ivr.sandbox.redisserver import RedisServer
 
 IN_CI = os.environ.get("CI") == "true"
+#: Serializes the first start of the sandbox among parallel test processes.
+SANDBOX_LOCK = Path(tempfile.gettempdir()) / "ivr-tests-sandbox.lock"
 
 
 def unavailable(reason: str) -> None:
@@ -34,11 +38,21 @@ def unavailable(reason: str) -> None:
 
 @pytest.fixture(scope="session")
 def sandbox_config() -> Config:
-    """The sandbox Asterisk, started once per test session; its Config (ring timeout 6 s)."""
+    """The sandbox Asterisk, started once for every test process; its Config (ring timeout 6 s).
+
+    Parallel test processes (pytest-xdist) share one sandbox: the first one starts it, under a
+    lock, and the others find it running. A running sandbox is not restarted or reloaded here
+    (a reload would cut the AMI sessions of the others); `scripts/test` starts it beforehand.
+    """
     if os.geteuid() != 0:
         unavailable("the Asterisk sandbox needs root")
     try:
-        sandbox.start()
+        with open(SANDBOX_LOCK, "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                sandbox.status()
+            except SandboxError:
+                sandbox.start()
         return sandbox.config(IVR_RING_TIMEOUT="6")
     except SandboxError as exc:
         unavailable(f"the Asterisk sandbox did not start: {exc}")

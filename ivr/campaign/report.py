@@ -24,13 +24,16 @@ from ivr.keys import campaign_key
 from ivr.outcomes import Outcome
 from ivr.staff.roster import Person
 
+#: A campaign's report: the JSON document `ivr.api.schemas.REPORT` describes (counts per outcome,
+#: per role against quota, arrivals forecast); the console, the CLI and the report line read it.
+Report = dict[str, Any]
 #: Previous drills a drill report compares with, newest first.
 MAX_DRILLS = 10
 #: Arrival buckets (minutes) of the forecast.
 ARRIVALS = ("30", "60", "90", "90+")
 
 
-async def report(redis: Redis, cid: str) -> dict[str, Any]:
+async def report(redis: Redis, cid: str) -> Report:
     """The campaign's counts, per role against quota, and the arrival forecast (the JSON
     document `ivr.api.schemas.REPORT` describes)."""
     meta = await get_meta(redis, cid)
@@ -42,7 +45,7 @@ async def report(redis: Redis, cid: str) -> dict[str, Any]:
     async for pid, record in redis.hscan_iter(campaign_key(cid, "people")):
         roles[Person.from_json(record, pid).role] += 1
     by_role = {role: _role_entry(role, roles[role], counts, quotas) for role in sorted(roles)}
-    result: dict[str, Any] = {
+    result: Report = {
         "campaign": cid,
         "name": meta.get("name", ""),
         "status": meta["status"],

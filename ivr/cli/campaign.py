@@ -9,13 +9,13 @@ import sys
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Any
 
 from redis.asyncio import Redis
 
 from ivr.campaign import report as reports
 from ivr.campaign import store
 from ivr.campaign.estimate import estimate
+from ivr.campaign.report import Report
 from ivr.campaign.spec import CampaignError, CampaignSpec, select
 from ivr.cli import progress
 from ivr.cli.common import Commands, print_json, redis_for
@@ -223,7 +223,7 @@ async def _write_html(html: str, target: str, cid: str) -> None:
     print(f"campaign {cid}: report written to {target}", file=sys.stderr)
 
 
-def report_text(report: dict[str, Any]) -> str:
+def report_text(report: Report) -> str:
     """The report as a few lines of text for the terminal."""
     kind = "DRILL" if report["drill"] else "ALERT"
     lines = [f"campaign {report['campaign']} ({kind}, {report['status']}): {report['total']} staff"]

@@ -16,12 +16,11 @@ import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import redis.asyncio as aioredis
 
 from ivr.campaign import store
-from ivr.campaign.report import report_html
+from ivr.campaign.report import Report, report_html
 from ivr.campaign.spec import CampaignSpec
 from ivr.cli import progress
 from ivr.cli.common import Commands, print_json, redis_for
@@ -154,7 +153,7 @@ async def run_demo(
 
 async def _run(
     config: Config, db: aioredis.Redis, spec: CampaignSpec, people: list[Person], as_json: bool
-) -> dict[str, Any]:
+) -> Report:
     stop = asyncio.Event()
     async with Alerter(config) as alerter:
         # Render the audio before the clock starts: a real service renders it at start-up.
@@ -182,7 +181,7 @@ def _write(path: Path, text: str) -> Path:
     return path.resolve()
 
 
-def _summary(report: dict[str, Any]) -> str:
+def _summary(report: Report) -> str:
     lines = [
         f"campaign {report['campaign']} {report['status']} in {report['wall_seconds']} s: "
         f"{report['total']} staff, {report['attempts']} calls"

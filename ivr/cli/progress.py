@@ -9,11 +9,12 @@ from typing import Any, TextIO
 
 from redis.asyncio import Redis
 
+from ivr.campaign.report import Report
 from ivr.campaign.report import report as campaign_report
 from ivr.keys import campaign_key
 
 
-def progress_line(report: dict[str, Any], width: int = 30) -> str:
+def progress_line(report: Report, width: int = 30) -> str:
     """`[#####.....] 120/300 done  available 40  no answer 12 ...  nurse 10/10 ok`."""
     total = report["total"] or 1
     done = total - report["pending"]
@@ -32,7 +33,7 @@ def progress_line(report: dict[str, Any], width: int = 30) -> str:
     return "  ".join(parts)
 
 
-async def follow(redis: Redis, cid: str, out: TextIO = sys.stdout) -> dict[str, Any]:
+async def follow(redis: Redis, cid: str, out: TextIO = sys.stdout) -> Report:
     """Redraw the progress line on each campaign event until the campaign is over."""
     tty = out.isatty()
     last_id = "$"

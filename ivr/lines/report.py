@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
 
 from ivr.access import audit
 from ivr.campaign import ops, store
 from ivr.campaign import report as reports
+from ivr.campaign.report import Report
 from ivr.campaign.spec import CampaignError, Group
 from ivr.lines.call import LineCall, LineContext
 from ivr.lines.pin import authenticate
@@ -92,7 +92,7 @@ class ReportLine:
         await call.play(f"{said}&{call.p('goodbye')}")
         return True
 
-    async def _change(self, call: LineCall, who: str, cid: str, report: dict[str, Any]) -> None:
+    async def _change(self, call: LineCall, who: str, cid: str, report: Report) -> None:
         """Key 3: raise a quota, or extend the alert to its next group (asked if both)."""
         roles = [r for r, entry in report["by_role"].items() if entry.get("quota")]
         groups = await ops.groups_left(self.context.redis, cid)
@@ -127,7 +127,7 @@ class ReportLine:
         await call.play(await call.say(speech.extended(done.added, call.language)))
 
     async def _raise_quota(
-        self, call: LineCall, who: str, cid: str, report: dict[str, Any], roles: list[str]
+        self, call: LineCall, who: str, cid: str, report: Report, roles: list[str]
     ) -> None:
         role = roles[0]
         labels = self._labels(call.language)

@@ -21,8 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from redis.asyncio import Redis
 
@@ -67,7 +66,7 @@ class Lines:
         self.report = ReportLine(self.context)
         self.callback = CallbackLine(self.context)
 
-    def handlers(self) -> dict[str, Callable[[AgiSession], Any]]:
+    def handlers(self) -> dict[str, Callable[[AgiSession], Awaitable[None]]]:
         return {"trigger": self.trigger, "report": self.report, "callback": self.callback}
 
     async def warm_up(self, languages: tuple[str, ...] = ("fr", "en")) -> None:

@@ -113,6 +113,7 @@ async def run_with_fault(
     return cid, people
 
 
+@pytest.mark.serial
 async def test_asterisk_restart_mid_campaign(alerter: Alerter, db: aioredis.Redis) -> None:
     async def restart_asterisk() -> None:
         await asyncio.to_thread(sandbox.restart)

@@ -24,7 +24,7 @@ from ivr.dialer.alerter import Alerter
 from ivr.outcomes import Outcome
 from ivr.pbx.ami import AmiLink
 from ivr.pbx.calls import Caller
-from ivr.voice.tts import wav_duration
+from ivr.voice.wav import wav_duration
 from tests.sipp import Audio, DtmfMode, Hangup, Keys, Sipp, Step, Wait, WaitBye, sandbox_root
 
 pytestmark = pytest.mark.integration

@@ -19,7 +19,8 @@ import ivr.voice.tts
 from ivr.config import LANGUAGES
 from ivr.errors import TtsError
 from ivr.voice.prompts import PROMPTS, build_prompts
-from ivr.voice.tts import VOICES, Speaker, check_wav, wav_duration
+from ivr.voice.tts import VOICES, Speaker
+from ivr.voice.wav import check_wav, wav_duration
 
 MakeSpeaker = Callable[..., Speaker]
 
