@@ -291,6 +291,8 @@ class _Script:
         self.cseq = 1
         self.files = 0
         self.after_key = False
+        #: Index in `parts` of the pause that ends the last key played, while it is the last part.
+        self.trailing_pause: int | None = None
 
     def _pcap(self, data: bytes) -> str:
         self.files += 1
@@ -299,10 +301,8 @@ class _Script:
         return f"{self.chroot_dir}/{name}"
 
     def _play(self, path: str, ms: int) -> None:
-        self.parts.append(
-            f'<nop><action><exec play_pcap_audio="{path}"/></action></nop>\n'
-            f'<pause milliseconds="{ms}"/>'
-        )
+        self.parts.append(f'<nop><action><exec play_pcap_audio="{path}"/></action></nop>')
+        self.parts.append(f'<pause milliseconds="{ms}"/>')
 
     def _in_dialog(self, method: str, headers: str = "", body: str = "") -> str:
         self.cseq += 1
@@ -330,6 +330,12 @@ class _Script:
 
     def step(self, step: Step) -> None:
         after_key, self.after_key = self.after_key, isinstance(step, Keys)
+        if isinstance(step, Cue | WaitBye) and self.trailing_pause is not None:
+            # SIPp ignores a message that arrives during a pause (-pause_msg_ign), and Asterisk
+            # sends it again only after its retransmission timer: no pause after the last key
+            # when a message is awaited next. The key's pcap plays on while SIPp waits.
+            del self.parts[self.trailing_pause]
+        self.trailing_pause = None
         if isinstance(step, Wait):
             self.parts.append(f'<pause milliseconds="{step.ms}"/>')
         elif isinstance(step, Keys):
@@ -339,6 +345,8 @@ class _Script:
                 if i or after_key:
                     self.parts.append(f'<pause milliseconds="{step.gap_ms}"/>')
                 self.key(key.upper(), step.mode or self.dtmf)
+            if self.parts[-1].startswith("<pause") and self.parts[-2].startswith("<nop>"):
+                self.trailing_pause = len(self.parts) - 1
         elif isinstance(step, Audio):
             if step.pcap:
                 self._play(step.pcap, step.ms)

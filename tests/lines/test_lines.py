@@ -11,6 +11,8 @@ import contextlib
 import dataclasses
 import json
 import os
+import secrets
+import shutil
 import socket
 import subprocess
 import sys
@@ -79,7 +81,20 @@ class Phone:
 async def phone(
     sandbox_config: Config, redis_server: RedisServer, db: Redis, ami: AmiLink
 ) -> AsyncIterator[Phone]:
-    config = dataclasses.replace(sandbox_config, redis_url=redis_server.url, pin_lockout=120)
+    # An audio directory of the test's own, so the recordings it checks are its own (tests run
+    # in parallel); it shares the rendered speech of the others (a relative link, which
+    # Asterisk in its chroot follows too).
+    own = f"t-{secrets.token_hex(4)}"
+    (sandbox_config.audio_dir / "tts").mkdir(parents=True, exist_ok=True)
+    (sandbox_config.audio_dir / own).mkdir()
+    (sandbox_config.audio_dir / own / "tts").symlink_to("../tts")
+    config = dataclasses.replace(
+        sandbox_config,
+        redis_url=redis_server.url,
+        pin_lockout=120,
+        audio_dir=sandbox_config.audio_dir / own,
+        audio_dir_asterisk=sandbox_config.audio_dir_asterisk / own,
+    )
     speaker = Speaker(config.audio_dir, rate=config.tts_rate, timeout=config.tts_timeout)
     hub = RobotHub(ami, "")
     lines = Lines(config, db, speaker, load_scenarios(), observer=hub.observe)
@@ -91,6 +106,7 @@ async def phone(
     finally:
         await server.close()
         await speaker.close()
+        shutil.rmtree(config.audio_dir, ignore_errors=True)
 
 
 def launch(scenario: str, *, drill: bool = False) -> list[On]:
@@ -222,7 +238,8 @@ async def test_recorded_message_is_what_the_staff_hear(
     watch = AmiLink(c.ami_host, c.ami_port, c.ami_user, c.ami_secret, events="call,dialplan")
     watch.on_event(on_event)
     await watch.start()
-    config = dataclasses.replace(sandbox_config, redis_url=redis_server.url)
+    # The workers read recordings from the audio directory the line wrote them in.
+    config = phone.config
     stop = asyncio.Event()
     async with Alerter(config) as alerter:
         worker = DialerWorker(alerter, phone.db, WorkerSettings("rec", capacity=10))
@@ -498,6 +515,10 @@ async def test_silence_at_every_menu_ends_the_call_politely(phone: Phone) -> Non
     assert await phone.db.zcard("ivr:campaigns") == 0
 
 
+#: The end-to-end director's caller id, used by no other test: its cues go to its call only.
+E2E_CALLER = "0699887766"
+
+
 async def test_ivr_worker_serves_the_lines_end_to_end(
     sandbox_config: Config, redis_server: RedisServer, db: Redis, tmp_path: Path
 ) -> None:
@@ -539,7 +560,9 @@ async def test_ivr_worker_serves_the_lines_end_to_end(
 
     def on_event(event: Any) -> None:
         command, channel = str(event.get("Command", "")), str(event.get("Channel", ""))
-        if event.get("Event") != "AGIExecStart" or not channel.startswith("PJSIP/ivr-test-phone"):
+        # Only this test's call: other tests (run in parallel) call the same endpoint, and a cue
+        # sent to their phones would make them press keys out of turn.
+        if event.get("Event") != "AGIExecStart" or event.get("CallerIDNum") != E2E_CALLER:
             return
         if command.startswith("STREAM FILE") and command.endswith('"0123456789*#"'):
             action = {"Action": "SendText", "Channel": channel, "Message": "go"}
@@ -559,7 +582,7 @@ async def test_ivr_worker_serves_the_lines_end_to_end(
         ]  # fmt: skip
         sipp = Sipp(sandbox_root())
         headers = {"X-Ivr-Agi": f"agi://127.0.0.1:{agi_port}"}
-        result = await sipp.call("trigger", steps, caller=DIRECTOR, headers=headers, timeout=90)
+        result = await sipp.call("trigger", steps, caller=E2E_CALLER, headers=headers, timeout=90)
         assert result.ok, result.explain()
         cid = await store.latest(db)
         assert cid is not None, "the director's call started a campaign"
@@ -571,7 +594,7 @@ async def test_ivr_worker_serves_the_lines_end_to_end(
     assert report["name"] == "plan blanc - afflux massif"
     assert (report["total"], report["available"]) == (2, 2), report
     [started] = [e for e in await audit.entries(db) if e["action"] == "campaign.start"]
-    assert started["who"] == "phone:d0" and started["details"]["caller"] == DIRECTOR
+    assert started["who"] == "phone:d0" and started["details"]["caller"] == E2E_CALLER
 
 
 async def test_warm_up_renders_the_scenario_menus_before_any_call(phone: Phone) -> None:
