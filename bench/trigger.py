@@ -39,6 +39,7 @@ from ivr.db import connect  # noqa: E402
 from ivr.dialer.alerter import Alerter  # noqa: E402
 from ivr.dialer.worker import DialerWorker, WorkerSettings  # noqa: E402
 from ivr.keys import campaign_key  # noqa: E402
+from ivr.lines.call import LineContext  # noqa: E402
 from ivr.lines.server import Lines  # noqa: E402
 from ivr.pbx.agi import AgiServer  # noqa: E402
 from ivr.sandbox import asterisk as sandbox
@@ -146,7 +147,10 @@ async def main(runs: int, only: str | None = None) -> None:
         await RosterStore(db).replace(people)
         async with Alerter(config) as alerter:
             hub = RobotHub(alerter.link, "")
-            lines = Lines(config, db, alerter.speaker, load_scenarios(), observer=hub.observe)
+            context = LineContext(
+                config, db, alerter.speaker, load_scenarios(), observer=hub.observe
+            )
+            lines = Lines(context)
             await lines.context.pins.set("S0000", PIN)
             prompts = await prompt_lengths(lines, alerter, len(people))
             async with AgiServer(lines.handlers()) as agi:

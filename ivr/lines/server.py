@@ -25,7 +25,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 from redis.asyncio import Redis
 
-from ivr.campaign.scenarios import DRILL_KEY, Scenario, load_role_labels, load_scenarios
+from ivr.campaign.scenarios import DRILL_KEY, load_role_labels, load_scenarios
 from ivr.config import Config
 from ivr.lines.call import DIGITS_WAIT, KEY_WAIT, LineContext, Observer
 from ivr.lines.callback import CallbackLine
@@ -46,22 +46,8 @@ class Lines:
     dialplan's script names to the flows (`ivr.lines.trigger`, `ivr.lines.report`,
     `ivr.lines.callback`)."""
 
-    def __init__(
-        self,
-        config: Config,
-        redis: Redis,
-        speaker: Speaker,
-        scenarios: list[Scenario],
-        *,
-        role_labels: dict[str, dict[str, str]] | None = None,
-        observer: Observer | None = None,
-        key_wait: float = KEY_WAIT,
-        digits_wait: float = DIGITS_WAIT,
-    ) -> None:
-        self.context = LineContext(
-            config, redis, speaker, scenarios, role_labels=role_labels, observer=observer,
-            key_wait=key_wait, digits_wait=digits_wait,
-        )  # fmt: skip
+    def __init__(self, context: LineContext) -> None:
+        self.context = context
         self.trigger = TriggerLine(self.context)
         self.report = ReportLine(self.context)
         self.callback = CallbackLine(self.context)
@@ -85,7 +71,7 @@ async def serving(config: Config, redis: Redis, speaker: Speaker) -> AsyncIterat
     """Serve the lines on IVR_AGI_HOST:IVR_AGI_PORT while the block runs."""
     scenarios = load_scenarios(config.scenarios)
     labels = load_role_labels(config.scenarios)
-    lines = Lines(config, redis, speaker, scenarios, role_labels=labels)
+    lines = Lines(LineContext(config, redis, speaker, scenarios, role_labels=labels))
     await lines.warm_up()
     server = AgiServer(lines.handlers(), config.agi_host, config.agi_port)
     await server.start()

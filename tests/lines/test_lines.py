@@ -36,6 +36,7 @@ from ivr.config import Config
 from ivr.dialer.alerter import Alerter
 from ivr.dialer.worker import DialerWorker, WorkerSettings
 from ivr.keys import campaign_key
+from ivr.lines.call import LineContext
 from ivr.lines.server import Lines
 from ivr.pbx.agi import AgiServer
 from ivr.pbx.ami import AmiLink
@@ -97,7 +98,7 @@ async def phone(
     )
     speaker = Speaker(config.audio_dir, rate=config.tts_rate, timeout=config.tts_timeout)
     hub = RobotHub(ami, "")
-    lines = Lines(config, db, speaker, load_scenarios(), observer=hub.observe)
+    lines = Lines(LineContext(config, db, speaker, load_scenarios(), observer=hub.observe))
     server = AgiServer(lines.handlers(), port=0)
     hub.agi_url = f"agi://127.0.0.1:{await server.start()}"
     try:
