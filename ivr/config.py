@@ -64,6 +64,8 @@ class Config:
     callback_window: int = 12
     #: Dial strings `ivr selftest` calls, one per route, each to a phone that presses 1.
     selftest_targets: tuple[str, ...] = ()
+    #: Dial strings `ivr selftest` calls, one per route, each to a number that answers busy.
+    selftest_busy: tuple[str, ...] = ()
 
     def asterisk_path(self, local: Path) -> str:
         """The path Asterisk must use for a file the service wrote under `audio_dir`."""
@@ -189,19 +191,22 @@ def _callers(raw: str) -> tuple[str, ...]:
     return numbers
 
 
-def _targets(raw: str) -> tuple[str, ...]:
-    targets = tuple(t.strip() for t in raw.split(",") if t.strip())
-    for target in targets:
-        if not DIAL_STRING.fullmatch(target):
-            raise ConfigError(
-                f"IVR_SELFTEST_TARGETS: {target!r} is not a dial string "
-                "(TECH/resource, such as PJSIP/1000@trunk; no spaces, '&', ';' or braces)"
-            )
-    if len(set(targets)) != len(targets):
-        raise ConfigError("IVR_SELFTEST_TARGETS: a route is listed twice")
-    if len(targets) > 50:
-        raise ConfigError("IVR_SELFTEST_TARGETS: at most 50 routes")
-    return targets
+def _targets(key: str) -> Callable[[str], tuple[str, ...]]:
+    def parse(raw: str) -> tuple[str, ...]:
+        targets = tuple(t.strip() for t in raw.split(",") if t.strip())
+        for target in targets:
+            if not DIAL_STRING.fullmatch(target):
+                raise ConfigError(
+                    f"{key}: {target!r} is not a dial string "
+                    "(TECH/resource, such as PJSIP/1000@trunk; no spaces, '&', ';' or braces)"
+                )
+        if len(set(targets)) != len(targets):
+            raise ConfigError(f"{key}: a route is listed twice")
+        if len(targets) > 50:
+            raise ConfigError(f"{key}: at most 50 routes")
+        return targets
+
+    return parse
 
 
 def _redis_url(raw: str) -> str:
@@ -251,7 +256,8 @@ def load_config(
     take("IVR_PIN_LOCKOUT", "pin_lockout", _int("IVR_PIN_LOCKOUT", 10, 86400))
     take("IVR_TRIGGER_CALLERS", "trigger_callers", _callers)
     take("IVR_CALLBACK_WINDOW", "callback_window", _int("IVR_CALLBACK_WINDOW", 0, 720))
-    take("IVR_SELFTEST_TARGETS", "selftest_targets", _targets)
+    take("IVR_SELFTEST_TARGETS", "selftest_targets", _targets("IVR_SELFTEST_TARGETS"))
+    take("IVR_SELFTEST_BUSY", "selftest_busy", _targets("IVR_SELFTEST_BUSY"))
     if "audio_dir" in kwargs and "audio_dir_asterisk" not in kwargs:
         kwargs["audio_dir_asterisk"] = kwargs["audio_dir"]
 
