@@ -247,6 +247,15 @@ class AmiLink:
         self._manager = manager
         self._lost.clear()
         self._booted.clear()
+        await self._login(manager)
+        await self._wait_booted()
+        self.generation += 1
+        self._up.set()
+        self._spawn(self._keepalive(manager), "ami-keepalive")
+        log.info("AMI link up to %s:%s (login %d)", self.host, self.port, self.generation)
+
+    async def _login(self, manager: QuietManager) -> None:
+        """Log in on a new connection; a refusal or silence is a clear error."""
         try:
             reply = await self._send(
                 manager,
@@ -276,11 +285,6 @@ class AmiLink:
                 f"Asterisk AMI at {self.host}:{self.port} refused user {self._user!r}: "
                 f"{reply.get('Message', 'authentication failed')} (IVR_AMI_USER / IVR_AMI_SECRET)"
             )
-        await self._wait_booted()
-        self.generation += 1
-        self._up.set()
-        self._spawn(self._keepalive(manager), "ami-keepalive")
-        log.info("AMI link up to %s:%s (login %d)", self.host, self.port, self.generation)
 
     async def _wait_booted(self) -> None:
         """Return once Asterisk is fully booted (only known with the `system` event class)."""
