@@ -207,12 +207,12 @@ async def _openapi(request: web.Request, call: Call) -> web.StreamResponse:
 
 
 async def _metrics(request: web.Request, call: Call) -> web.StreamResponse:
-    text = await metrics.render(
+    numbers = await metrics.scrape(
         request.app[redis_key],
         ami_state=request.app[ami_key].state,
         speaker=request.app[speaker_key],
     )
-    return web.Response(body=text.encode("utf-8"), headers={"Content-Type": metrics.CONTENT_TYPE})
+    return await metrics.respond(request, numbers)
 
 
 async def _audit_log(request: web.Request, call: Call) -> web.StreamResponse:
@@ -233,8 +233,9 @@ ROUTES: list[Route] = [
     Route("GET", "/api/health", _health, "Service, Redis and AMI link state", None,
           response=schemas.HEALTH),
     Route("GET", "/api/openapi.json", _openapi, "This document", None),
-    Route("GET", "/metrics", _metrics, "Prometheus metrics", None,
-          produces=metrics.CONTENT_TYPE),
+    Route("GET", "/metrics", _metrics,
+          "Prometheus metrics (OpenMetrics on `Accept: application/openmetrics-text`)", None,
+          produces=metrics.CONTENT_TYPE, also_produces=(metrics.CONTENT_TYPE_OPENMETRICS,)),
     Route("GET", "/api/roster", _list_roster, "The roster in force, a page at a time",
           Role.viewer, query=_PAGE, response=schemas.ROSTER_PAGE),
     Route("POST", "/api/roster", _import_roster,

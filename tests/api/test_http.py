@@ -637,7 +637,8 @@ _SAMPLE = re.compile(
 
 
 def parse_metrics(text: str) -> dict[str, float]:
-    """Every line a comment or `name{labels} value`; samples as {'name{labels}': value}."""
+    """Every line a comment or `name{labels} value`; samples as {'name{labels}': value}, the
+    labels sorted by name (their order means nothing in the format) and left escaped."""
     assert text.endswith("\n")
     samples: dict[str, float] = {}
     families: list[str] = []
@@ -650,8 +651,10 @@ def parse_metrics(text: str) -> dict[str, float]:
             continue
         assert _SAMPLE.fullmatch(line), line
         key, _, value = line.rpartition(" ")
-        assert key.split("{")[0] == families[-1], f"{line}: not grouped under its TYPE"
-        samples[key] = float(value)
+        name, _, labels = key.partition("{")
+        assert name == families[-1], f"{line}: not grouped under its TYPE"
+        pairs = sorted(m.group(0) for m in re.finditer(_LABEL, labels))
+        samples[f"{name}{{{','.join(pairs)}}}" if pairs else name] = float(value)
     return samples
 
 
@@ -695,12 +698,12 @@ async def test_metrics(db: aioredis.Redis, tmp_path: Path) -> None:
     assert m[f'ivr_campaign_calls_in_flight{{campaign="{cid}"}}'] == 0
     assert m[f'ivr_campaign_people_final{{campaign="{cid}",outcome="available"}}'] == 0
     assert m[f'ivr_campaign_calls_total{{campaign="{cid}",outcome="busy"}}'] == 0
-    worker = 'worker="host-default-0",asterisk="default"'
+    worker = 'asterisk="default",worker="host-default-0"'
     assert m[f"ivr_worker_channels{{{worker}}}"] == 30
     assert m[f"ivr_worker_channels_in_use{{{worker}}}"] == 4
     assert m[f"ivr_worker_ami_up{{{worker}}}"] == 1
     assert m[f"ivr_worker_heartbeat_timestamp_seconds{{{worker}}}"] == 1_900_000_000.5
-    assert m['ivr_worker_channels{worker="odd\\"name\\\\",asterisk="b"}'] == 2
+    assert m['ivr_worker_channels{asterisk="b",worker="odd\\"name\\\\"}'] == 2
     assert not any("garbage" in key for key in m)
 
 
@@ -708,6 +711,31 @@ async def test_metrics_without_alerter_or_campaigns(api: Api) -> None:
     m = parse_metrics(await (await api.call("GET", "/metrics", role=None)).text())
     assert m['ivr_ami_link{state="unconfigured"}'] == 1
     assert not any(k.startswith(("ivr_tts", "ivr_campaign", "ivr_worker")) for k in m)
+    # The process's own, as supervision expects them.
+    assert m["process_resident_memory_bytes"] > 0 and m["process_open_fds"] > 0
+    assert m["process_cpu_seconds_total"] > 0 and 'python_gc_collections_total{generation="0"}' in m
+
+
+async def test_metrics_in_openmetrics_when_asked(api: Api) -> None:
+    from prometheus_client.openmetrics.parser import text_string_to_metric_families
+
+    await api.roster()
+    cid = await api.start()
+    response = await api.call(
+        "GET", "/metrics", role=None, headers={"Accept": "application/openmetrics-text"}
+    )
+    assert response.headers["Content-Type"].startswith("application/openmetrics-text")
+    text = await response.text()
+    assert text.endswith("# EOF\n")
+    # The strict OpenMetrics parser: it refuses anything out of the format.
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    assert families["ivr_campaign_calls"].type == "counter"
+    calls = {s.labels["outcome"]: s for s in families["ivr_campaign_calls"].samples}
+    assert calls["busy"].name == "ivr_campaign_calls_total" and calls["busy"].labels == {
+        "campaign": cid, "outcome": "busy",
+    }  # fmt: skip
+    assert families["ivr_campaign_people"].samples[0].value == 5
+    assert families["ivr_redis_up"].samples[0].value == 1
 
 
 # -- OpenAPI ------------------------------------------------------------------------------
