@@ -792,12 +792,12 @@ def test_http_config_keys() -> None:
     assert "IVR_HTTP_HOST=127.0.0.1" in example and "IVR_HTTP_PORT=8080" in example
 
 
-def _serve(redis_url: str, port: int) -> subprocess.Popen[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("IVR_")}
-    env.update(IVR_REDIS_URL=redis_url, IVR_HTTP_PORT=str(port))
+def _serve(redis_url: str, port: int, *options: str, **env: str) -> subprocess.Popen[str]:
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("IVR_")}
+    environ.update(IVR_REDIS_URL=redis_url, IVR_HTTP_PORT=str(port), **env)
     return subprocess.Popen(
-        [sys.executable, "-m", "ivr", "serve"],
-        env=env,
+        [sys.executable, "-m", "ivr", *options, "serve"],
+        env=environ,
         stderr=subprocess.PIPE,
         text=True,
     )
@@ -827,3 +827,30 @@ async def test_ivr_serve_without_ami_credentials(redis_server: RedisServer) -> N
         _, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
     assert f"serving on http://127.0.0.1:{port}/" in err
+
+
+async def test_ivr_serve_logs_json_lines_and_no_token(redis_server: RedisServer) -> None:
+    import aiohttp
+
+    port, token = free_port(), "tok-Hq3xV9-never-logged"
+    proc = _serve(redis_server.url, port, "-v", IVR_LOG_FORMAT="json")
+    assert proc.stderr is not None
+    try:
+        # Its first words on stderr say it listens: as a JSON record too.
+        first = json.loads(await asyncio.wait_for(asyncio.to_thread(proc.stderr.readline), 30))
+        assert first["logger"] == "ivr.status" and "serving on" in first["message"], first
+        async with aiohttp.ClientSession(f"http://127.0.0.1:{port}") as http:
+            assert (await http.get("/api/health")).status == 200
+            # The live stream takes its token in the query: it must not reach the access log.
+            assert (await http.get(f"/api/campaigns/1/stream?token={token}")).status == 401
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    records = [json.loads(line) for line in err.splitlines()]
+    access = [r for r in records if r["logger"] == "aiohttp.access"]
+    assert [r["message"].split('"')[1] for r in access] == [
+        "GET /api/health", "GET /api/campaigns/1/stream",
+    ]  # fmt: skip
+    assert access[1]["message"].split('"')[2].split()[0] == "401"
+    assert token not in err
