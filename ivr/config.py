@@ -2,7 +2,9 @@
 
 An optional file (`IVR_CONFIG=/etc/ivr/ivr.env`, lines of `KEY=VALUE`, `#` comments) gives
 defaults that the environment overrides. Every wrong or missing value raises a `ConfigError`
-whose message names the key, so the CLI can print one clear line and exit non-zero.
+whose message names the key, so the CLI can print one clear line and exit non-zero. (A frozen
+dataclass and small parsers rather than pydantic-settings: some twenty-five keys, messages in
+the words of the commented example, each naming the variable as the operator typed it.)
 See `docs/ivr.env.example` for every key, commented.
 """
 
@@ -81,7 +83,12 @@ class Config:
 
 
 def read_env_file(path: Path) -> dict[str, str]:
-    """Parse a `KEY=VALUE` file; raise ConfigError naming the file and line when malformed."""
+    """Parse a `KEY=VALUE` file; raise ConfigError naming the file and line when malformed.
+
+    Twenty lines rather than python-dotenv: dotenv skips a line it cannot parse with a warning
+    and goes on (a crisis service must not start with a key silently dropped), and expands
+    `${VAR}` in values (an AMI secret or a Redis password holding `$` must arrive as written).
+    """
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:

@@ -121,4 +121,7 @@ def _gone(request: web.Request) -> bool:
 
 
 async def _send(response: web.StreamResponse, event: str, data: Any) -> None:
+    # Server-sent events written here, not with aiohttp-sse: the format is an `event:` line, a
+    # `data:` line (one line of JSON) and a blank line, and the loop around it (Redis feed,
+    # heartbeat, end on shutdown or when the browser leaves) is ours either way.
     await response.write(f"event: {event}\ndata: {dumps(data)}\n\n".encode())
