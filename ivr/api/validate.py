@@ -77,30 +77,33 @@ def _explain(error: ValidationError) -> list[tuple[Path, str]]:
     return [(path, _reason(error.kind, error.instance, error.message))]
 
 
+#: The API's words for the bounds, by keyword: `{limit}` is the schema's, `{size}` the value's
+#: length.
+_BOUNDS = {
+    "minLength": "too short",
+    "maxLength": "too long: {size} characters ({limit} at most)",
+    "minimum": "must be at least {limit}",
+    "maximum": "must be at most {limit}",
+    "minItems": "at least {limit} items",
+    "maxItems": "too many items: {size} ({limit} at most)",
+    "minProperties": "at least {limit} key(s)",
+    "maxProperties": "too many keys: {size} ({limit} at most)",
+}
+
+
 def _reason(kind: Kind, value: Any, message: str) -> str:
     match kind:
         case Kind.Type(types):
             return f"expected {' or '.join(types)}, got {_json_type(value)}"
         case Kind.Enum(options):
             return f"must be one of {', '.join(map(str, options))}"
-        case Kind.MinLength(limit):
-            return "must not be empty" if limit == 1 else "too short"
-        case Kind.MaxLength(limit):
-            return f"too long: {len(value)} characters ({limit} at most)"
+        case Kind.MinLength(1):
+            return "must not be empty"
         case Kind.Pattern(pattern):
             return f"{str(value)[:50]!r} does not match {pattern}"
-        case Kind.Minimum(limit):
-            return f"must be at least {limit}"
-        case Kind.Maximum(limit):
-            return f"must be at most {limit}"
-        case Kind.MaxItems(limit):
-            return f"too many items: {len(value)} ({limit} at most)"
-        case Kind.MinItems(limit):
-            return f"at least {limit} items"
-        case Kind.MaxProperties(limit):
-            return f"too many keys: {len(value)} ({limit} at most)"
-        case Kind.MinProperties(limit):
-            return f"at least {limit} key(s)"
+    if kind.name in _BOUNDS:
+        size = len(value) if isinstance(value, str | list | dict) else 0
+        return _BOUNDS[kind.name].format(size=size, **kind.as_dict())
     return message
 
 

@@ -33,6 +33,12 @@ def check(schema: dict[str, Any], value: Any) -> list[Problem]:
         ({"enum": ["a", "b"]}, "c", [("body", "must be one of a, b")]),
         (ROLE_LIST, ["nurse", "doctor"], []),
         (ROLE_LIST, ["a", "b", "c"], [("body", "too many items: 3 (2 at most)")]),
+        ({"type": "string", "minLength": 1}, "", [("body", "must not be empty")]),
+        ({"type": "string", "minLength": 2}, "a", [("body", "too short")]),
+        ({"maxLength": 3}, "abcd", [("body", "too long: 4 characters (3 at most)")]),
+        ({"minProperties": 1}, {}, [("body", "at least 1 key(s)")]),
+        ({"maxProperties": 1}, {"a": 1, "b": 2}, [("body", "too many keys: 2 (1 at most)")]),
+        ({"minItems": 2}, [1], [("body", "at least 2 items")]),
     ],
 )
 def test_types_and_bounds(schema: dict[str, Any], value: Any, problems: list[Any]) -> None:
