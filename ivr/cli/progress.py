@@ -1,6 +1,7 @@
 """Live progress of a campaign, drawn by rich: on a terminal a progress bar with the elapsed
-time and the counts in colour, redrawn as events arrive; elsewhere (a pipe, a log file, the
-progress of `--json` commands on stderr) a plain line every 2 s and at the end, no escape codes.
+time and the counts in colour, redrawn as events arrive; elsewhere (a pipe, a log file, a dumb
+terminal, the progress of `--json` commands on stderr) a plain line every 2 s and at the end,
+no escape codes.
 """
 
 from __future__ import annotations
@@ -82,7 +83,7 @@ class _Bar(Progress):
 async def follow(redis: Redis, cid: str, out: TextIO = sys.stdout) -> Report:
     """Show the progress on each campaign event until the campaign is over; its last report."""
     console = Console(file=out, highlight=False)
-    if not console.is_terminal:
+    if not console.is_interactive:  # a pipe, a file, a dumb terminal: nothing to redraw
         return await _each_change(redis, cid, _plain_lines(console))
     bar = _Bar(
         TextColumn(f"campaign {cid}"),
