@@ -21,6 +21,7 @@ import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from ivr import logs
 from ivr.errors import IvrError
 
 log = logging.getLogger(__name__)
@@ -260,6 +261,7 @@ class AgiServer:
             if env is None:
                 return
             session = AgiSession(reader, writer, env)
+            logs.bind(channel=session.channel)  # this connection's own task
             handler = self.handlers.get(session.script)
             if handler is None:
                 log.warning("FastAGI: no flow named %r", session.script)

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ivr.errors import AmiError, AmiNotConnected, IvrError
+from ivr.logs import log_fields
 from ivr.numbers import DIAL_STRING, dial_string, normalize_number
 from ivr.outcomes import Outcome
 from ivr.pbx.ami import AmiLink
@@ -107,7 +108,7 @@ class Caller:
             raise IvrError(f"attempt id {request.attempt_id!r} is not valid")
         fields = self._originate_fields(request, channel)
         result = CallResult(request.attempt_id, number, Outcome.FAILED, "", started_at=time.time())
-        with self._tracking(request.attempt_id) as seen:
+        with self._tracking(request.attempt_id, channel) as seen:
             originate = await self._place(fields, request.ring_timeout)
             follower = Follower(
                 self.link, seen, result, ring_timeout=request.ring_timeout,
@@ -148,13 +149,16 @@ class Caller:
         return await self.astdb.journal()
 
     @contextlib.contextmanager
-    def _tracking(self, attempt_id: str) -> Iterator[Sightings]:
-        """Route this attempt's AMI events to its sightings while the block runs."""
+    def _tracking(self, attempt_id: str, channel: str = "") -> Iterator[Sightings]:
+        """Route this attempt's AMI events to its sightings while the block runs (and name the
+        attempt and its channel in what is logged meanwhile)."""
         if attempt_id in self._live:
             raise IvrError(f"attempt {attempt_id} is already in flight")
         seen = self._live[attempt_id] = Sightings(attempt_id)
+        named = {"channel": channel} if channel else {}
         try:
-            yield seen
+            with log_fields(attempt_id=attempt_id, **named):
+                yield seen
         finally:
             self._live.pop(attempt_id, None)
             for uniqueid in seen.channels:
