@@ -27,6 +27,7 @@ from redis.asyncio import Redis
 
 from ivr.campaign.scenarios import DRILL_KEY, load_role_labels, load_scenarios
 from ivr.config import Config
+from ivr.errors import ConfigError
 from ivr.lines.call import DIGITS_WAIT, KEY_WAIT, LineContext, Observer
 from ivr.lines.callback import CallbackLine
 from ivr.lines.report import ReportLine
@@ -74,7 +75,13 @@ async def serving(config: Config, redis: Redis, speaker: Speaker) -> AsyncIterat
     lines = Lines(LineContext(config, redis, speaker, scenarios, role_labels=labels))
     await lines.warm_up()
     server = AgiServer(lines.handlers(), config.agi_host, config.agi_port)
-    await server.start()
+    try:
+        await server.start()
+    except OSError as exc:
+        raise ConfigError(
+            f"IVR_AGI_HOST/IVR_AGI_PORT: cannot serve the phone lines on {config.agi_host}:"
+            f"{config.agi_port}: {exc.strerror or exc} (another worker there? --no-lines)"
+        ) from None
     try:
         yield server
     finally:
