@@ -100,7 +100,13 @@ def configure(level: int, fmt: str = "text") -> None:
         announcer = _Stderr()
         announcer.addFilter(RedactFilter())
         announcer.setFormatter(logging.Formatter("%(message)s"))
-    logging.basicConfig(level=level, handlers=[handler])
+    # Replaces the handler of a previous call (main() may run several times in one process),
+    # and only it: the root logger may hold others (a test runner's).
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if isinstance(h, _Stderr)]:
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level)
     status.handlers = [announcer]
     status.propagate = False
     status.setLevel(logging.INFO)

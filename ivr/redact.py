@@ -22,8 +22,11 @@ _secrets: set[str] = set()
 
 
 def register(*values: str | None) -> None:
-    """Remember secret values: from now on `redact()` masks them wherever they appear."""
-    _secrets.update(v for v in values if v and len(v) >= MIN_SECRET)
+    """Remember secret values: from now on `redact()` masks them wherever they appear (as
+    given, and as they read once percent-decoded, as in a URL)."""
+    for value in values:
+        if value and len(value) >= MIN_SECRET:
+            _secrets.update({value, urllib.parse.unquote(value)})
 
 
 def url_password(url: str) -> str | None:
