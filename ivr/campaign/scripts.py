@@ -155,22 +155,32 @@ return {'final', outcome}
 # The set of running campaigns is not one campaign's key: name it once, from constants.
 CLAIM, FINISH = (s.replace("@ACTIVE@", active_campaigns_key) for s in (CLAIM, FINISH))
 
-# KEYS: meta state people due0 due1 leases counts
+# KEYS: meta state people due0 due1 leases counts events
 # ARGV: pid attempt_no now_ms
-REQUEUE = r"""
+# A campaign stopped or failed meanwhile takes nobody back: the person ends `cancelled`.
+REQUEUE = (
+    COMMON
+    + r"""
 local raw = redis.call('HGET', KEYS[2], ARGV[1])
 if not raw then return 0 end
 local st = cjson.decode(raw)
 if st.s ~= 'c' or st.n ~= tonumber(ARGV[2]) then return 0 end
 local person = cjson.decode(redis.call('HGET', KEYS[3], ARGV[1]))
 redis.call('HINCRBY', KEYS[7], 'flight:' .. person.r, -1)
-st.s = 'q'; st.n = st.n - 1
-redis.call('HSET', KEYS[2], ARGV[1], cjson.encode(st))
 redis.call('ZREM', KEYS[6], ARGV[1])
+st.n = st.n - 1
+if redis.call('HGET', KEYS[1], 'status') ~= 'running' then
+  local now = tonumber(ARGV[3])
+  finalize(KEYS[1], KEYS[2], KEYS[7], KEYS[8], ARGV[1], st, person.r, 'cancelled', now)
+  return 1
+end
+st.s = 'q'
+redis.call('HSET', KEYS[2], ARGV[1], cjson.encode(st))
 local tier = (person.o == 1 or st.esc) and 4 or 5
 redis.call('ZADD', KEYS[tier], tonumber(ARGV[3]), ARGV[1])
 return 1
 """
+).replace("@ACTIVE@", active_campaigns_key)
 
 # KEYS: state leases ; ARGV: now_ms lease_ms worker asterisk own(1: also this worker's own)
 RECLAIM = r"""

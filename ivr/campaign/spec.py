@@ -112,6 +112,10 @@ class CampaignSpec:
                 )
             if "\x00" in text:
                 raise CampaignError(f"campaign: the {language} message holds a NUL character")
+            # Speech says words and digits: punctuation alone renders silence (and the worker
+            # could not place a single call).
+            if text.strip() and not any(ch.isalpha() or ch in "0123456789" for ch in text):
+                raise CampaignError(f"campaign: the {language} message has no word to say")
 
     def to_json(self) -> str:
         """How the campaign keeps its spec (the `spec` field of its hash)."""

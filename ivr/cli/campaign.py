@@ -21,7 +21,7 @@ from ivr.campaign.spec import CampaignError, CampaignSpec, select
 from ivr.cli import progress
 from ivr.cli.common import Commands, print_json, redis_for
 from ivr.config import Config, load_config
-from ivr.errors import ConfigError
+from ivr.errors import ConfigError, InputError
 from ivr.outcomes import Outcome
 from ivr.staff.roster import Person, RosterStore
 from ivr.voice.tts import Speaker
@@ -163,6 +163,9 @@ async def _import_recordings(args: argparse.Namespace, config: Config) -> dict[s
     sources = {lang: path for lang, path in (("fr", args.audio), ("en", args.audio_en)) if path}
     if not sources:
         return {}
+    for option, path in zip(("--audio", "--audio-en"), (args.audio, args.audio_en), strict=True):
+        if path is not None and not path.is_file():
+            raise InputError(f"{option}: {path} is not a file that can be read")
     out: dict[str, str] = {}
     async with Speaker(config.audio_dir, rate=config.tts_rate) as speaker:
         for language, source in sources.items():

@@ -80,4 +80,6 @@ def test_logs_mask_the_configured_secrets(
 def test_redact_rules() -> None:
     redact.register("abc", "s3cret-value")  # too short to be treated as a secret: kept
     assert redact.redact("abc s3cret-value") == "abc ***"
-    assert redact.safe_url("redis://u:p%40ss@h:1/0?password=x") == "redis://u:***@h:1/0?password=***"
+    assert (
+        redact.safe_url("redis://u:p%40ss@h:1/0?password=x") == "redis://u:***@h:1/0?password=***"
+    )
