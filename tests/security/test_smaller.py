@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -109,3 +111,30 @@ def alive(pid: int) -> bool:
     except FileNotFoundError:
         return False
     return "\nState:\tZ" not in state
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("command", [["serve"], ["worker", "--name", "busy-agi"]])
+def test_a_busy_port_is_one_clear_line(
+    sandbox_config: Config, redis_server: object, command: list[str]
+) -> None:
+    """A second worker on the same AGI port, a console on a taken HTTP port: exit 2, no
+    traceback."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        env = {k: v for k, v in os.environ.items() if not k.startswith("IVR_")}
+        env.update(
+            IVR_CONFIG=str(sandbox.env_file()),
+            IVR_REDIS_URL=redis_server.url,  # type: ignore[attr-defined]
+            IVR_HTTP_PORT=port,
+            IVR_AGI_PORT=port,
+        )
+        done = subprocess.run(
+            [sys.executable, "-m", "ivr", *command],
+            env=env, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "cannot" in lines[0] and port in lines[0], done.stderr
