@@ -76,6 +76,6 @@ async def _run(
         contextlib.AsyncExitStack() as stack,
     ):
         if not args.no_lines:
-            await stack.enter_async_context(serving(config, db, alerter.speaker))
+            await stack.enter_async_context(serving(config, db, alerter.speaker, alerter.link))
         logs.status.info("worker %s: %d channels", settings.name, settings.capacity)
         await DialerWorker(alerter, db, settings).run(stop)
