@@ -121,22 +121,24 @@ class RobotHub:
         self,
         line: str,
         caller: str,
-        script: Sequence[On] = (),
+        script: Sequence[On | Step] = (),
         *,
         dtmf: DtmfMode = "rfc4733",
         timeout: float = 120.0,
     ) -> AsyncIterator[Robot]:
-        """Dial `line` (trigger, report, callback) from `caller` over SIP and play `script`.
+        """Dial `line` (trigger, report, callback) from `caller` over SIP and play `script`
+        (`On(step, ...)` waits for the line to reach the step; a bare step plays at once).
 
         The phone hangs up where the script says `Hangup()`; otherwise it waits for the line
         to hang up. Leaving the block waits for the call to end (kills it past `timeout`).
         """
         if caller in self.robots:
             raise ValueError(f"a call from {caller} is already running: give each its caller id")
-        robot = Robot(line, caller, [on.step for on in script])
+        robot = Robot(line, caller, [on.step for on in script if isinstance(on, On)])
         steps: list[Step] = []
         for on in script:
-            steps += [Cue(), *on.actions]
+            # A bare step is played at once, cued by nothing: a caller typing ahead.
+            steps += [Cue(), *on.actions] if isinstance(on, On) else [on]
         if not steps or not isinstance(steps[-1], Hangup):
             steps.append(WaitBye())
         self.robots[caller] = robot

@@ -100,6 +100,13 @@ class Keys:
     keys: str
     mode: DtmfMode | None = None
     gap_ms: int = 300
+    #: Instead of gaps: a key every `every_ms` from the start of one to the start of the next
+    #: (a typist's rhythm; at least KEY_MS + 50 so each key ends before the next begins).
+    every_ms: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.every_ms is not None and self.every_ms < KEY_MS + 50:
+            raise ValueError(f"keys every {self.every_ms} ms overlap (each lasts {KEY_MS} ms)")
 
 
 @dataclass(frozen=True)
@@ -239,10 +246,10 @@ class RtpWriter:
             self.ts += len(frame)
         return self._pcap(packets)
 
-    def tone_key(self, key: str) -> bytes:
-        """In-band: the key's two tones for KEY_MS, then as long of silence."""
+    def tone_key(self, key: str, silence_ms: int = KEY_MS) -> bytes:
+        """In-band: the key's two tones for KEY_MS, then `silence_ms` of silence."""
         low, high = _TONES[key]
-        frames = _alaw_frames(KEY_MS, (low, high), 8000) + _alaw_frames(KEY_MS, (), 0)
+        frames = _alaw_frames(KEY_MS, (low, high), 8000) + _alaw_frames(silence_ms, (), 0)
         return self.audio(frames)
 
 
@@ -344,6 +351,10 @@ class _Script:
             self.info_held = False
         if isinstance(step, Wait):
             self.parts.append(f'<pause milliseconds="{step.ms}"/>')
+        elif isinstance(step, Keys) and step.every_ms is not None:
+            for key in step.keys:
+                self.key(key.upper(), step.mode or self.dtmf, every_ms=step.every_ms)
+            self.info_held = False
         elif isinstance(step, Keys):
             # The gap goes between keys, not after the last: a Cue that follows must not land
             # in a pause (SIPp ignores a message then, and Asterisk resends it 0.5 s later).
@@ -378,14 +389,16 @@ class _Script:
             self.parts.append('<recv request="MESSAGE"/>')
             self.parts.append(f"<send><![CDATA[\n{_ok_to_request()}]]></send>")
 
-    def key(self, key: str, mode: DtmfMode) -> None:
+    def key(self, key: str, mode: DtmfMode, every_ms: int | None = None) -> None:
+        """Press `key`; with `every_ms`, the next one starts `every_ms` after this one."""
         if key not in _KEY_EVENTS:
             raise ValueError(f"not a key: {key!r}")
         if mode == "rfc4733":
             # The end packets go at KEY_MS; SIPp's player sends them while the script goes on.
-            self._play(self._pcap(self.rtp.key_event(key)), KEY_MS)
+            self._play(self._pcap(self.rtp.key_event(key)), every_ms or KEY_MS)
         elif mode == "inband":
-            self._play(self._pcap(self.rtp.tone_key(key)), 2 * KEY_MS)
+            silence = KEY_MS if every_ms is None else every_ms - KEY_MS
+            self._play(self._pcap(self.rtp.tone_key(key, silence)), every_ms or 2 * KEY_MS)
         else:
             headers = "Content-Type: application/dtmf-relay"
             body = f"Signal={key}\r\nDuration={KEY_MS}\r\n"
@@ -393,6 +406,8 @@ class _Script:
                 f"<send><![CDATA[\n{self._in_dialog('INFO', headers, body)}]]></send>"
             )
             self.parts.append('<recv response="200"/>')
+            if every_ms is not None:
+                self.parts.append(f'<pause milliseconds="{every_ms}"/>')
 
     def xml(self, opening: str) -> str:
         body = "\n".join([opening, *self.parts])

@@ -1,4 +1,5 @@
-"""A TCP proxy that a test can cut, to take the AMI link down as a network failure would."""
+"""A TCP proxy that a test can cut, to take the AMI link down as a network failure would, or
+slow, to make a Redis round trip late at the worst moment."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ class TcpProxy:
         self.open = True
         self.port = 0
         self.connections = 0
+        #: Seconds each reply from the target is held back (a slow network, a busy server).
+        self.delay = 0.0
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -53,14 +56,16 @@ class TcpProxy:
             return
         self.connections += 1
         self._writers.update((writer, up_writer))
-        for src, dst in ((reader, up_writer), (up_reader, writer)):
-            task = asyncio.ensure_future(self._pipe(src, dst))
+        for src, dst, late in ((reader, up_writer, False), (up_reader, writer, True)):
+            task = asyncio.ensure_future(self._pipe(src, dst, late))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
-    async def _pipe(self, src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+    async def _pipe(self, src: asyncio.StreamReader, dst: asyncio.StreamWriter, late: bool) -> None:
         try:
             while data := await src.read(65536):
+                if late and self.delay:
+                    await asyncio.sleep(self.delay)
                 dst.write(data)
                 await dst.drain()
         except (ConnectionError, OSError):

@@ -129,12 +129,16 @@ class LineContext:
         wav = await self.speaker.render(text, language)
         return self.config.asterisk_path(wav.with_suffix(""))
 
-    async def start(self, session: AgiSession, line: str, language: str | None = None) -> LineCall:
-        language = language or self.config.language
+    async def prompts(self, language: str) -> str:
+        """The directory of the fixed prompts in `language`, as Asterisk sees it (built once)."""
         if language not in self._prompts:
             directory = await build_prompts(self.speaker, language)
             self._prompts[language] = self.config.asterisk_path(directory)
-        call = LineCall(self, session, line, language, self._prompts[language])
+        return self._prompts[language]
+
+    async def start(self, session: AgiSession, line: str, language: str | None = None) -> LineCall:
+        language = language or self.config.language
+        call = LineCall(self, session, line, language, await self.prompts(language))
         await session.answer()
         # The dialplan plays our error prompt if the flow fails after this point.
         await session.set_variable("IVR_PROMPTS", call.prompts)

@@ -36,7 +36,6 @@ from ivr.pbx.agi import AgiServer, AgiSession
 from ivr.pbx.ami import AmiLink
 from ivr.pbx.keys import KeyEvents
 from ivr.voice import speech
-from ivr.voice.prompts import build_prompts
 from ivr.voice.tts import Speaker
 
 log = logging.getLogger(__name__)
@@ -59,10 +58,10 @@ class Lines:
         return {"trigger": self.trigger, "report": self.report, "callback": self.callback}
 
     async def warm_up(self, languages: tuple[str, ...] = ("fr", "en")) -> None:
-        """Render the prompts and the scenario menus now, not during the director's call: keys
-        pressed while the service renders a sentence are lost (AGI discards them)."""
+        """Render the prompts and the scenario menus now, not during the director's first call
+        (some seconds of speech synthesis before the line could answer)."""
         for language in languages:
-            await build_prompts(self.context.speaker, language)
+            await self.context.prompts(language)
             choices = [(s.key, s.label(language)) for s in self.context.scenarios]
             for drill_key in (DRILL_KEY, None):
                 text = speech.scenario_menu(choices, language, drill_key=drill_key)

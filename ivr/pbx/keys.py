@@ -16,12 +16,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
+from collections import OrderedDict
 from typing import Any
 
 from ivr.pbx.ami import AmiLink
 
 #: Keys a caller can press.
 KEYS = frozenset("0123456789*#ABCD")
+#: Keys of channels no flow has opened yet are kept this many seconds: a key can come before
+#: the call's AGI session (pressed the instant the line answers), and its event before AGI's
+#: environment reaches the server. Alert calls' keys pass here too, and age out.
+EARLY_KEEP = 10.0
+#: Seconds within which a second event of the same digit and duration is the same key.
+ECHO_WINDOW = 0.07
+#: Channels whose early keys are kept at most (the oldest go first), and keys per channel.
+EARLY_CHANNELS = 512
+EARLY_KEYS = 64
 
 
 class KeyStream:
@@ -71,17 +82,55 @@ class KeyEvents:
     def __init__(self, link: AmiLink) -> None:
         self.link = link
         self.streams: dict[str, KeyStream] = {}
+        #: Uniqueid -> (time of its first key, its keys) for channels not opened yet.
+        self._early: OrderedDict[str, tuple[float, list[str]]] = OrderedDict()
+        #: Uniqueid -> (digit, duration, time) of its last key event, the newest channels last.
+        self._last: OrderedDict[str, tuple[str, str, float]] = OrderedDict()
         link.on_event(self._on_event)
 
     def open(self, uniqueid: str) -> KeyStream:
-        """The keys of channel `uniqueid` from now on; `close()` it when the call is over."""
+        """The keys of channel `uniqueid`, those pressed in the last EARLY_KEEP seconds first;
+        `close()` it when the call is over."""
         stream = self.streams[uniqueid] = KeyStream(self, uniqueid)
+        self._prune()
+        _, early = self._early.pop(uniqueid, (0.0, []))
+        for key in early:
+            stream.put(key)
         return stream
+
+    def _echo(self, uniqueid: str, digit: str, duration: str) -> bool:
+        """True for the second event of one key. Asterisk announces a key when it reads it, and
+        a key whose begin came too soon after the last key's end (its 45 ms minimum gap) is put
+        back in the channel's queue and read, and announced, again 5-45 ms later, with the same
+        digit and duration (in-band tones at a fast typist's pace do it on most keys). A person
+        cannot press a key twice that fast: the second press lasts 40 ms at the least, after a
+        45 ms gap."""
+        now = time.monotonic()
+        last = self._last.pop(uniqueid, None)
+        self._last[uniqueid] = (digit, duration, now)
+        while len(self._last) > EARLY_CHANNELS:
+            self._last.popitem(last=False)
+        return last is not None and last[:2] == (digit, duration) and now - last[2] < ECHO_WINDOW
+
+    def _prune(self) -> None:
+        too_old = time.monotonic() - EARLY_KEEP
+        while self._early and (
+            len(self._early) > EARLY_CHANNELS or next(iter(self._early.values()))[0] < too_old
+        ):
+            self._early.popitem(last=False)
 
     def _on_event(self, message: Any) -> None:
         if message.get("Event") != "DTMFEnd" or message.get("Direction") != "Received":
             return
-        stream = self.streams.get(str(message.get("Uniqueid", "")))
+        uniqueid = str(message.get("Uniqueid", ""))
         digit = str(message.get("Digit", "")).upper()
-        if stream is not None and digit in KEYS:
+        if digit not in KEYS or self._echo(uniqueid, digit, str(message.get("DurationMs", ""))):
+            return
+        stream = self.streams.get(uniqueid)
+        if stream is not None:
             stream.put(digit)
+            return
+        early = self._early.setdefault(uniqueid, (time.monotonic(), []))[1]
+        if len(early) < EARLY_KEYS:
+            early.append(digit)
+        self._prune()

@@ -11,15 +11,11 @@ import contextlib
 import dataclasses
 import json
 import os
-import secrets
-import shutil
 import socket
 import subprocess
 import sys
 import time
 import wave
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,97 +25,23 @@ from redis.asyncio import Redis
 from ivr.access import audit
 from ivr.campaign import report as reports
 from ivr.campaign import store
-from ivr.campaign.scenarios import load_scenarios
 from ivr.campaign.scheduler import Scheduler
 from ivr.campaign.spec import CampaignSpec, Group
 from ivr.config import Config
 from ivr.dialer.alerter import Alerter
 from ivr.dialer.worker import DialerWorker, WorkerSettings
 from ivr.keys import campaign_key
-from ivr.lines.call import LineContext
-from ivr.lines.server import Lines
-from ivr.pbx.agi import AgiServer
 from ivr.pbx.ami import AmiLink
-from ivr.pbx.keys import KeyEvents
 from ivr.sandbox import asterisk as sandbox
 from ivr.sandbox.redisserver import RedisServer
 from ivr.staff.roster import RosterStore
 from ivr.voice import speech
-from ivr.voice.tts import Speaker
 from tests.campaigntools import person, wait_done, wait_events
-from tests.phonerobot import On, RobotHub
+from tests.lines.linephone import DIRECTOR, PIN, Phone, launch
+from tests.phonerobot import On
 from tests.sipp import Audio, Cue, DtmfMode, Hangup, Keys, Sipp, Step, WaitBye, sandbox_root
 
 pytestmark = pytest.mark.integration
-
-PIN = "246810"
-DIRECTOR = "0611223344"
-
-
-@dataclass
-class Phone:
-    hub: RobotHub
-    lines: Lines
-    db: Redis
-    config: Config
-    ami: AmiLink
-    temp_files: set[Path]
-
-    async def roster(self) -> None:
-        people = [person(f"n{i}", "nurse", f"1{i}11") for i in range(4)]
-        people += [person(f"d{i}", "doctor", f"2{i}") for i in range(2)]
-        people.append(person("4242", "nurse", "0677889900", tags=frozenset({"crisis_cell"})))
-        await RosterStore(self.db).replace(people)
-
-    def new_temp_files(self) -> set[Path]:
-        """Recordings left in the incoming directory since the test started."""
-        return set((self.config.audio_dir / "incoming").glob("*.wav")) - self.temp_files
-
-    async def audit(self, action: str) -> list[dict[str, Any]]:
-        return [e for e in await audit.entries(self.db) if e["action"] == action]
-
-
-@pytest.fixture
-async def phone(
-    sandbox_config: Config, redis_server: RedisServer, db: Redis, ami: AmiLink
-) -> AsyncIterator[Phone]:
-    # An audio directory of the test's own, so the recordings it checks are its own (tests run
-    # in parallel); it shares the rendered speech of the others (a relative link, which
-    # Asterisk in its chroot follows too).
-    own = f"t-{secrets.token_hex(4)}"
-    (sandbox_config.audio_dir / "tts").mkdir(parents=True, exist_ok=True)
-    (sandbox_config.audio_dir / own).mkdir()
-    (sandbox_config.audio_dir / own / "tts").symlink_to("../tts")
-    config = dataclasses.replace(
-        sandbox_config,
-        redis_url=redis_server.url,
-        pin_lockout=120,
-        audio_dir=sandbox_config.audio_dir / own,
-        audio_dir_asterisk=sandbox_config.audio_dir_asterisk / own,
-    )
-    speaker = Speaker(config.audio_dir, rate=config.tts_rate, timeout=config.tts_timeout)
-    hub = RobotHub(ami, "")
-    lines = Lines(LineContext(config, db, speaker, load_scenarios(), observer=hub.observe))
-    server = AgiServer(lines.handlers(), port=0, keys=KeyEvents(ami))
-    hub.agi_url = f"agi://127.0.0.1:{await server.start()}"
-    try:
-        before = set((config.audio_dir / "incoming").glob("*.wav"))
-        yield Phone(hub, lines, db, config, ami, before)
-    finally:
-        await server.close()
-        await speaker.close()
-        shutil.rmtree(config.audio_dir, ignore_errors=True)
-
-
-def launch(scenario: str, *, drill: bool = False) -> list[On]:
-    """The director's keys for a campaign with the prepared message."""
-    return [
-        On("pin", Keys(f"{PIN}#")),
-        *([On("scenario", Keys("9"))] if drill else []),
-        On("scenario", Keys(scenario)),
-        On("record_offer", Keys("2")),
-        On("confirm", Keys("1")),
-    ]
 
 
 @pytest.mark.parametrize("mode", ["rfc4733", "info", "inband"])

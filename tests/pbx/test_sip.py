@@ -122,6 +122,21 @@ async def test_keys_in_a_row_arrive_intact(sipp: Sipp, heard: Heard, mode: DtmfM
     assert events[-1]["Digits"] == "1123456*0"
 
 
+@pytest.mark.parametrize("every_ms", [150, 350])
+@pytest.mark.parametrize("mode", MODES)
+async def test_keys_at_a_typists_rhythm_arrive_intact(
+    sipp: Sipp, heard: Heard, mode: DtmfMode, every_ms: int
+) -> None:
+    """A key every 150 ms (a fast typist) or 350 ms, from the answer on, in each transport."""
+    tag = secrets.token_hex(4)
+    steps: list[Step] = [Keys("2468100#", every_ms=every_ms), Wait(500), Hangup()]
+    result, _ = await asyncio.gather(
+        sipp.call("keys", steps, dtmf=mode, tag=tag), heard.until(tag, digits_event)
+    )
+    assert result.ok, result.explain()
+    assert heard.keys(tag) == "2468100#"
+
+
 async def test_transports_mix_in_one_call_and_calls_run_concurrently(
     sipp: Sipp, heard: Heard
 ) -> None:
