@@ -6,7 +6,6 @@ this process knows itself: its AMI link and, if it renders speech, its cache cou
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Iterable
@@ -17,6 +16,7 @@ from redis.exceptions import RedisError
 
 from ivr import keys
 from ivr.campaign.scheduler import TIERS
+from ivr.health.heartbeat import Heartbeat
 from ivr.keys import campaign_key
 from ivr.outcomes import Outcome
 from ivr.voice.tts import Speaker
@@ -180,18 +180,12 @@ def _outcomes(counts: dict[str, int]) -> Iterable[str]:
 
 
 def _worker(out: _Writer, name: str, raw: str) -> None:
-    try:
-        beat = json.loads(raw)
-        labels = {"worker": name, "asterisk": str(beat.get("asterisk", ""))}
-        values = (
-            float(beat.get("capacity", 0)),
-            float(beat.get("in_flight", 0)),
-            1.0 if beat.get("ami_up") else 0.0,
-            float(beat.get("seen", 0)),
-        )
-    except (ValueError, TypeError, AttributeError):
+    beat = Heartbeat.from_json(raw)
+    if beat is None:
         return  # a heartbeat this version cannot read: skip it rather than fail the scrape
-    capacity, in_flight, ami_up, seen = values
+    labels = {"worker": name, "asterisk": beat.asterisk}
+    capacity, in_flight = float(beat.capacity), float(beat.in_flight)
+    ami_up, seen = (1.0 if beat.ami_up else 0.0), beat.seen
     out.metric(
         "ivr_worker_channels",
         "gauge",

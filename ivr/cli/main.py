@@ -18,6 +18,7 @@ from ivr.cli import (
     campaign,
     config,
     demo,
+    health,
     pin,
     prompts,
     roster,
@@ -32,7 +33,8 @@ from ivr.errors import IvrError
 
 #: The command modules, in the order `ivr --help` lists them.
 COMMANDS = (
-    call, demo, sandbox, config, selftest, prompts, roster, campaign, serve, token, pin, worker
+    call, demo, sandbox, config, health, selftest, prompts, roster, campaign, serve, token, pin,
+    worker,
 )  # fmt: skip
 #: Exit code when Redis cannot be reached.
 REDIS_EXIT = 6

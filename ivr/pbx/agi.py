@@ -21,7 +21,7 @@ import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from ivr.errors import IvrError
+from ivr.errors import ConfigError, IvrError
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +31,8 @@ HEADER_TIMEOUT = 5.0
 COMMAND_TIMEOUT = 3600.0
 #: Keys a caller can press.
 ALL_KEYS = "0123456789*#"
+#: The script every AgiServer answers itself, for health probes (`probe()`): a NOOP naming it.
+HEALTH_SCRIPT = "ivr-health"
 _REPLY = re.compile(r"(\d{3}) result=(-?[^ ]*)(?: \((.*)\))?(?: endpos=(\d+))?")
 _SAFE_ARG = re.compile(r"[A-Za-z0-9_./:&*#,=+\-@]*")
 
@@ -229,7 +231,13 @@ class AgiServer:
 
     async def start(self) -> int:
         """Listen; return the port (useful with port 0)."""
-        self._server = await asyncio.start_server(self._serve, self.host, self.port)
+        try:
+            self._server = await asyncio.start_server(self._serve, self.host, self.port)
+        except OSError as exc:
+            raise ConfigError(
+                f"IVR_AGI_HOST/IVR_AGI_PORT: cannot listen on {self.host}:{self.port}: "
+                f"{exc.strerror or exc}"
+            ) from None
         self.port = self._server.sockets[0].getsockname()[1]
         log.info("FastAGI listening on %s:%d", self.host, self.port)
         return self.port
@@ -260,6 +268,10 @@ class AgiServer:
             if env is None:
                 return
             session = AgiSession(reader, writer, env)
+            if session.script == HEALTH_SCRIPT:
+                with contextlib.suppress(AgiError):
+                    await session.command("NOOP", HEALTH_SCRIPT)
+                return
             handler = self.handlers.get(session.script)
             if handler is None:
                 log.warning("FastAGI: no flow named %r", session.script)
@@ -294,3 +306,36 @@ async def _read_env(reader: asyncio.StreamReader) -> dict[str, str] | None:
             return env
         name, _, value = line.partition(":")
         env[name.strip()] = value.strip()
+
+
+async def probe(host: str, port: int, timeout: float = 5.0) -> None:
+    """Check that an AgiServer of ours serves `host:port`: act as Asterisk handing it the
+    HEALTH_SCRIPT call, and expect its NOOP. Raise AgiError saying what was found instead."""
+    where = f"{host}:{port}"
+    try:
+        reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
+    except (OSError, TimeoutError) as exc:
+        reason = "no connection in time" if isinstance(exc, TimeoutError) else exc.strerror
+        raise AgiError(f"nothing answers on {where} ({reason}): is `ivr worker` running?") from None
+    try:
+        writer.write(
+            f"agi_network: yes\nagi_network_script: {HEALTH_SCRIPT}\n"
+            f"agi_request: agi://{where}/{HEALTH_SCRIPT}\n\n".encode()
+        )
+        await writer.drain()
+        line = await asyncio.wait_for(reader.readline(), timeout)
+        if line.decode(errors="replace").strip() != f"NOOP {HEALTH_SCRIPT}":
+            raise AgiError(f"{where} answers, but not as ivr's FastAGI server: {line[:60]!r}")
+        writer.write(b"200 result=0\n")
+        await writer.drain()
+    except TimeoutError:
+        raise AgiError(
+            f"{where} accepts connections but does not speak FastAGI within {timeout:g} s "
+            "(another program on this port?)"
+        ) from None
+    except ConnectionError as exc:
+        raise AgiError(f"{where} closed the connection: {exc}") from None
+    finally:
+        writer.close()
+        with contextlib.suppress(ConnectionError, OSError):
+            await writer.wait_closed()

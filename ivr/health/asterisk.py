@@ -1,0 +1,88 @@
+"""Health checks of the Asterisk side: the AMI (login with the service's credentials, Asterisk
+fully booted) and the FastAGI port of the phone lines (our server answers on it)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from ivr.config import Config
+from ivr.errors import AmiAuthError, AmiConnectError, AmiError
+from ivr.health.state import Check, State
+from ivr.pbx import agi
+from ivr.pbx.ami import AmiLink
+
+#: Seconds to wait after login for Asterisk's FullyBooted event. Asterisk sends it to every
+#: session that logs in once the boot is complete (docs/asterisk.md), so a booted Asterisk
+#: answers at once; one still loading its modules sends it later.
+BOOT_WAIT = 2.0
+
+
+async def check_ami(config: Config) -> Check:
+    """Log in as the service does; CRITICAL when refused, unreachable or not fully booted."""
+    link = AmiLink(
+        config.ami_host,
+        config.ami_port,
+        config.ami_user,
+        config.ami_secret,
+        action_timeout=config.ami_timeout,
+        connect_timeout=min(5.0, config.ami_timeout),
+    )
+    booted = asyncio.Event()
+    link.on_event(lambda m: booted.set() if m.get("Event") == "FullyBooted" else None)
+    where = f"{config.ami_host}:{config.ami_port}"
+    try:
+        await link.start()
+    except AmiAuthError:
+        return Check(
+            "ami",
+            State.CRITICAL,
+            f"Asterisk at {where} refused AMI user {config.ami_user!r} "
+            "(IVR_AMI_SECRET wrong, or the user missing from manager.conf)",
+        )
+    except AmiConnectError as exc:
+        return Check("ami", State.CRITICAL, str(exc))
+    try:
+        version = ""
+        try:
+            settings = await link.action({"Action": "CoreSettings"})
+            version = str(settings.get("AsteriskVersion", ""))
+        except AmiError:
+            pass  # the version is a detail; the login already proved the link
+        try:
+            await asyncio.wait_for(booted.wait(), BOOT_WAIT)
+        except TimeoutError:
+            return Check(
+                "ami",
+                State.CRITICAL,
+                f"Asterisk at {where} answers but has not finished booting",
+                details={"version": version},
+            )
+    finally:
+        await link.close()
+    shown = version.split("+", 1)[0] or "?"
+    return Check(
+        "ami",
+        State.OK,
+        f"Asterisk {shown} at {where}, fully booted, user {config.ami_user!r} logged in",
+        details={"version": version},
+    )
+
+
+def agi_address(config: Config) -> tuple[str, int]:
+    """Where to reach the FastAGI server from this host (a wildcard bind is reached on loopback)."""
+    host = config.agi_host
+    if host in ("0.0.0.0", "", "*"):
+        host = "127.0.0.1"
+    elif host == "::":
+        host = "::1"
+    return host, config.agi_port
+
+
+async def check_agi(config: Config, timeout: float = 5.0) -> Check:
+    """The phone lines' FastAGI server answers on IVR_AGI_HOST:IVR_AGI_PORT, and it is ours."""
+    host, port = agi_address(config)
+    try:
+        await agi.probe(host, port, timeout)
+    except agi.AgiError as exc:
+        return Check("agi", State.CRITICAL, f"phone lines: {exc}")
+    return Check("agi", State.OK, f"phone lines served on {host}:{port}")
