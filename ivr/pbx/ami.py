@@ -263,6 +263,8 @@ class AmiLink:
             reconnect_timeout=3600,
         )
         manager.register_event("*", self._dispatch)
+        # Cleared before connecting: a connection lost at once, even before the login, counts.
+        self._lost.clear()
         try:
             await asyncio.wait_for(manager.connect(), self.connect_timeout)
         except TimeoutError:
@@ -276,7 +278,15 @@ class AmiLink:
                 "(IVR_AMI_HOST / IVR_AMI_PORT)"
             ) from None
         self._manager = manager
-        self._lost.clear()
+        if self._lost.is_set():  # closed between the TCP handshake and now: no login to wait for
+            raise AmiConnectError(f"Asterisk AMI at {self.host}:{self.port} closed the connection")
+        await self._login(manager)
+        self.generation += 1
+        self._up.set()
+        self._spawn(self._keepalive(manager), "ami-keepalive")
+        log.info("AMI link up to %s:%s (login %d)", self.host, self.port, self.generation)
+
+    async def _login(self, manager: _Manager) -> None:
         try:
             reply = await self._send(
                 manager,
@@ -306,29 +316,27 @@ class AmiLink:
                 f"Asterisk AMI at {self.host}:{self.port} refused user {self._user!r}: "
                 f"{reply.get('Message', 'authentication failed')} (IVR_AMI_USER / IVR_AMI_SECRET)"
             )
-        self.generation += 1
-        self._up.set()
-        self._spawn(self._keepalive(manager), "ami-keepalive")
-        log.info("AMI link up to %s:%s (login %d)", self.host, self.port, self.generation)
 
     async def _supervise(self) -> None:
-        delay = self.backoff[0]
         while not self._closing:
             await self._lost.wait()
+            # Retry until logged in again, without waiting for `_lost` between attempts: an
+            # attempt whose connection dropped before the login (an Asterisk restarting
+            # accepts, then closes) must not leave the link waiting for a loss already past.
+            delay = self.backoff[0]
+            while not self._closing:
+                try:
+                    await self._connect_once()
+                    break
+                except AmiAuthError as exc:
+                    log.error("%s; retrying in %.1f s", exc, self.backoff[1])
+                    await asyncio.sleep(self.backoff[1])
+                except AmiError as exc:
+                    log.warning("%s; retrying in %.1f s", exc, delay)
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, self.backoff[1])
             if self._closing:
                 return
-            try:
-                await self._connect_once()
-            except AmiAuthError as exc:
-                log.error("%s; retrying in %.1f s", exc, self.backoff[1])
-                await asyncio.sleep(self.backoff[1])
-                continue
-            except AmiError as exc:
-                log.warning("%s; retrying in %.1f s", exc, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self.backoff[1])
-                continue
-            delay = self.backoff[0]
             for handler in list(self._up_handlers):
                 self._spawn(handler(), "ami-on-up")
 

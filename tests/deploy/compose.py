@@ -131,7 +131,9 @@ class Service:
                 stdin=subprocess.DEVNULL, start_new_session=True,
             )  # fmt: skip
 
-    def exec(self, *argv: str, timeout: float = 120, **env: str) -> subprocess.CompletedProcess[str]:
+    def exec(
+        self, *argv: str, timeout: float = 120, **env: str
+    ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             self.command(list(argv), env), capture_output=True, text=True, timeout=timeout
         )
