@@ -72,7 +72,7 @@ class Service:
 
     @property
     def container(self) -> str:
-        return f"ivr-test-{self.workdir.name}-{self.name}"
+        return f"ivr-test-{os.getpid()}-{self.workdir.name}-{self.name}"
 
     @property
     def user(self) -> str:
@@ -80,7 +80,9 @@ class Service:
 
     @property
     def env(self) -> dict[str, str]:
-        values = dict(item.split("=", 1) for item in self.image.get("Env") or [])
+        # A container engine's PATH for images that set none.
+        values = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
+        values.update(item.split("=", 1) for item in self.image.get("Env") or [])
         values.update({k: str(v) for k, v in (self.spec.get("environment") or {}).items()})
         return values
 
@@ -96,7 +98,8 @@ class Service:
         image = self.spec["image"]
         self.image = image_config(image)
         subprocess.run(["podman", "rm", "-f", self.container], capture_output=True, check=False)
-        run("podman", "create", "--name", self.container, image)
+        # A command, for images without one (a base image): nothing is ever run by podman.
+        run("podman", "create", "--name", self.container, image, "true")
         self.root = Path(run("podman", "mount", self.container).strip())
         for volume in self.spec.get("volumes") or []:
             source, target = _volume(volume)
