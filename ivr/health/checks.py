@@ -9,10 +9,12 @@ import secrets
 import shutil
 import time
 import urllib.request
-from typing import Any, cast
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar, cast
 
 from redis.asyncio import Redis
 from redis.exceptions import AuthenticationError, ReadOnlyError, RedisError, ResponseError
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from ivr import keys
 from ivr.config import LANGUAGES, Config
@@ -22,18 +24,35 @@ from ivr.health.state import Check, Report, State, run
 from ivr.voice.tts import Speaker
 from ivr.voice.wav import wav_duration
 
+T = TypeVar("T")
+
 #: What the speech check says, per language.
 SENTENCES = {"fr": "Essai de la voix.", "en": "Voice test."}
+
+
+async def _again_if_closed(step: Callable[[], Awaitable[T]]) -> T:
+    """Run `step`, once more if its connection was found closed. After a restart of Redis,
+    every pooled connection of a running service is dead and fails once before a new one is
+    made: that is not Redis being down, and a health check must not flap on it."""
+    try:
+        return await step()
+    except RedisConnectionError:
+        return await step()
+
+
+async def _probe_redis(redis: Redis) -> dict[str, Any]:
+    await redis.ping()
+    probe = keys.health_probe_prefix + secrets.token_hex(8)
+    await redis.set(probe, "1", px=10_000)
+    await redis.delete(probe)
+    info: dict[str, Any] = await redis.info("persistence")
+    return info
 
 
 async def check_redis(redis: Redis) -> Check:
     """Reachable, writable (a key set and deleted), and its append-only file on and healthy."""
     try:
-        await redis.ping()
-        probe = keys.health_probe_prefix + secrets.token_hex(8)
-        await redis.set(probe, "1", px=10_000)
-        await redis.delete(probe)
-        info: dict[str, Any] = await redis.info("persistence")
+        info = await _again_if_closed(lambda: _probe_redis(redis))
     except AuthenticationError as exc:
         return Check("redis", State.CRITICAL, f"Redis refused the password (IVR_REDIS_URL): {exc}")
     except ReadOnlyError:
@@ -69,7 +88,7 @@ async def check_redis(redis: Redis) -> Check:
 
 async def heartbeats(redis: Redis) -> dict[str, Heartbeat]:
     """Every worker's heartbeat that parses, by worker name."""
-    raw = cast(dict[str, str], await redis.hgetall(keys.workers_key))
+    raw = cast(dict[str, str], await _again_if_closed(lambda: redis.hgetall(keys.workers_key)))
     beats = {name: Heartbeat.from_json(value) for name, value in raw.items()}
     return {name: beat for name, beat in beats.items() if beat is not None}
 

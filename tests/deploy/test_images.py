@@ -9,9 +9,11 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -124,6 +126,32 @@ def test_an_alert_call_through_the_images(stack: dict[str, Service]) -> None:
     assert time.monotonic() - started < 60
 
 
+def test_redis_backup_and_restore(stack: dict[str, Service], tmp_path: Path) -> None:
+    """README "Deploy": a snapshot taken from the host, Redis's data lost, the snapshot put
+    back as dump.rdb: Redis starts from it and keeps its append-only file."""
+    redis = stack["redis"]
+    url = redis.env["IVR_REDIS_URL"]
+    password, port = url.split(":")[2].split("@")[0], url.rsplit(":", 1)[1].split("/")[0]
+    backup = tmp_path / "ivr.rdb"
+    done = subprocess.run(
+        ["redis-cli", "-p", port, "--rdb", str(backup)], env={"REDISCLI_AUTH": password},
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0 and backup.stat().st_size > 0, done.stderr
+    redis.kill(signal.SIGTERM)
+    assert redis.process is not None and redis.process.wait(30) == 0
+    data = redis.root / "var/lib/redis"
+    owner = data.stat()
+    for entry in data.iterdir():  # the disk lost
+        subprocess.run(["rm", "-rf", str(entry)], check=True)
+    shutil.copy(backup, data / "dump.rdb")
+    os.chown(data / "dump.rdb", owner.st_uid, owner.st_gid)
+    redis.start()
+    redis.wait_healthy()
+    assert "E001;Test Nurse" in stack["worker"].exec("ivr", "roster", "export").stdout
+    assert (data / "appendonlydir").is_dir()
+
+
 def test_ivr_health_with_a_test_call(stack: dict[str, Service]) -> None:
     done = stack["worker"].exec("ivr", "health", "--selftest", timeout=180)
     assert done.returncode == 0, done.stdout + done.stderr
@@ -134,7 +162,11 @@ def test_ivr_health_with_a_test_call(stack: dict[str, Service]) -> None:
                  "selftest: Local/1011@ivr-sim ok"):  # fmt: skip
         assert part in line, line
     console = stack["console"].exec("ivr", "health", "--console")
-    assert "status ok" in console.stdout, console.stdout
+    assert console.returncode == 0 and "(PBX link up, " in console.stdout, console.stdout
+    port = stack["console"].env["IVR_HTTP_PORT"]
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=10) as answer:
+        health = json.loads(answer.read())
+    assert health["status"] == "ok", health
 
 
 def test_asterisk_killed_turns_the_worker_critical(stack: dict[str, Service]) -> None:

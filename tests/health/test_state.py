@@ -11,10 +11,11 @@ import pytest
 from redis.asyncio import Redis
 
 from ivr import keys
-from ivr.health.checks import check_worker, check_workers
+from ivr.health.checks import check_redis, check_worker, check_workers
 from ivr.health.heartbeat import Heartbeat
 from ivr.health.state import Check, Report, State, run, worst
 from ivr.pbx import agi
+from ivr.sandbox.redisserver import RedisServer
 
 
 def test_worst_state_wins_critical_before_warning_before_unknown() -> None:
@@ -131,3 +132,14 @@ async def test_agi_probe_knows_our_server_from_another() -> None:
             await stranger.wait_closed()
     with pytest.raises(agi.AgiError, match="nothing answers"):
         await agi.probe("127.0.0.1", port, timeout=0.5)
+
+
+async def test_redis_restarted_is_not_redis_down(redis_server: RedisServer, db: Redis) -> None:
+    """The pooled connection from before the restart fails once: the check tries again."""
+    assert (await check_redis(db)).state is State.OK
+    await db.hset(keys.workers_key, "w1", beat(time.time()))
+    redis_server.stop()
+    redis_server.start()
+    # Both at once, as /api/health runs them: each on a pooled connection from before.
+    redis, workers = await asyncio.gather(check_redis(db), check_workers(db))
+    assert (redis.state, workers.state) == (State.OK, State.OK), (redis, workers)
