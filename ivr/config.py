@@ -2,7 +2,9 @@
 
 An optional file (`IVR_CONFIG=/etc/ivr/ivr.env`, lines of `KEY=VALUE`, `#` comments) gives
 defaults that the environment overrides. Every wrong or missing value raises a `ConfigError`
-whose message names the key, so the CLI can print one clear line and exit non-zero.
+whose message names the key, so the CLI can print one clear line and exit non-zero. (A frozen
+dataclass and small parsers rather than pydantic-settings: some twenty-five keys, messages in
+the words of the commented example, each naming the variable as the operator typed it.)
 See `docs/ivr.env.example` for every key, commented.
 """
 
@@ -19,6 +21,8 @@ from ivr.errors import ConfigError
 from ivr.numbers import DIAL_STRING
 
 LANGUAGES = ("fr", "en")
+#: How the service logs: text lines, or one JSON object per line for a log collector.
+LOG_FORMATS = ("text", "json")
 
 T = TypeVar("T")
 
@@ -64,6 +68,10 @@ class Config:
     callback_window: int = 12
     #: Dial strings `ivr selftest` calls, one per route, each to a phone that presses 1.
     selftest_targets: tuple[str, ...] = ()
+    #: Dial strings `ivr selftest` calls, one per route, each to a number that answers busy.
+    selftest_busy: tuple[str, ...] = ()
+    #: `text` or `json` (one object per line, the campaign, attempt, worker, channel as fields).
+    log_format: str = "text"
 
     def asterisk_path(self, local: Path) -> str:
         """The path Asterisk must use for a file the service wrote under `audio_dir`."""
@@ -77,7 +85,12 @@ class Config:
 
 
 def read_env_file(path: Path) -> dict[str, str]:
-    """Parse a `KEY=VALUE` file; raise ConfigError naming the file and line when malformed."""
+    """Parse a `KEY=VALUE` file; raise ConfigError naming the file and line when malformed.
+
+    Twenty lines rather than python-dotenv: dotenv skips a line it cannot parse with a warning
+    and goes on (a crisis service must not start with a key silently dropped), and expands
+    `${VAR}` in values (an AMI secret or a Redis password holding `$` must arrive as written).
+    """
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
@@ -141,10 +154,13 @@ def _dial_template(raw: str) -> str:
     return raw
 
 
-def _language(raw: str) -> str:
-    if raw not in LANGUAGES:
-        raise ConfigError(f"IVR_LANGUAGE: must be one of {', '.join(LANGUAGES)}, got {raw!r}")
-    return raw
+def _one_of(key: str, choices: tuple[str, ...]) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        if raw not in choices:
+            raise ConfigError(f"{key}: must be one of {', '.join(choices)}, got {raw!r}")
+        return raw
+
+    return parse
 
 
 def _caller_id(raw: str) -> str:
@@ -189,19 +205,22 @@ def _callers(raw: str) -> tuple[str, ...]:
     return numbers
 
 
-def _targets(raw: str) -> tuple[str, ...]:
-    targets = tuple(t.strip() for t in raw.split(",") if t.strip())
-    for target in targets:
-        if not DIAL_STRING.fullmatch(target):
-            raise ConfigError(
-                f"IVR_SELFTEST_TARGETS: {target!r} is not a dial string "
-                "(TECH/resource, such as PJSIP/1000@trunk; no spaces, '&', ';' or braces)"
-            )
-    if len(set(targets)) != len(targets):
-        raise ConfigError("IVR_SELFTEST_TARGETS: a route is listed twice")
-    if len(targets) > 50:
-        raise ConfigError("IVR_SELFTEST_TARGETS: at most 50 routes")
-    return targets
+def _targets(key: str) -> Callable[[str], tuple[str, ...]]:
+    def parse(raw: str) -> tuple[str, ...]:
+        targets = tuple(t.strip() for t in raw.split(",") if t.strip())
+        for target in targets:
+            if not DIAL_STRING.fullmatch(target):
+                raise ConfigError(
+                    f"{key}: {target!r} is not a dial string "
+                    "(TECH/resource, such as PJSIP/1000@trunk; no spaces, '&', ';' or braces)"
+                )
+        if len(set(targets)) != len(targets):
+            raise ConfigError(f"{key}: a route is listed twice")
+        if len(targets) > 50:
+            raise ConfigError(f"{key}: at most 50 routes")
+        return targets
+
+    return parse
 
 
 def _redis_url(raw: str) -> str:
@@ -210,16 +229,30 @@ def _redis_url(raw: str) -> str:
     return raw
 
 
-def load_config(
-    env: Mapping[str, str] | None = None, *, require_ami_credentials: bool = True
-) -> Config:
-    """Build the Config from `env` (default: os.environ) and the optional IVR_CONFIG file."""
+_log_format = _one_of("IVR_LOG_FORMAT", LOG_FORMATS)
+
+
+def _settings(env: Mapping[str, str] | None) -> dict[str, str]:
+    """The IVR_* settings: the IVR_CONFIG file's, overridden by the environment's."""
     environ = dict(os.environ if env is None else env)
     merged: dict[str, str] = {}
     if environ.get("IVR_CONFIG"):
         merged.update(read_env_file(Path(environ["IVR_CONFIG"])))
     merged.update({k: v for k, v in environ.items() if k.startswith("IVR_")})
+    return merged
 
+
+def log_format(env: Mapping[str, str] | None = None) -> str:
+    """IVR_LOG_FORMAT alone: the CLI sets logging up before any command loads the rest."""
+    raw = _settings(env).get("IVR_LOG_FORMAT", "").strip()
+    return _log_format(raw) if raw else Config.log_format
+
+
+def load_config(
+    env: Mapping[str, str] | None = None, *, require_ami_credentials: bool = True
+) -> Config:
+    """Build the Config from `env` (default: os.environ) and the optional IVR_CONFIG file."""
+    merged = _settings(env)
     kwargs: dict[str, object] = {}
 
     def take(key: str, attr: str, parse: Callable[[str], T]) -> None:
@@ -236,7 +269,7 @@ def load_config(
     take("IVR_REDIS_URL", "redis_url", _redis_url)
     take("IVR_DIAL_TEMPLATE", "dial_template", _dial_template)
     take("IVR_CALLER_ID", "caller_id", _caller_id)
-    take("IVR_LANGUAGE", "language", _language)
+    take("IVR_LANGUAGE", "language", _one_of("IVR_LANGUAGE", LANGUAGES))
     take("IVR_RING_TIMEOUT", "ring_timeout", _int("IVR_RING_TIMEOUT", 5, 300))
     take("IVR_MAX_CHANNELS", "max_channels", _int("IVR_MAX_CHANNELS", 1, 10000))
     take("IVR_AUDIO_DIR", "audio_dir", _directory("IVR_AUDIO_DIR"))
@@ -251,7 +284,9 @@ def load_config(
     take("IVR_PIN_LOCKOUT", "pin_lockout", _int("IVR_PIN_LOCKOUT", 10, 86400))
     take("IVR_TRIGGER_CALLERS", "trigger_callers", _callers)
     take("IVR_CALLBACK_WINDOW", "callback_window", _int("IVR_CALLBACK_WINDOW", 0, 720))
-    take("IVR_SELFTEST_TARGETS", "selftest_targets", _targets)
+    take("IVR_SELFTEST_TARGETS", "selftest_targets", _targets("IVR_SELFTEST_TARGETS"))
+    take("IVR_SELFTEST_BUSY", "selftest_busy", _targets("IVR_SELFTEST_BUSY"))
+    take("IVR_LOG_FORMAT", "log_format", _log_format)
     if "audio_dir" in kwargs and "audio_dir_asterisk" not in kwargs:
         kwargs["audio_dir_asterisk"] = kwargs["audio_dir"]
 

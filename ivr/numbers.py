@@ -55,5 +55,11 @@ def dial_string(template: str, number: str) -> str:
 
 def number_key(number: str) -> str:
     """How a caller id is matched to a roster number: the last 9 digits (a French number
-    without its 0 or +33), so "+33 6 12 34 56 78" finds "0612345678"."""
+    without its 0 or +33), so "+33 6 12 34 56 78" finds "0612345678".
+
+    Not phonenumbers' national-number match: caller ids come as each trunk writes them
+    (0611..., +33611..., 0033611..., 33611..., an outside-line digit in front) and rosters hold
+    numbers without a country, so parsing needs a region the configuration does not have yet;
+    a suffix matches all of these. It assumes national numbers of 9 digits or more (France).
+    """
     return "".join(ch for ch in number if ch.isdigit())[-9:]

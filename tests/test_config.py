@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from ivr.cli import main
-from ivr.config import Config, load_config, read_env_file
+from ivr.config import Config, load_config, log_format, read_env_file
 from ivr.errors import ConfigError
 
 CREDENTIALS = {"IVR_AMI_USER": "ivr", "IVR_AMI_SECRET": "s3cret-Zq8"}
@@ -26,6 +26,7 @@ def test_defaults() -> None:
     assert config.dial_template == "PJSIP/{number}@trunk"
     assert (config.language, config.ring_timeout, config.max_channels) == ("fr", 30, 30)
     assert config.audio_dir == config.audio_dir_asterisk == Path("/var/lib/ivr/sounds")
+    assert config.log_format == log_format({}) == "text"
 
 
 def test_credentials_read() -> None:
@@ -60,6 +61,8 @@ def test_credentials_read() -> None:
         ("IVR_PIN_LOCKOUT", "600", "pin_lockout", 600),
         ("IVR_TRIGGER_CALLERS", "0611, +33612 ,", "trigger_callers", ("0611", "+33612")),
         ("IVR_CALLBACK_WINDOW", "0", "callback_window", 0),
+        ("IVR_LOG_FORMAT", "json", "log_format", "json"),
+        ("IVR_LOG_FORMAT", "text", "log_format", "text"),
     ],
 )
 def test_each_key_parsed(key: str, raw: str, attr: str, expected: object) -> None:
@@ -110,6 +113,8 @@ def test_other_variables_ignored() -> None:
         ("IVR_TRIGGER_CALLERS", "0611,06-12"),
         ("IVR_TRIGGER_CALLERS", "director"),
         ("IVR_CALLBACK_WINDOW", "-1"),
+        ("IVR_LOG_FORMAT", "JSON"),
+        ("IVR_LOG_FORMAT", "logfmt"),
     ],
 )
 def test_wrong_value_names_the_key(key: str, raw: str) -> None:
@@ -278,3 +283,37 @@ def test_cli_config_hides_the_secret(
     assert "s3cret-Zq8" not in out + err
     assert "ami_secret = (set)" in out
     assert "ami_user = ivr" in out
+
+
+def test_cli_config_hides_the_redis_password(
+    clean_env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    clean_env.setenv("IVR_AMI_USER", "ivr")
+    clean_env.setenv("IVR_AMI_SECRET", "s3cret-Zq8")
+    clean_env.setenv("IVR_REDIS_URL", "redis://:pa@ss-Wq7@db.example:6380/2")
+    assert main(["config"]) == 0
+    out, err = capsys.readouterr()
+    assert "pa@ss-Wq7" not in out + err and "ss-Wq7" not in out + err
+    assert "redis_url = redis://:***@db.example:6380/2" in out
+
+
+def test_log_format_read_before_any_command(
+    clean_env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    assert log_format({"IVR_CONFIG": str(write(tmp_path, "IVR_LOG_FORMAT=json\n"))}) == "json"
+    assert log_format({"IVR_LOG_FORMAT": " json "}) == "json"
+    # Wrong, it stops every command with one line naming it, as any key does.
+    clean_env.setenv("IVR_LOG_FORMAT", "xml")
+    assert main(["token", "list"]) == 2
+    out, err = capsys.readouterr()
+    assert err == "ivr: error: IVR_LOG_FORMAT: must be one of text, json, got 'xml'\n"
+    assert out == ""
+
+
+def test_every_key_is_in_the_commented_example() -> None:
+    from dataclasses import fields
+
+    example = (Path(__file__).parents[1] / "docs" / "ivr.env.example").read_text()
+    for field in fields(Config):
+        assert f"\nIVR_{field.name.upper()}=" in example, field.name
+    assert "json for journald" in example, "IVR_LOG_FORMAT is commented"

@@ -17,14 +17,14 @@ import asyncio
 import contextlib
 import logging
 import signal
-import sys
 from collections.abc import AsyncIterator
 from typing import Any
 
 from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
 from redis.asyncio import Redis
 
-from ivr import __version__
+from ivr import __version__, logs
 from ivr.access import audit
 from ivr.access.tokens import Role, TokenStore
 from ivr.api import campaigns as camp
@@ -208,12 +208,12 @@ async def _openapi(request: web.Request, call: Call) -> web.StreamResponse:
 
 
 async def _metrics(request: web.Request, call: Call) -> web.StreamResponse:
-    text = await metrics.render(
+    numbers = await metrics.scrape(
         request.app[redis_key],
         ami_state=request.app[ami_key].state,
         speaker=request.app[speaker_key],
     )
-    return web.Response(body=text.encode("utf-8"), headers={"Content-Type": metrics.CONTENT_TYPE})
+    return await metrics.respond(request, numbers)
 
 
 async def _audit_log(request: web.Request, call: Call) -> web.StreamResponse:
@@ -234,8 +234,9 @@ ROUTES: list[Route] = [
     Route("GET", "/api/health", _health, "Service, Redis and AMI link state", None,
           response=schemas.HEALTH),
     Route("GET", "/api/openapi.json", _openapi, "This document", None),
-    Route("GET", "/metrics", _metrics, "Prometheus metrics", None,
-          produces=metrics.CONTENT_TYPE),
+    Route("GET", "/metrics", _metrics,
+          "Prometheus metrics (OpenMetrics on `Accept: application/openmetrics-text`)", None,
+          produces=metrics.CONTENT_TYPE, also_produces=(metrics.CONTENT_TYPE_OPENMETRICS,)),
     Route("GET", "/api/roster", _list_roster, "The roster in force, a page at a time",
           Role.viewer, query=_PAGE, response=schemas.ROSTER_PAGE),
     Route("POST", "/api/roster", _import_roster,
@@ -295,12 +296,23 @@ ROUTES: list[Route] = [
 # -- serving ------------------------------------------------------------------------------
 
 
+class AccessLog(AbstractAccessLogger):
+    """One record per request, its path without the query string: the live stream takes its
+    token in the query (an EventSource cannot set headers), and a token stays out of logs."""
+
+    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        self.logger.info(
+            '%s "%s %s" %s %.3f s', request.remote, request.method, request.path,
+            response.status, time,
+        )  # fmt: skip
+
+
 async def serve(config: Config) -> None:
     """Serve the API on IVR_HTTP_HOST:IVR_HTTP_PORT until SIGINT or SIGTERM."""
     from ivr.db import connect
 
     redis = connect(config.redis_url)
-    runner = web.AppRunner(make_app(config, redis))
+    runner = web.AppRunner(make_app(config, redis), access_log_class=AccessLog)
     try:
         await runner.setup()
         site = web.TCPSite(runner, config.http_host, config.http_port)
@@ -311,7 +323,7 @@ async def serve(config: Config) -> None:
                 f"IVR_HTTP_HOST/IVR_HTTP_PORT: cannot listen on {config.http_host}:"
                 f"{config.http_port}: {exc.strerror or exc}"
             ) from None
-        print(f"ivr: serving on http://{config.http_host}:{config.http_port}/", file=sys.stderr)
+        logs.status.info("ivr: serving on http://%s:%s/", config.http_host, config.http_port)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):

@@ -18,6 +18,7 @@ from redis.exceptions import RedisError
 
 from ivr.api.guard import dumps
 from ivr.campaign.live import CampaignFeed
+from ivr.logs import LogFields
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +84,7 @@ async def stream(
         headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
     )
     await response.prepare(request)
+    about = LogFields(campaign_id=feed.cid)
     ami = ami_state()
     streams.opened()
     try:
@@ -103,12 +105,12 @@ async def stream(
         pass  # the browser went away
     except RedisError as exc:
         # Too late for an error status: say it, end the stream; the browser reconnects.
-        log.warning("live stream of campaign %s: Redis: %s", feed.cid, exc)
+        log.warning("live stream of campaign %s: Redis: %s", feed.cid, exc, extra=about)
         with contextlib.suppress(*_GONE):
             await _send(response, "failure", {"error": "redis_unavailable", "message": str(exc)})
     except Exception:
         # Too late for the error middleware's 500: log it and end the stream.
-        log.exception("live stream of campaign %s failed", feed.cid)
+        log.exception("live stream of campaign %s failed", feed.cid, extra=about)
     finally:
         streams.closed()
     return response
@@ -119,4 +121,7 @@ def _gone(request: web.Request) -> bool:
 
 
 async def _send(response: web.StreamResponse, event: str, data: Any) -> None:
+    # Server-sent events written here, not with aiohttp-sse: the format is an `event:` line, a
+    # `data:` line (one line of JSON) and a blank line, and the loop around it (Redis feed,
+    # heartbeat, end on shutdown or when the browser leaves) is ours either way.
     await response.write(f"event: {event}\ndata: {dumps(data)}\n\n".encode())

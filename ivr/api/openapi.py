@@ -71,6 +71,8 @@ class Route:
     response: Schema | None = None
     #: Media type of the answer.
     produces: str = "application/json"
+    #: Other media types a client may ask for with `Accept`.
+    also_produces: tuple[str, ...] = ()
     status: int = 200
     #: Error statuses beyond those the role, path and body imply.
     errors: tuple[int, ...] = ()
@@ -158,7 +160,8 @@ def _operation(route: Route) -> dict[str, Any]:
     if route.produces == "application/json":
         ok["content"] = {"application/json": {"schema": route.response or {"type": "object"}}}
     else:
-        ok["content"] = {route.produces: {"schema": {"type": "string"}}}
+        media_types = (route.produces, *route.also_produces)
+        ok["content"] = {media: {"schema": {"type": "string"}} for media in media_types}
     responses: dict[str, Any] = {str(route.status): ok}
     for status in route.error_statuses():
         responses[str(status)] = {

@@ -19,7 +19,7 @@ from ivr import keys
 from ivr.campaign.afteraction import CampaignData
 from ivr.campaign.reportpage import render_html
 from ivr.campaign.state import PersonState
-from ivr.campaign.store import get_meta, require
+from ivr.campaign.store import CampaignNotFound, get_meta, require
 from ivr.keys import campaign_key
 from ivr.outcomes import Outcome
 from ivr.staff.roster import Person
@@ -36,9 +36,16 @@ ARRIVALS = ("30", "60", "90", "90+")
 async def report(redis: Redis, cid: str) -> Report:
     """The campaign's counts, per role against quota, and the arrival forecast (the JSON
     document `ivr.api.schemas.REPORT` describes)."""
-    meta = await get_meta(redis, cid)
-    raw_counts = cast(dict[str, str], await redis.hgetall(campaign_key(cid, "counts")))
-    raw_quotas = cast(dict[str, str], await redis.hgetall(campaign_key(cid, "quota")))
+    # One snapshot (MULTI): "over, nothing in flight" must come with the counts of that moment
+    # (an arrival time is counted before its call's lease goes).
+    pipe = redis.pipeline(transaction=True)
+    pipe.hgetall(campaign_key(cid))
+    pipe.hgetall(campaign_key(cid, "counts"))
+    pipe.hgetall(campaign_key(cid, "quota"))
+    pipe.zcard(campaign_key(cid, "leases"))
+    meta, raw_counts, raw_quotas, in_flight = await pipe.execute()
+    if not meta:
+        raise CampaignNotFound(f"campaign {cid} not found", campaign=cid)
     counts = {k: int(v) for k, v in raw_counts.items()}
     quotas = {k: int(v) for k, v in raw_quotas.items()}
     roles: Counter[str] = Counter()
@@ -55,7 +62,7 @@ async def report(redis: Redis, cid: str) -> Report:
     for outcome in Outcome:
         result[outcome] = counts.get(f"final:{outcome}", 0)
     result["pending"] = counts.get("open", 0)
-    result["in_flight"] = int(await redis.zcard(campaign_key(cid, "leases")))
+    result["in_flight"] = int(in_flight)
     result["attempts"] = counts.get("attempts", 0)
     result["by_role"] = by_role
     result["forecast"] = {

@@ -1,6 +1,11 @@
 """The after-action report as one self-contained HTML page: inline CSS and SVG, no script,
 no external resource; it opens offline, prints, and reads on a projector. The numbers come
 from `ivr.campaign.afteraction`.
+
+Built here rather than with Jinja2 and a plotting library: the page is a few tables and one
+staircase chart; every value goes through `_e` (html.escape, quotes included; a test feeds it
+a `<script>` name); and matplotlib would be a large dependency, with fonts and styles of its
+own to pin, for one chart that is a polyline.
 """
 
 from __future__ import annotations

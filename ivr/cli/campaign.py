@@ -189,7 +189,7 @@ async def show_status(args: argparse.Namespace) -> int:
         if args.json:
             print_json(report)
         elif not args.follow:
-            print(f"campaign {cid} ({report['status']}): {progress.progress_line(report)}")
+            progress.print_status(cid, report)
     return 0
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import re
+import urllib.parse
 from collections.abc import AsyncIterator
 from typing import Any, TypeAlias
 
@@ -34,5 +34,15 @@ def print_json(value: Any) -> None:
 
 
 def safe_url(url: str) -> str:
-    """The URL without its password, for messages."""
-    return re.sub(r"//[^@/]*@", "//***@", url)
+    """The URL with its password, if any, shown as `***` (for messages and `ivr config`)."""
+    # urllib's parser, as redis-py's own: a password holding '@' or ':' is hidden whole, and
+    # so is one given as `?password=` (redis-py takes it there too).
+    parts = urllib.parse.urlsplit(url)
+    if parts.password is not None:
+        host = parts.netloc.rpartition("@")[2]
+        url = url.replace(parts.netloc, f"{parts.username or ''}:***@{host}", 1)
+    query = urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
+    if any(key == "password" for key, _ in query):
+        hidden = [(key, "***" if key == "password" else value) for key, value in query]
+        url = f"{url.partition('?')[0]}?{urllib.parse.urlencode(hidden, safe='*')}"
+    return url

@@ -6,7 +6,7 @@ import argparse
 import dataclasses
 from typing import Any
 
-from ivr.cli.common import Commands
+from ivr.cli.common import Commands, safe_url
 from ivr.config import load_config
 
 
@@ -21,6 +21,7 @@ def run(args: argparse.Namespace) -> int:
     config = load_config()
     shown: dict[str, Any] = dataclasses.asdict(config)
     shown["ami_secret"] = "(set)" if config.ami_secret else "(missing)"
+    shown["redis_url"] = safe_url(config.redis_url)
     for key, value in shown.items():
         print(f"{key} = {value}")
     return 0

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 
 from redis.exceptions import RedisError
 
-from ivr import __version__
+from ivr import __version__, logs
 from ivr.cli import (
     call,
     campaign,
@@ -29,6 +29,7 @@ from ivr.cli import (
     worker,
 )
 from ivr.cli.common import safe_url
+from ivr.config import log_format
 from ivr.errors import IvrError
 
 #: The command modules, in the order `ivr --help` lists them.
@@ -57,9 +58,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the `ivr` command; return its exit code."""
     args = parser().parse_args(argv)
     level = logging.WARNING - 10 * min(args.verbose, 2)
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     run: Callable[[argparse.Namespace], int] = args.func
     try:
+        logs.configure(level, log_format())
         return run(args)
     except IvrError as exc:
         print(f"ivr: error: {exc}", file=sys.stderr)

@@ -6,8 +6,8 @@ import argparse
 import asyncio
 import contextlib
 import signal
-import sys
 
+from ivr import logs
 from ivr.cli.common import Commands, redis_for
 from ivr.config import load_config
 from ivr.dialer.alerter import Alerter
@@ -46,6 +46,6 @@ async def run(args: argparse.Namespace) -> int:
     ):
         if not args.no_lines:
             await stack.enter_async_context(serving(config, db, alerter.speaker))
-        print(f"worker {settings.name}: {settings.capacity} channels", file=sys.stderr)
+        logs.status.info("worker %s: %d channels", settings.name, settings.capacity)
         await DialerWorker(alerter, db, settings).run(stop)
     return 0

@@ -11,6 +11,11 @@ The test call is a real alert call: the same Caller, the same `ivr-alert` dialpl
 IvrKey event, only with a short test message and one try. We chose that over a dedicated
 dialplan context so the self-test exercises the very path staff answers take; a separate
 context could pass while the alert flow fails.
+
+A route may also have a busy check (IVR_SELFTEST_BUSY: a number on that route that answers
+busy): its call must come back `busy`. A route that reports busy staff as `failed` loses the
+callee's hangup cause (an operator announcing "busy" in the audio, a custom context that
+answers before dialling...), and the report would send someone to fix a roster that is right.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ivr.dialer.alerter import Alerter
+from ivr.outcomes import Outcome
 from ivr.pbx.calls import CallResult
 
 #: What the test call says (the menu prompt follows it).
@@ -49,15 +55,24 @@ class RouteCheck:
     time_to_answer: float | None
     #: Seconds from the answer to the key reaching the service.
     time_to_key: float | None
+    #: "key": a phone that presses 1; "busy": a number that answers busy.
+    check: str = "key"
 
     @property
     def ok(self) -> bool:
+        if self.check == "busy":
+            return self.outcome == Outcome.BUSY
         return self.key == "1"
 
     @property
     def verdict(self) -> str:
         if self.ok:
             return "ok"
+        if self.check == "busy":
+            return (
+                f"busy came back as {self.outcome} ({self.detail}): the route loses the "
+                "callee's hangup cause (README, Custom contexts)"
+            )
         if not self.answered:
             return f"not answered: {self.outcome} ({self.detail})"
         if self.key is None:
@@ -68,8 +83,10 @@ class RouteCheck:
         return {**dataclasses.asdict(self), "ok": self.ok, "verdict": self.verdict}
 
 
-async def check_route(alerter: Alerter, target: str, *, key_wait: int = KEY_WAIT) -> RouteCheck:
-    """Place one test call to `target` and say what came back."""
+async def check_route(
+    alerter: Alerter, target: str, *, key_wait: int = KEY_WAIT, check: str = "key"
+) -> RouteCheck:
+    """Place one test call to `target` and say what came back (`check`: "key" or "busy")."""
     language = alerter.config.language
     request = await alerter.request(
         "0",
@@ -95,17 +112,26 @@ async def check_route(alerter: Alerter, target: str, *, key_wait: int = KEY_WAIT
         key=result.key,
         time_to_answer=to_answer,
         time_to_key=to_key,
+        check=check,
     )
 
 
 async def run_selftest(
-    alerter: Alerter, targets: Sequence[str], *, key_wait: int = KEY_WAIT
+    alerter: Alerter,
+    targets: Sequence[str],
+    *,
+    busy: Sequence[str] = (),
+    key_wait: int = KEY_WAIT,
 ) -> list[RouteCheck]:
-    """Test every route at once (each is its own trunk or line); results in `targets` order."""
+    """Test every route at once (each is its own trunk or line): `targets` must bring key 1
+    back, `busy` must come back busy. Results in that order."""
     # Render the test message and prompts once before the calls race to do it.
     await alerter.request("0", MESSAGES[alerter.config.language])
+    checks = [*((t, "key") for t in targets), *((b, "busy") for b in busy)]
     return list(
-        await asyncio.gather(*(check_route(alerter, t, key_wait=key_wait) for t in targets))
+        await asyncio.gather(
+            *(check_route(alerter, t, key_wait=key_wait, check=kind) for t, kind in checks)
+        )
     )
 
 
@@ -116,15 +142,16 @@ def render(checks: Sequence[RouteCheck]) -> str:
         return "-" if value is None else f"{value:.1f} s"
 
     width = max((len(c.target) for c in checks), default=5)
-    lines = [f"{'route':<{width}}  answered  key  to answer  to key   verdict"]
+    lines = [f"{'route':<{width}}  check  answered  key  to answer  to key   verdict"]
     for c in checks:
         lines.append(
-            f"{c.target:<{width}}  {'yes' if c.answered else 'no':<8}  {c.key or '-':<3}  "
-            f"{secs(c.time_to_answer):<9}  {secs(c.time_to_key):<7}  {c.verdict}"
+            f"{c.target:<{width}}  {c.check:<5}  {'yes' if c.answered else 'no':<8}  "
+            f"{c.key or '-':<3}  {secs(c.time_to_answer):<9}  {secs(c.time_to_key):<7}  "
+            f"{c.verdict}"
         )
     failed = sum(not c.ok for c in checks)
     lines.append(
-        f"{len(checks) - failed} of {len(checks)} routes ok"
+        f"{len(checks) - failed} of {len(checks)} checks ok"
         + (f"; {failed} FAILED" if failed else "")
     )
     return "\n".join(lines)

@@ -20,19 +20,20 @@ import contextlib
 import logging
 import socket
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Coroutine
 from dataclasses import dataclass
-from typing import Any, ParamSpec, TypeVar, cast
+from typing import Any, cast
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from ivr import keys
+from ivr import keys, logs
 from ivr.campaign import store
 from ivr.campaign.scheduler import TIERS, Claim, Scheduler, attempt_id
 from ivr.dialer import heartbeat
 from ivr.dialer.alerter import Alerter
 from ivr.dialer.audio import CampaignAudio, call_request, load_audio
+from ivr.dialer.retry import retrying
 from ivr.errors import AmiError, InvalidNumberError, IvrError
 from ivr.health.heartbeat import Heartbeat
 from ivr.keys import campaign_key
@@ -41,9 +42,6 @@ from ivr.pbx.astdb import AstDb
 from ivr.pbx.calls import CallResult
 
 log = logging.getLogger(__name__)
-
-P = ParamSpec("P")
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -91,6 +89,10 @@ class DialerWorker:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Dial until `stop` is set, then let the calls in flight finish (they are followed)."""
+        with logs.log_fields(worker=self.settings.name):
+            await self._run(stop)
+
+    async def _run(self, stop: asyncio.Event) -> None:
         listener = asyncio.create_task(self._listen(stop), name="dialer-wake")
         upkeep = asyncio.create_task(self._upkeep(stop), name="dialer-upkeep")
         try:
@@ -171,6 +173,7 @@ class DialerWorker:
     # -- one attempt -------------------------------------------------------------------------
 
     async def _attempt(self, claim: Claim) -> None:
+        logs.bind(campaign_id=claim.campaign, attempt_id=claim.attempt_id)  # its own task
         key = claim.attempt_id
         self._in_flight[key] = (claim.campaign, claim.pid)
         try:
@@ -213,6 +216,7 @@ class DialerWorker:
             claim.campaign, claim.pid, claim.attempt, outcome, _now_ms(),
             worker=self.settings.name, number=number, detail=detail,
         )  # fmt: skip
+        log.info("campaign %s: %s %s (%s)", claim.campaign, claim.pid, outcome, detail)
         # A result frees a slot of the role's cap, or queues the next number or a backup.
         self._wake.set()
         if got and got[0] == "quota_met":
@@ -279,6 +283,7 @@ class DialerWorker:
                 self._spawn(self._follow(claim))
 
     async def _follow(self, claim: Claim) -> None:
+        logs.bind(campaign_id=claim.campaign, attempt_id=claim.attempt_id)  # its own task
         self._in_flight[claim.attempt_id] = (claim.campaign, claim.pid)
         try:
             audio = await self._campaign_audio(claim.campaign)
@@ -375,18 +380,6 @@ class DialerWorker:
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
-
-
-async def retrying(fn: Callable[P, Awaitable[T]], *args: P.args, **kwargs: P.kwargs) -> T:
-    """Call a Redis operation until it succeeds: an outcome must never be dropped."""
-    delay = 0.1
-    while True:
-        try:
-            return await fn(*args, **kwargs)
-        except (RedisError, OSError) as exc:
-            log.warning("Redis unavailable (%s); retrying in %.1f s", exc, delay)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 2.0)
 
 
 __all__ = ["DialerWorker", "WorkerSettings", "attempt_id"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from typing import cast
 
-from ivr import keys
+from ivr import keys, logs
 from ivr.campaign import store
 from ivr.campaign.message import campaign_message, message_languages
 from ivr.campaign.spec import CampaignError, CampaignSpec
@@ -39,6 +39,7 @@ class CallbackLine:
             await call.play(call.p("no_alert"))
             return
         person, _ = got
+        logs.bind(campaign_id=found[0])  # this call's own task (ivr.pbx.agi)
         if person.language != call.language:
             call = await self.context.start(session, "callback", person.language)
         await self._answer(call, found[0], person)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import time
 
+from ivr import logs
 from ivr.access import audit
 from ivr.campaign import ops, store
 from ivr.campaign import report as reports
@@ -41,6 +42,7 @@ class ReportLine:
             if key == "4":
                 await self._conference(call, who)
             return
+        logs.bind(campaign_id=cid)  # this call's own task (ivr.pbx.agi)
         while True:
             report = await reports.report(self.context.redis, cid)
             summary = await call.say(

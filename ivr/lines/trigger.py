@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import secrets
 
+from ivr import logs
 from ivr.access import audit
 from ivr.campaign import store
 from ivr.campaign.scenarios import DRILL_KEY, Scenario
@@ -60,6 +61,7 @@ class TriggerLine:
             await call.play(call.p("cancelled"))
             return
         cid = await store.create(self.context.redis, spec, people)
+        logs.bind(campaign_id=cid)  # this call's own task (ivr.pbx.agi)
         await audit.record(
             self.context.redis,
             f"phone:{who}",

@@ -21,6 +21,7 @@ import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from ivr import logs
 from ivr.errors import ConfigError, IvrError
 
 log = logging.getLogger(__name__)
@@ -272,6 +273,7 @@ class AgiServer:
                 with contextlib.suppress(AgiError):
                     await session.command("NOOP", HEALTH_SCRIPT)
                 return
+            logs.bind(channel=session.channel)  # this connection's own task
             handler = self.handlers.get(session.script)
             if handler is None:
                 log.warning("FastAGI: no flow named %r", session.script)

@@ -1,19 +1,12 @@
 """The AMI link: one Asterisk Manager session over panoramisk, kept alive, with its pitfalls hidden.
 
-What panoramisk 1.4 leaves to us (docs/asterisk.md), and what this module does about it:
-
-- `connect()` covers TCP only: we send Login ourselves and wait for its answer, so "connected"
-  means "logged in", and a wrong secret is an `AmiAuthError`, not a hang.
-- Its reconnect loop retries at a fixed pace and re-sends unanswered actions after FullyBooted
-  (a possible duplicate call). We run our own loop with exponential backoff, and every action
-  still waiting when the link drops fails with `AmiDisconnected`: callers decide, nothing is
-  re-sent behind their back.
-- No per-action timeout: ours removes the action from the protocol's table on timeout, so it
-  does not leak and a late answer is not swallowed by a forgotten ActionID.
-- `ping()` never reads the reply: ours does, and aborts the transport when Asterisk stops
-  answering (half-open TCP), which starts a reconnect.
-- Event callbacks returning coroutines are fire-and-forget: ours are plain functions called in
-  order, their exceptions logged.
+What panoramisk 1.4 leaves to us, and what this module does about it, is in docs/asterisk.md:
+our own Login (a wrong secret is an `AmiAuthError`, not a hang), our own reconnect loop with
+backoff that never re-sends an action (each one waiting when the link drops fails with
+`AmiDisconnected`: callers decide), a per-action timeout that does not leak, a Ping whose reply
+is checked (half-open TCP), event callbacks called in order with their exceptions logged. And
+with the `system` event class the link counts as up only once Asterisk says FullyBooted: it
+accepts logins while still loading its modules, when an Originate would fail.
 """
 
 from __future__ import annotations
@@ -36,44 +29,18 @@ from ivr.errors import (
     AmiNotConnected,
     AmiTimeout,
 )
+from ivr.pbx.manager import QuietManager
 
 log = logging.getLogger(__name__)
 
 EventHandler = Callable[[Message], None]
 UpHandler = Callable[[], Awaitable[None]]
 
-#: Event classes we ask for: call (Hangup, OriginateResponse), user (UserEvent), system (Shutdown).
-EVENT_CLASSES = "system,call,user"
-
-
-class _Manager(Manager):  # type: ignore[misc]
-    """panoramisk's Manager with its own reconnect, login, ping and re-send turned off."""
-
-    def __init__(self, link: AmiLink, **config: Any) -> None:
-        super().__init__(**config)
-        self._link = link
-
-    def connection_made(self, f: asyncio.Future[Any]) -> None:
-        # A failed TCP connect is handled by AmiLink, which awaits the same task; panoramisk
-        # would schedule its own retry here.
-        if f.cancelled() or f.exception() is not None:
-            return
-        super().connection_made(f)
-
-    def ping(self) -> None:
-        """Disabled: AmiLink pings and checks the reply."""
-
-    async def send_awaiting_actions(self, *_: Any) -> None:
-        # Never re-send after a reconnect: an Originate sent twice calls someone twice.
-        self.awaiting_actions.clear()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._connected = False
-        self.awaiting_actions.clear()
-        pinger: asyncio.TimerHandle | None = getattr(self, "pinger", None)
-        if pinger is not None:
-            pinger.cancel()
-        self._link._connection_lost(exc)
+#: Seconds a login waits for Asterisk to finish booting before it counts as failed.
+BOOT_TIMEOUT = 60.0
+#: Event classes we ask for: call (Newchannel, Hangup, OriginateResponse), user (UserEvent),
+#: system (Shutdown), dtmf (DTMFEnd: keys pressed while answering-machine detection runs).
+EVENT_CLASSES = "system,call,user,dtmf"
 
 
 class AmiLink:
@@ -107,12 +74,14 @@ class AmiLink:
         self.ping_interval = ping_interval
         self.backoff = backoff
         self.events = events
-        self._manager: _Manager | None = None
+        self._manager: QuietManager | None = None
         self._event_handlers: list[EventHandler] = []
         self._up_handlers: list[UpHandler] = []
         self._pending: dict[str, Action] = {}
         self._up = asyncio.Event()
         self._lost = asyncio.Event()
+        #: Set by the FullyBooted event of the current connection.
+        self._booted = asyncio.Event()
         self._closing = False
         self._supervisor: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -205,7 +174,7 @@ class AmiLink:
 
     async def _send(
         self,
-        manager: _Manager,
+        manager: QuietManager,
         fields: dict[str, Any],
         *,
         timeout: float | None,
@@ -215,7 +184,7 @@ class AmiLink:
         return await self._answer(manager, action, future, timeout)
 
     def _write(
-        self, manager: _Manager, fields: dict[str, Any], as_list: bool | None
+        self, manager: QuietManager, fields: dict[str, Any], as_list: bool | None
     ) -> tuple[Action, asyncio.Future[Any]]:
         action = Action(dict(fields), as_list=as_list)
         self._pending[action.id] = action
@@ -224,7 +193,7 @@ class AmiLink:
 
     async def _answer(
         self,
-        manager: _Manager,
+        manager: QuietManager,
         action: Action,
         future: asyncio.Future[Any],
         timeout: float | None,
@@ -242,7 +211,7 @@ class AmiLink:
             self._pending.pop(action.id, None)
 
     @staticmethod
-    def _forget(manager: _Manager, action: Action) -> None:
+    def _forget(manager: QuietManager, action: Action) -> None:
         responses = getattr(manager.protocol, "responses", {})
         responses.pop(action.id, None)
         if action.action_id:
@@ -252,8 +221,8 @@ class AmiLink:
 
     async def _connect_once(self) -> None:
         loop = asyncio.get_running_loop()
-        manager = _Manager(
-            self,
+        manager = QuietManager(
+            self._connection_lost,
             host=self.host,
             port=self.port,
             loop=loop,
@@ -265,6 +234,7 @@ class AmiLink:
         manager.register_event("*", self._dispatch)
         # Cleared before connecting: a connection lost at once, even before the login, counts.
         self._lost.clear()
+        self._booted.clear()
         try:
             await asyncio.wait_for(manager.connect(), self.connect_timeout)
         except TimeoutError:
@@ -281,12 +251,14 @@ class AmiLink:
         if self._lost.is_set():  # closed between the TCP handshake and now: no login to wait for
             raise AmiConnectError(f"Asterisk AMI at {self.host}:{self.port} closed the connection")
         await self._login(manager)
+        await self._wait_booted()
         self.generation += 1
         self._up.set()
         self._spawn(self._keepalive(manager), "ami-keepalive")
         log.info("AMI link up to %s:%s (login %d)", self.host, self.port, self.generation)
 
-    async def _login(self, manager: _Manager) -> None:
+    async def _login(self, manager: QuietManager) -> None:
+        """Log in on a new connection; a refusal or silence is a clear error."""
         try:
             reply = await self._send(
                 manager,
@@ -317,6 +289,18 @@ class AmiLink:
                 f"{reply.get('Message', 'authentication failed')} (IVR_AMI_USER / IVR_AMI_SECRET)"
             )
 
+    async def _wait_booted(self) -> None:
+        """Return once Asterisk is fully booted (only known with the `system` event class)."""
+        if "system" not in self.events.split(","):
+            return
+        try:
+            await asyncio.wait_for(self._booted.wait(), BOOT_TIMEOUT)
+        except TimeoutError:
+            self._drop_connection()
+            raise AmiConnectError(
+                f"Asterisk at {self.host}:{self.port} is not fully booted after {BOOT_TIMEOUT} s"
+            ) from None
+
     async def _supervise(self) -> None:
         while not self._closing:
             await self._lost.wait()
@@ -340,7 +324,7 @@ class AmiLink:
             for handler in list(self._up_handlers):
                 self._spawn(handler(), "ami-on-up")
 
-    async def _keepalive(self, manager: _Manager) -> None:
+    async def _keepalive(self, manager: QuietManager) -> None:
         while manager is self._manager and self.is_up:
             await asyncio.sleep(self.ping_interval)
             if manager is not self._manager or not self.is_up:
@@ -380,7 +364,9 @@ class AmiLink:
                 transport.abort()
         self._up.clear()
 
-    def _dispatch(self, _manager: Manager, message: Message) -> None:
+    def _dispatch(self, manager: Manager, message: Message) -> None:
+        if message.get("Event") == "FullyBooted" and manager is self._manager:
+            self._booted.set()
         for handler in self._event_handlers:
             try:
                 handler(message)

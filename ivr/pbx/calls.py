@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import re
 import time
 import uuid
@@ -18,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ivr.errors import AmiError, AmiNotConnected, IvrError
+from ivr.logs import log_fields
 from ivr.numbers import DIAL_STRING, dial_string, normalize_number
 from ivr.outcomes import Outcome
 from ivr.pbx.ami import AmiLink
@@ -29,6 +31,8 @@ from ivr.pbx.follow import (
     OutcomeHandler,
     Sightings,
 )
+
+log = logging.getLogger(__name__)
 
 #: Dialplan context of the alert call (ivr/dialplans/ivr-alert.conf).
 ALERT_CONTEXT = "ivr-alert"
@@ -73,6 +77,10 @@ class Caller:
         self.dial_template = dial_template
         self.place_timeout = place_timeout
         self._live: dict[str, Sightings] = {}
+        #: Uniqueid of each live channel of an attempt in flight -> the attempt's id.
+        self._channels: dict[str, str] = {}
+        #: AMI Redirects in flight (keys pressed during answering-machine detection).
+        self._redirects: set[asyncio.Task[Any]] = set()
         link.on_event(self._on_event)
         link.on_up(self._on_link_up)
 
@@ -100,7 +108,7 @@ class Caller:
             raise IvrError(f"attempt id {request.attempt_id!r} is not valid")
         fields = self._originate_fields(request, channel)
         result = CallResult(request.attempt_id, number, Outcome.FAILED, "", started_at=time.time())
-        with self._tracking(request.attempt_id) as seen:
+        with self._tracking(request.attempt_id, channel) as seen:
             originate = await self._place(fields, request.ring_timeout)
             follower = Follower(
                 self.link, seen, result, ring_timeout=request.ring_timeout,
@@ -141,15 +149,20 @@ class Caller:
         return await self.astdb.journal()
 
     @contextlib.contextmanager
-    def _tracking(self, attempt_id: str) -> Iterator[Sightings]:
-        """Route this attempt's AMI events to its sightings while the block runs."""
+    def _tracking(self, attempt_id: str, channel: str = "") -> Iterator[Sightings]:
+        """Route this attempt's AMI events to its sightings while the block runs (and name the
+        attempt and its channel in what is logged meanwhile)."""
         if attempt_id in self._live:
             raise IvrError(f"attempt {attempt_id} is already in flight")
         seen = self._live[attempt_id] = Sightings(attempt_id)
+        named = {"channel": channel} if channel else {}
         try:
-            yield seen
+            with log_fields(attempt_id=attempt_id, **named):
+                yield seen
         finally:
             self._live.pop(attempt_id, None)
+            for uniqueid in seen.channels:
+                self._channels.pop(uniqueid, None)
 
     # -- placing ---------------------------------------------------------------------------
 
@@ -195,31 +208,92 @@ class Caller:
 
     def _on_event(self, message: Any) -> None:
         event = message.get("Event")
-        if event == "Hangup":
-            uniqueid = str(message.get("Uniqueid", ""))
-            # A Local channel's other half is <ChannelId>;2 and carries the callee's cause.
-            base = uniqueid[:-2] if uniqueid.endswith(";2") else uniqueid
-            live = self._live.get(base)
-            if live is None:
-                return
-            with contextlib.suppress(TypeError, ValueError):
-                live.causes.append(int(message.get("Cause", 0)))
-            if uniqueid == base:
-                live.ended = True
-            live.wake.set()
-        elif event == "UserEvent" and message.get("UserEvent") == "IvrKey":
-            live = self._live.get(str(message.get("Attempt", "")))
-            if live is None or live.key is not None:
-                return
+        if event == "Newchannel":
+            self._on_new_channel(message)
+        elif event == "Hangup":
+            self._on_hangup(message)
+        elif event == "UserEvent":
+            self._on_user_event(message)
+        elif event == "DTMFEnd" and message.get("Direction") == "Received":
+            self._on_key(message)
+
+    def _owner(self, uniqueid: str, linkedid: str) -> Sightings | None:
+        """The attempt a channel belongs to: its own id, a Local channel's `<id>;2`, or a
+        channel created for the attempt (its Linkedid at creation)."""
+        base = uniqueid[:-2] if uniqueid.endswith(";2") else uniqueid
+        return self._live.get(base) or self._live.get(self._channels.get(uniqueid, linkedid))
+
+    def _on_new_channel(self, message: Any) -> None:
+        uniqueid, linkedid = str(message.get("Uniqueid", "")), str(message.get("Linkedid", ""))
+        seen = self._owner(uniqueid, linkedid)
+        if seen is None:
+            return
+        # A channel keeps its owner even if a bridge later changes its Linkedid.
+        self._channels[uniqueid] = seen.attempt_id
+        seen.channels[uniqueid] = seen.depth(uniqueid)
+
+    def _on_hangup(self, message: Any) -> None:
+        uniqueid, linkedid = str(message.get("Uniqueid", "")), str(message.get("Linkedid", ""))
+        seen = self._owner(uniqueid, linkedid)
+        self._channels.pop(uniqueid, None)
+        if seen is None:
+            return
+        seen.channels.pop(uniqueid, None)
+        with contextlib.suppress(TypeError, ValueError):
+            seen.causes.append((seen.depth(uniqueid), int(message.get("Cause", 0))))
+        if uniqueid == seen.attempt_id:
+            seen.ended = True
+        seen.wake.set()
+
+    def _on_user_event(self, message: Any) -> None:
+        kind = message.get("UserEvent")
+        seen = self._live.get(str(message.get("Attempt", "")))
+        if seen is None:
+            return
+        if kind == "IvrKey" and seen.key is None:
             key = str(message.get("Key", ""))
-            live.key = key if key in ("1", "2", "V", "Q") else ""
-            live.wake.set()
-        elif event == "UserEvent" and message.get("UserEvent") == "IvrEta":
-            live = self._live.get(str(message.get("Attempt", "")))
+            seen.key = key if key in ("1", "2", "V", "Q") else ""
+            seen.wake.set()
+        elif kind == "IvrEta":
             minutes = str(message.get("Minutes", ""))
-            if live is not None and minutes.isdigit():
-                live.eta = int(minutes)
-                live.wake.set()
+            if minutes.isdigit():
+                seen.eta = int(minutes)
+                seen.wake.set()
+        elif kind == "IvrAmd":
+            seen.detecting = message.get("State") == "start"
+
+    def _on_key(self, message: Any) -> None:
+        """A key pressed while answering-machine detection runs: AMD() drops it, so send the
+        call where the dialplan takes it as the answer (ivr/dialplans/ivr-alert.conf)."""
+        seen = self._live.get(str(message.get("Uniqueid", "")))
+        if seen is None or not seen.detecting:
+            return
+        seen.detecting = False  # the first key decides; the call leaves AMD with it
+        digit = str(message.get("Digit", ""))
+        exten = {"1": "amd-1", "2": "amd-2", "*": "amd-star"}.get(digit, "amd-other")
+        fields = {
+            "Action": "Redirect",
+            "Channel": seen.attempt_id,
+            "Context": ALERT_CONTEXT,
+            "Exten": exten,
+            "Priority": "1",
+        }
+        try:
+            task = self.link.submit(fields)
+        except AmiError as exc:
+            log.warning("attempt %s: key %s during AMD lost: %s", seen.attempt_id, digit, exc)
+            return
+        self._redirects.add(task)
+        task.add_done_callback(self._redirect_done)
+
+    def _redirect_done(self, task: asyncio.Task[Any]) -> None:
+        self._redirects.discard(task)
+        if task.cancelled():
+            return
+        error = task.exception()
+        reply = None if error is not None else task.result()
+        if error is not None or (reply is not None and not reply.success):
+            log.warning("a key pressed during AMD could not be taken: %s", error or reply)
 
     async def _on_link_up(self) -> None:
         for live in self._live.values():

@@ -23,7 +23,7 @@ _CAUSES = {
     18: (Outcome.NO_ANSWER, "no user responding"),
     19: (Outcome.NO_ANSWER, "no answer"),
     20: (Outcome.FAILED, "subscriber absent"),
-    21: (Outcome.BUSY, "call rejected"),
+    21: (Outcome.BUSY, "declined"),
     22: (Outcome.FAILED, "number changed"),
     27: (Outcome.FAILED, "destination out of order"),
     28: (Outcome.FAILED, "invalid number format"),
@@ -32,6 +32,11 @@ _CAUSES = {
     41: (Outcome.FAILED, "temporary failure"),
     42: (Outcome.FAILED, "switching equipment congestion"),
 }
+
+
+def informative(cause: int) -> bool:
+    """True for a cause that says why a call did not connect (16, normal clearing, does not)."""
+    return cause in _CAUSES
 
 
 def not_answered(reason: int, cause: int | None) -> tuple[Outcome, str]:

@@ -39,6 +39,10 @@ MAX_CALL_SECONDS = 960.0
 #: Times Asterisk is asked again about an attempt it shows no trace of, before deciding the
 #: Originate never reached it (it writes F<reason> just after the channel is gone).
 EMPTY_PROBES = 8
+#: Seconds an unanswered attempt waits, after its OriginateResponse, for the Hangup events of
+#: its channels: Asterisk sends the response before the Hangup of a Local channel's other half
+#: (with the callee's cause: busy, declined...) as often as after it.
+SETTLE_GRACE = 2.0
 
 
 @dataclass
@@ -84,19 +88,48 @@ OutcomeHandler = Callable[[CallResult], Awaitable[None]]
 
 @dataclass
 class Sightings:
-    """What AMI events said about one attempt in flight (filled in by `Caller`'s handler)."""
+    """What AMI events said about one attempt in flight (filled in by `Caller`'s handler).
+
+    An attempt's channels are the one it originated (its Uniqueid is the attempt id), the other
+    half of a Local channel (`<attempt>;2`) and whatever that half dialled (a PJSIP leg through a
+    hospital's own context): each new channel whose Linkedid is the attempt's. Their depth (0,
+    1, 2) says how close to the callee they are.
+    """
 
     attempt_id: str
     wake: asyncio.Event = field(default_factory=asyncio.Event)
+    #: The originated channel has hung up.
     ended: bool = False
     #: '1', '2', 'V' (machine), 'Q' (quota met) or '' (no valid key); None: nothing yet.
     key: str | None = None
     eta: int | None = None
-    causes: list[int] = field(default_factory=list)
+    #: Channels of the attempt still up: Uniqueid -> depth.
+    channels: dict[str, int] = field(default_factory=dict)
+    #: (depth, Q.850 cause) of each channel of the attempt that hung up, in the order seen.
+    causes: list[tuple[int, int]] = field(default_factory=list)
+    #: Answering-machine detection is running on the call (keys then reach us as DTMF events).
+    detecting: bool = False
+
+    def depth(self, uniqueid: str) -> int:
+        if uniqueid == self.attempt_id:
+            return 0
+        return 1 if uniqueid == f"{self.attempt_id};2" else 2
 
     @property
-    def first_cause(self) -> int | None:
-        return next((c for c in self.causes if c), None)
+    def cause(self) -> int | None:
+        """The cause that best says why the call ended: an informative one (busy, declined, no
+        answer, unknown number, congestion) from the channel nearest the callee, else the first
+        non-zero one."""
+        told = [(depth, c) for depth, c in self.causes if causes.informative(c)]
+        if told:
+            deepest = max(depth for depth, _ in told)
+            return next(c for depth, c in told if depth == deepest)
+        return next((c for _, c in self.causes if c), None)
+
+    @property
+    def story_complete(self) -> bool:
+        """Every channel of the attempt seen so far has hung up, the originated one included."""
+        return self.ended and not self.channels
 
 
 class Follower:
@@ -127,6 +160,8 @@ class Follower:
         self.notified = False
         self.generation = link.generation
         self.deadline = time.monotonic() + ring_timeout + ORIGINATE_MARGIN + MAX_CALL_SECONDS
+        #: When an unanswered attempt stops waiting for the rest of its story.
+        self.settle_by: float | None = None
         if originate is not None:
             originate.add_done_callback(lambda _: seen.wake.set())
 
@@ -139,7 +174,8 @@ class Follower:
                 continue
             if time.monotonic() > self.deadline:
                 await self._give_up()
-            if self.reason is not None and self.reason != causes.REASON_ANSWERED:
+            unanswered = self.reason is not None and self.reason != causes.REASON_ANSWERED
+            if unanswered and self._settled():
                 return await self._not_answered()
             if self.reason == causes.REASON_ANSWERED and await self._answered():
                 return self.result
@@ -194,9 +230,19 @@ class Follower:
             self.reason = 0
             self.result.detail = "lost track of the call"
 
+    def _settled(self) -> bool:
+        """An unanswered attempt's outcome is decided once its channels have all hung up (their
+        causes are in), or when the grace after the originate response is over."""
+        if self.seen.story_complete:
+            return True
+        now = time.monotonic()
+        if self.settle_by is None:
+            self.settle_by = now + SETTLE_GRACE
+        return now >= self.settle_by
+
     async def _not_answered(self) -> CallResult:
         assert self.reason is not None
-        cause = self.seen.first_cause
+        cause = self.seen.cause
         outcome, detail = causes.not_answered(self.reason, cause)
         result = self.result
         result.outcome, result.reason, result.cause = outcome, self.reason, cause
@@ -227,17 +273,16 @@ class Follower:
                 self.notified = True
                 await self.on_outcome(result)
         if seen.ended:
-            result.cause = seen.first_cause
+            result.cause = seen.cause
             result.ended_at = time.time()
             return True
         return False
 
     async def _wait(self) -> None:
         self.seen.wake.clear()
+        until = self.deadline if self.settle_by is None else min(self.deadline, self.settle_by)
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(
-                self.seen.wake.wait(), max(0.05, self.deadline - time.monotonic())
-            )
+            await asyncio.wait_for(self.seen.wake.wait(), max(0.05, until - time.monotonic()))
 
     # -- asking Asterisk --------------------------------------------------------------------
 

@@ -177,7 +177,8 @@ def header(lines: Iterator[str]) -> tuple[int, str, list[str]]:
         if "\x00" in line:
             raise fail(number, "NUL byte: a binary or UTF-16 file? re-export it as CSV UTF-8")
         best: tuple[int, int, str, list[str]] | None = None
-        # Decide from the header: the delimiter that finds more of our columns wins.
+        # Decide from the header: the delimiter that finds more of our columns wins (not
+        # csv.Sniffer, which guesses from character counts: a header "Nom, prénom;..." fools it).
         for delimiter in (";", ",", "\t"):
             try:
                 names = [n.strip() for n in next(csv.reader([line], delimiter=delimiter))]

@@ -10,7 +10,9 @@ tests check against the code that fills them, and a typo must fail at import or 
 a director's phone.
 
 Plurals: a key with variants is written `key.0` (zero: "aucune"/"no one"), `key.1` (one) and
-`key.n` (two or more); `key.0` is optional and falls back to `key.n`. Numbers are left as digits
+`key.n` (two or more); `key.0` is optional and falls back to `key.n`. Not gettext and Babel's
+CLDR rules: CLDR puts French 0 with 1 ("one"), where a phone line says "aucune personne", not
+"0 personne"; and two languages need no catalogue toolchain. Numbers are left as digits
 (espeak-ng reads them well) except where it reads them wrong: "1 personne" comes out as "un
 personne" and "14 heures 05" as "zéro cinq", so the tables say "une personne" and the code
 writes "14 heures 5"; English minutes under ten are said "two oh five", not "two zero five".

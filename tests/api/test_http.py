@@ -325,6 +325,21 @@ async def test_spec_fields_reach_the_campaign(api: Api) -> None:
     assert json.loads(str(await api.db.hget(campaign_key(default), "spec")))["ring_timeout"] == 30
 
 
+async def test_integers_written_with_a_zero_fraction_are_integers(api: Api) -> None:
+    # JSON Schema 2020-12: 20.0 is an integer; the campaign gets 20, not 20.0.
+    await api.roster()
+    raw = b'{"messages": {"fr": "Alerte"}, "ring_timeout": 20.0, "attempts": 2e0}'
+    body = await api.json("POST", "/api/campaigns", "operator", 201, data=raw,
+                          headers={"Content-Type": "application/json"})  # fmt: skip
+    spec = json.loads(str(await api.db.hget(campaign_key(body["campaign"]), "spec")))
+    assert (spec["ring_timeout"], spec["attempts"]) == (20, 2)
+    assert isinstance(spec["ring_timeout"], int) and isinstance(spec["attempts"], int)
+    huge = b'{"messages": {"fr": "Alerte"}, "attempts": 1e400}'  # a float: infinity
+    got = await api.error("POST", "/api/campaigns", 422, "invalid_input", "operator", data=huge,
+                          headers={"Content-Type": "application/json"})  # fmt: skip
+    assert [p["field"] for p in got["problems"]] == ["attempts"], got
+
+
 async def test_people_and_events(api: Api) -> None:
     await api.roster()
     cid = await api.start(roles=["doctor"])
@@ -505,7 +520,7 @@ async def test_malformed_json_is_422(api: Api, raw: bytes) -> None:
         ({"messages": {"fr": "half a pair \ud800"}}, "messages.fr"),
         ({**MESSAGE, "\udc00": 1}, "\udc00"),
         ({**MESSAGE, "attempts": "3"}, "attempts"),
-        ({**MESSAGE, "attempts": 3.0}, "attempts"),
+        ({**MESSAGE, "attempts": 3.5}, "attempts"),
         ({**MESSAGE, "attempts": True}, "attempts"),
         ({**MESSAGE, "attempts": 0}, "attempts"),
         ({**MESSAGE, "attempts": 10**30}, "attempts"),
@@ -627,7 +642,11 @@ _SAMPLE = re.compile(
 
 
 def parse_metrics(text: str) -> dict[str, float]:
-    """Every line a comment or `name{labels} value`; samples as {'name{labels}': value}."""
+    """Every line a comment or `name{labels} value`; samples as {'name{labels}': value}, the
+    labels sorted by name (their order means nothing in the format) and left escaped.
+
+    Our own reader, not prometheus_client's: the test checks that library's writer, and should
+    not take its reader as the judge (the OpenMetrics test uses the strict parser)."""
     assert text.endswith("\n")
     samples: dict[str, float] = {}
     families: list[str] = []
@@ -640,8 +659,10 @@ def parse_metrics(text: str) -> dict[str, float]:
             continue
         assert _SAMPLE.fullmatch(line), line
         key, _, value = line.rpartition(" ")
-        assert key.split("{")[0] == families[-1], f"{line}: not grouped under its TYPE"
-        samples[key] = float(value)
+        name, _, labels = key.partition("{")
+        assert name == families[-1], f"{line}: not grouped under its TYPE"
+        pairs = sorted(m.group(0) for m in re.finditer(_LABEL, labels))
+        samples[f"{name}{{{','.join(pairs)}}}" if pairs else name] = float(value)
     return samples
 
 
@@ -685,12 +706,12 @@ async def test_metrics(db: aioredis.Redis, tmp_path: Path) -> None:
     assert m[f'ivr_campaign_calls_in_flight{{campaign="{cid}"}}'] == 0
     assert m[f'ivr_campaign_people_final{{campaign="{cid}",outcome="available"}}'] == 0
     assert m[f'ivr_campaign_calls_total{{campaign="{cid}",outcome="busy"}}'] == 0
-    worker = 'worker="host-default-0",asterisk="default"'
+    worker = 'asterisk="default",worker="host-default-0"'
     assert m[f"ivr_worker_channels{{{worker}}}"] == 30
     assert m[f"ivr_worker_channels_in_use{{{worker}}}"] == 4
     assert m[f"ivr_worker_ami_up{{{worker}}}"] == 1
     assert m[f"ivr_worker_heartbeat_timestamp_seconds{{{worker}}}"] == 1_900_000_000.5
-    assert m['ivr_worker_channels{worker="odd\\"name\\\\",asterisk="b"}'] == 2
+    assert m['ivr_worker_channels{asterisk="b",worker="odd\\"name\\\\"}'] == 2
     assert not any("garbage" in key for key in m)
 
 
@@ -698,6 +719,31 @@ async def test_metrics_without_alerter_or_campaigns(api: Api) -> None:
     m = parse_metrics(await (await api.call("GET", "/metrics", role=None)).text())
     assert m['ivr_ami_link{state="unconfigured"}'] == 1
     assert not any(k.startswith(("ivr_tts", "ivr_campaign", "ivr_worker")) for k in m)
+    # The process's own, as supervision expects them.
+    assert m["process_resident_memory_bytes"] > 0 and m["process_open_fds"] > 0
+    assert m["process_cpu_seconds_total"] > 0 and 'python_gc_collections_total{generation="0"}' in m
+
+
+async def test_metrics_in_openmetrics_when_asked(api: Api) -> None:
+    from prometheus_client.openmetrics.parser import text_string_to_metric_families
+
+    await api.roster()
+    cid = await api.start()
+    response = await api.call(
+        "GET", "/metrics", role=None, headers={"Accept": "application/openmetrics-text"}
+    )
+    assert response.headers["Content-Type"].startswith("application/openmetrics-text")
+    text = await response.text()
+    assert text.endswith("# EOF\n")
+    # The strict OpenMetrics parser: it refuses anything out of the format.
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    assert families["ivr_campaign_calls"].type == "counter"
+    calls = {s.labels["outcome"]: s for s in families["ivr_campaign_calls"].samples}
+    assert calls["busy"].name == "ivr_campaign_calls_total" and calls["busy"].labels == {
+        "campaign": cid, "outcome": "busy",
+    }  # fmt: skip
+    assert families["ivr_campaign_people"].samples[0].value == 5
+    assert families["ivr_redis_up"].samples[0].value == 1
 
 
 # -- OpenAPI ------------------------------------------------------------------------------
@@ -754,12 +800,12 @@ def test_http_config_keys() -> None:
     assert "IVR_HTTP_HOST=127.0.0.1" in example and "IVR_HTTP_PORT=8080" in example
 
 
-def _serve(redis_url: str, port: int) -> subprocess.Popen[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("IVR_")}
-    env.update(IVR_REDIS_URL=redis_url, IVR_HTTP_PORT=str(port))
+def _serve(redis_url: str, port: int, *options: str, **env: str) -> subprocess.Popen[str]:
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("IVR_")}
+    environ.update(IVR_REDIS_URL=redis_url, IVR_HTTP_PORT=str(port), **env)
     return subprocess.Popen(
-        [sys.executable, "-m", "ivr", "serve"],
-        env=env,
+        [sys.executable, "-m", "ivr", *options, "serve"],
+        env=environ,
         stderr=subprocess.PIPE,
         text=True,
     )
@@ -789,3 +835,30 @@ async def test_ivr_serve_without_ami_credentials(redis_server: RedisServer) -> N
         _, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
     assert f"serving on http://127.0.0.1:{port}/" in err
+
+
+async def test_ivr_serve_logs_json_lines_and_no_token(redis_server: RedisServer) -> None:
+    import aiohttp
+
+    port, token = free_port(), "tok-Hq3xV9-never-logged"
+    proc = _serve(redis_server.url, port, "-v", IVR_LOG_FORMAT="json")
+    assert proc.stderr is not None
+    try:
+        # Its first words on stderr say it listens: as a JSON record too.
+        first = json.loads(await asyncio.wait_for(asyncio.to_thread(proc.stderr.readline), 30))
+        assert first["logger"] == "ivr.status" and "serving on" in first["message"], first
+        async with aiohttp.ClientSession(f"http://127.0.0.1:{port}") as http:
+            assert (await http.get("/api/health")).status == 200
+            # The live stream takes its token in the query: it must not reach the access log.
+            assert (await http.get(f"/api/campaigns/1/stream?token={token}")).status == 401
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    records = [json.loads(line) for line in err.splitlines()]
+    access = [r for r in records if r["logger"] == "aiohttp.access"]
+    assert [r["message"].split('"')[1] for r in access] == [
+        "GET /api/health", "GET /api/campaigns/1/stream",
+    ]  # fmt: skip
+    assert access[1]["message"].split('"')[2].split()[0] == "401"
+    assert token not in err

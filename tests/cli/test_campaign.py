@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
@@ -12,9 +13,13 @@ from pathlib import Path
 
 import pytest
 
+from ivr.campaign import store
 from ivr.campaign.estimate import estimate
-from ivr.cli.progress import progress_line
+from ivr.campaign.spec import CampaignSpec
+from ivr.cli import progress
+from ivr.db import connect
 from ivr.sandbox.redisserver import RedisServer
+from ivr.staff.csvfile import parse_roster
 
 ROSTER = """\ufeffMatricule;Nom;Prénom;Fonction;Service;Portable;Domicile;Astreinte;Langue
 A001;Martin;Claire;Infirmier;Urgences;06 11 00 00 01;;oui;fr
@@ -106,12 +111,47 @@ def test_estimate_figures() -> None:
     assert short.roles["anaesthetist"][3] is None and short.warnings
 
 
-def test_progress_line() -> None:
-    report = {
-        "total": 10, "pending": 4, "available": 3, "unavailable": 1, "no_answer": 2, "busy": 0,
-        "voicemail": 0, "failed": 0, "cancelled": 0, "in_flight": 2,
-        "by_role": {"nurse": {"quota": 3, "available": 3, "met": True}},
-    }  # fmt: skip
-    line = progress_line(report, width=10)
-    assert line.startswith("[######....] 6/10")
-    assert "available 3" in line and "no answer 2" in line and "nurse 3/3 ok" in line
+REPORT = {
+    "total": 10, "pending": 4, "available": 3, "unavailable": 1, "no_answer": 2, "busy": 0,
+    "voicemail": 0, "failed": 0, "cancelled": 0, "in_flight": 2, "status": "running",
+    "by_role": {"nurse": {"quota": 3, "available": 3, "met": True}},
+}  # fmt: skip
+
+
+def test_status_line() -> None:
+    line = progress.status_line(REPORT)  # type: ignore[arg-type]
+    assert line.startswith("6/10 done  available 3  unavailable 1  no answer 2  in flight 2")
+    assert line.endswith("nurse 3/3 ok") and "busy" not in line
+    out = io.StringIO()
+    progress.print_status("7", REPORT, out)  # type: ignore[arg-type]
+    assert out.getvalue() == f"campaign 7 (running): {line}\n", "plain: not a terminal"
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize("tty", [True, False])
+async def test_follow_draws_a_bar_on_a_terminal_and_plain_lines_elsewhere(
+    redis_url: str, tty: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("NO_COLOR", "FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE", "TERM"):
+        monkeypatch.delenv(name, raising=False)
+    people = parse_roster(ROSTER.encode())
+    db = connect(redis_url)
+    try:
+        cid = await store.create(db, CampaignSpec(messages={"fr": "Alerte."}), people)
+        await store.stop(db, cid)
+        out = Terminal() if tty else io.StringIO()
+        report = await progress.follow(db, cid, out)
+    finally:
+        await db.aclose()
+    assert report["status"] == "stopped"
+    text = out.getvalue()
+    if tty:
+        # rich's bar (its own glyphs), counts in colour (ANSI escapes), the elapsed time.
+        assert f"campaign {cid}" in text and "━" in text and "\x1b[" in text, repr(text)
+        assert "0/4" in text and "0:00:0" in text and "in flight 0" in text
+    else:
+        assert text == "0/4 done  in flight 0\n"

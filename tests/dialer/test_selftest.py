@@ -16,6 +16,7 @@ from ivr.dialer.alerter import Alerter
 from ivr.dialer.selftest import RouteCheck, render, run_selftest
 from ivr.errors import ConfigError
 from ivr.sandbox import asterisk as sandbox
+from tests.sipfarm import PHONES, farm
 from tests.sipp import Sipp, sandbox_root
 
 CREDENTIALS = {"IVR_AMI_USER": "ivr", "IVR_AMI_SECRET": "x"}
@@ -47,8 +48,12 @@ def test_verdicts_and_report() -> None:
     assert silent.verdict == "answered, but no key came back: the DTMF path is broken"
     assert busy.verdict == "not answered: busy (busy)"
     text = render([ok, silent, busy])
-    assert "PJSIP/1@a  yes       1    0.4 s      1.6 s    ok" in text
-    assert text.endswith("1 of 3 routes ok; 2 FAILED")
+    assert "PJSIP/1@a  key    yes       1    0.4 s      1.6 s    ok" in text
+    assert text.endswith("1 of 3 checks ok; 2 FAILED")
+    busy_ok = RouteCheck("Local/3@x", "busy", "busy", False, None, None, None, check="busy")
+    hidden = RouteCheck("Local/3@y", "failed", "congestion", False, None, None, None, "busy")
+    assert busy_ok.ok and not hidden.ok
+    assert hidden.verdict.startswith("busy came back as failed (congestion): the route loses")
 
 
 @pytest.mark.integration
@@ -122,7 +127,7 @@ async def test_cli_exit_status_and_json(alerter: Alerter, tmp_path: Path) -> Non
 
     code, out, err = await ivr()
     assert (code, err) == (0, ""), out
-    assert out.splitlines()[-1] == "1 of 1 routes ok"
+    assert out.splitlines()[-1] == "1 of 1 checks ok"
 
     code, out, _ = await ivr(
         "--json", "--key-wait", "2", "Local/1011@ivr-sim", "Local/1000@ivr-sim"
@@ -137,3 +142,27 @@ async def test_cli_exit_status_and_json(alerter: Alerter, tmp_path: Path) -> Non
 
     code, _, err = await ivr("PJSIP/1000@trunk;Dial")
     assert code == 2 and "IVR_SELFTEST_TARGETS" in err
+
+
+@pytest.mark.integration
+async def test_busy_checks_find_the_route_that_hides_busy(alerter: Alerter) -> None:
+    """Busy through the simulated phones, through a hospital's own context to a SIP phone that
+    answers 486: busy. Through a route that turns busy into congestion: reported."""
+    phones = [PHONES["486"]]
+    async with farm(Sipp(sandbox_root()), calls=1, phones=phones) as sip:
+        busy = [
+            "Local/3999@ivr-sim",
+            sip.local_template.replace("{number}", "48601"),
+            "Local/3999@ivr-test-busy-hidden",
+        ]
+        checks = await run_selftest(alerter, [], busy=busy)
+        verdict = await sip.wait()
+    print("\n" + render(checks))
+    assert verdict.ok, verdict.explain()
+    assert [c.check for c in checks] == ["busy"] * 3
+    assert [c.ok for c in checks] == [True, True, False], render(checks)
+    assert checks[2].verdict == (
+        "busy came back as failed (congestion): the route loses the callee's hangup cause "
+        "(README, Custom contexts)"
+    )
+    assert render(checks).endswith("2 of 3 checks ok; 1 FAILED")

@@ -10,15 +10,18 @@ import pytest
 
 from ivr.config import Config
 from ivr.errors import AmiAuthError, AmiConnectError, AmiDisconnected, AmiNotConnected, AmiTimeout
+from ivr.pbx import ami as ami_module
 from ivr.pbx.ami import AmiLink
 from ivr.sandbox.redisserver import free_port
 from tests.tcpproxy import TcpProxy
 
 
 class SilentAmi:
-    """A minimal AMI peer (unit-test fake): answers Login and Ping, never anything else."""
+    """A minimal AMI peer (unit-test fake): answers Login and Ping, never anything else; after
+    the Login, says FullyBooted as Asterisk does (unless `booted` is False: still loading)."""
 
-    def __init__(self) -> None:
+    def __init__(self, booted: bool = True) -> None:
+        self.booted = booted
         self.port = 0
         self._server: asyncio.Server | None = None
 
@@ -45,6 +48,8 @@ class SilentAmi:
                     writer.write(
                         f"Response: Success\r\nActionID: {fields['ActionID']}\r\n\r\n".encode()
                     )
+                if fields.get("Action") == "Login" and self.booted:
+                    writer.write(b"Event: FullyBooted\r\nPrivilege: system,all\r\n\r\n")
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
         finally:
@@ -57,6 +62,21 @@ async def silent() -> AsyncIterator[SilentAmi]:
     await server.start()
     yield server
     await server.close()
+
+
+async def test_a_booting_asterisk_is_not_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Logged in, but Asterisk never says FullyBooted: an Originate would fail, so the link
+    does not count as up and says why."""
+    monkeypatch.setattr(ami_module, "BOOT_TIMEOUT", 0.3)
+    booting = SilentAmi(booted=False)
+    await booting.start()
+    try:
+        link = AmiLink("127.0.0.1", booting.port, "u", "s")
+        with pytest.raises(AmiConnectError, match="not fully booted after 0.3 s"):
+            await link.start()
+        assert not link.is_up
+    finally:
+        await booting.close()
 
 
 async def test_action_timeout_leaks_nothing(silent: SilentAmi) -> None:

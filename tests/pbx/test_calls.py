@@ -56,10 +56,20 @@ async def test_every_simulated_behaviour_gives_its_outcome(alerter: Alerter) -> 
     details = {r.number: r.detail for r in results}
     assert (details["3008"], details["5010"]) == ("busy", "congestion")
     # The callee side's Hangup (cause 17, 34) may come after OriginateResponse: the outcome
-    # never waits for it. The no-answer cause is on the originated channel itself.
-    assert {r.number: r.cause for r in results}["2007"] == 19
+    # waits for every channel of the call, so the cause is the callee's.
+    causes = {r.number: r.cause for r in results}
+    assert (causes["2007"], causes["3008"], causes["5010"]) == (19, 17, 34)
     journal = await alerter.caller.journal()
     assert not set(journal) & set(notified), "journal entries are removed once recorded"
+
+
+async def test_a_key_pressed_during_answering_machine_detection_counts(alerter: Alerter) -> None:
+    """The simulated phone 1X7 presses 1 the moment it answers, without a word: the key falls
+    in answering-machine detection, which drops it; the service takes it from the DTMF event."""
+    amd = {**FAST, "IVR_AMD": "1"}
+    requests = [await alerter.request(f"107{i}", MESSAGE, variables=amd) for i in range(4)]
+    results = await asyncio.gather(*(alerter.caller.call(r) for r in requests))
+    assert [(r.outcome, r.key) for r in results] == [(Outcome.AVAILABLE, "1")] * 4
 
 
 async def test_no_answer_ends_at_the_ring_timeout(alerter: Alerter) -> None:

@@ -34,7 +34,7 @@ def test_unknown_reason_is_failed_and_says_which() -> None:
         (1, Outcome.FAILED, "unallocated number"),
         (17, Outcome.BUSY, "busy"),
         (19, Outcome.NO_ANSWER, "no answer"),
-        (21, Outcome.BUSY, "call rejected"),
+        (21, Outcome.BUSY, "declined"),
         (28, Outcome.FAILED, "invalid number format"),
         (34, Outcome.FAILED, "congestion"),
     ],

@@ -249,6 +249,8 @@ function drawRoles(r) {
   }
 }
 
+// The curve is drawn as SVG here rather than with a chart library: one staircase chart does
+// not justify vendoring one (nothing may come from the internet, and there is no build step).
 function curvePoints() {
   const started = view.events.find((e) => e.type === "started");
   const start = started ? Number(started.t) : (view.report.started_at || 0) * 1000;
