@@ -8,7 +8,8 @@
 markers against the Python running pip (a pip limitation): a dependency the target needs and
 this host does not is left out (redis needs async-timeout below Python 3.11.3, Debian 12 has
 3.11.2, a build host may have 3.11.7). So after pip's download, the dependencies are walked
-again with the target's markers and whatever is missing is fetched, until nothing is.
+again with the target's markers and whatever is missing is fetched, until nothing is. And pip
+takes `--platform` literally: every manylinux tag the target's C library runs is given.
 Run by scripts/images with a Python that has pip.
 """
 
@@ -69,13 +70,25 @@ def missing(out: Path, markers: dict[str, str]) -> list[str]:
     return sorted(wanted.values())
 
 
+def platforms(platform: str) -> list[str]:
+    """`manylinux_2_36_x86_64` and every older manylinux tag a C library 2.36 also runs: pip
+    takes `--platform` literally, and most binary wheels say manylinux_2_17 (manylinux2014)."""
+    found = re.fullmatch(r"manylinux_(\d+)_(\d+)_(\w+)", platform)
+    if not found:
+        return [platform]
+    major, minor, machine = int(found[1]), int(found[2]), found[3]
+    tags = [f"manylinux_{major}_{m}_{machine}" for m in range(minor, 4, -1)]
+    return tags + [f"manylinux{legacy}_{machine}" for legacy in ("2014", "2010", "1")]
+
+
 def download(args: argparse.Namespace, specs: list[str], *, deps: bool) -> None:
     command = [
         sys.executable, "-m", "pip", "download", "-q", "--disable-pip-version-check",
         "--only-binary=:all:", "--implementation", "cp",
-        "--python-version", args.python_version, "--platform", args.platform,
-        "-d", str(args.out),
+        "--python-version", args.python_version, "-d", str(args.out),
     ]  # fmt: skip
+    for tag in platforms(args.platform):
+        command += ["--platform", tag]
     if args.constraint:
         command += ["-c", str(args.constraint)]
     if not deps:
