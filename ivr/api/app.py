@@ -103,13 +103,7 @@ async def _ami_link(app: web.Application) -> AsyncIterator[None]:
     if status.link is not None or not (config.ami_user and config.ami_secret):
         yield
         return
-    link = AmiLink(
-        config.ami_host,
-        config.ami_port,
-        config.ami_user,
-        config.ami_secret,
-        action_timeout=config.ami_timeout,
-    )
+    link = AmiLink.for_config(config)
     status.link = link
     task = asyncio.create_task(_connect_until_up(link), name="http-ami-link")
     yield

@@ -18,14 +18,7 @@ LOGIN_WAIT = 8.0
 
 async def check_ami(config: Config) -> Check:
     """Log in as the service does; CRITICAL when refused, unreachable or not fully booted."""
-    link = AmiLink(
-        config.ami_host,
-        config.ami_port,
-        config.ami_user,
-        config.ami_secret,
-        action_timeout=config.ami_timeout,
-        connect_timeout=min(5.0, config.ami_timeout),
-    )
+    link = AmiLink.for_config(config, connect_timeout=min(5.0, config.ami_timeout))
     where = f"{config.ami_host}:{config.ami_port}"
     try:
         await asyncio.wait_for(link.start(), LOGIN_WAIT)

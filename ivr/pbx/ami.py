@@ -21,6 +21,7 @@ from panoramisk import Manager
 from panoramisk.actions import Action
 from panoramisk.message import Message
 
+from ivr.config import Config
 from ivr.errors import (
     AmiAuthError,
     AmiConnectError,
@@ -87,6 +88,15 @@ class AmiLink:
         self._tasks: set[asyncio.Task[Any]] = set()
         #: How many logins this link has made; reconnects bump it.
         self.generation = 0
+
+    @classmethod
+    def for_config(cls, config: Config, **options: Any) -> AmiLink:
+        """The link to IVR_AMI_HOST:IVR_AMI_PORT as IVR_AMI_USER, its actions timed by
+        IVR_AMI_TIMEOUT."""
+        return cls(
+            config.ami_host, config.ami_port, config.ami_user, config.ami_secret,
+            action_timeout=config.ami_timeout, **options,
+        )  # fmt: skip
 
     # -- public API ------------------------------------------------------------------------
 

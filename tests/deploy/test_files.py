@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 DOCKER = ROOT / "docker"
 SCRIPTS = [
     *(ROOT / "scripts").glob("*"),
-    DOCKER / "apt-sources",
+    DOCKER / "apt-install",
     DOCKER / "asterisk" / "ivr-asterisk",
     DOCKER / "asterisk" / "ivr-asterisk-health",
     DOCKER / "service" / "ivr-redis",

@@ -19,6 +19,7 @@ import pytest
 from ivr.config import Config
 from ivr.sandbox import asterisk as sandbox
 from ivr.sandbox.redisserver import RedisServer, free_port
+from tests.cli.test_cli import ivr as run_ivr
 from tests.tcpproxy import TcpProxy
 
 pytestmark = pytest.mark.integration
@@ -27,17 +28,9 @@ OK, WARNING, CRITICAL, UNKNOWN = 0, 1, 2, 3
 
 
 async def ivr(*args: str, timeout: float = 60, **env: str) -> tuple[int, str]:
-    """Run `python -m ivr ARGS` with the sandbox's settings plus `env`; (code, stdout)."""
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("IVR_")}
-    environ["IVR_CONFIG"] = str(sandbox.env_file())
-    environ.update(env)
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "ivr", *args,
-        env=environ, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    out, err = await asyncio.wait_for(proc.communicate(), timeout)
-    assert proc.returncode is not None
-    return proc.returncode, out.decode() + err.decode()
+    """`python -m ivr ARGS` with the sandbox's settings plus `env`; (code, stdout + stderr)."""
+    code, out, err = await run_ivr(*args, timeout=timeout, **env)
+    return code, out + err
 
 
 class Worker:
