@@ -1,8 +1,8 @@
 """scripts/install on a fresh Debian 12 (a chroot of the debian:bookworm-slim image, with an
 "existing Asterisk": its group and configuration directory): everything in place as the README
 says, a second run changes nothing, an upgrade swaps the virtualenv and keeps the previous one,
-the installed units pass `systemd-analyze verify`. Run by scripts/test-images (the base image
-and the Debian mirror)."""
+the installed units pass `systemd-analyze verify`, the service's user renders speech. Run by
+scripts/test-images (the base image and the Debian mirror)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from ivr.campaign.scenarios import load_scenarios
 from tests.deploy.compose import Service
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -113,6 +114,14 @@ def test_install_then_again_changes_nothing(machine: Service, wheels: Path) -> N
     )  # fmt: skip
     assert shown.returncode == 0, shown.stderr
     assert "ami_secret = (set)" in shown.stdout and secret not in shown.stdout
+    # The scenarios IVR_SCENARIOS names are there and valid; the voices render as the service's
+    # user, into its audio directory.
+    assert load_scenarios(root / "etc/ivr/scenarios.toml")
+    speech = subprocess.run(
+        ["chroot", "--userspec=ivr:ivr", root, "/usr/local/bin/ivr", "health", "--check", "speech"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert speech.returncode == 0 and "speech: voices render" in speech.stdout, speech.stdout
 
 
 def test_installed_units_verify(machine: Service) -> None:
