@@ -42,6 +42,7 @@ from ivr.keys import campaign_key  # noqa: E402
 from ivr.lines.call import LineContext  # noqa: E402
 from ivr.lines.server import Lines  # noqa: E402
 from ivr.pbx.agi import AgiServer  # noqa: E402
+from ivr.pbx.keys import KeyEvents  # noqa: E402
 from ivr.sandbox import asterisk as sandbox
 from ivr.sandbox.redisserver import RedisServer  # noqa: E402
 from ivr.staff.roster import Person, RosterStore  # noqa: E402
@@ -153,7 +154,8 @@ async def main(runs: int, only: str | None = None) -> None:
             lines = Lines(context)
             await lines.context.pins.set("S0000", PIN)
             prompts = await prompt_lengths(lines, alerter, len(people))
-            async with AgiServer(lines.handlers()) as agi:
+            keys = KeyEvents(alerter.link)
+            async with AgiServer(lines.handlers(), keys=keys) as agi:
                 hub.agi_url = f"agi://127.0.0.1:{agi.port}"
                 stop = asyncio.Event()
                 worker = DialerWorker(alerter, db, WorkerSettings("bench", capacity=20))

@@ -17,8 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
+from ivr import limits, redact
 from ivr.errors import ConfigError
 from ivr.numbers import DIAL_STRING
+from ivr.redact import url_password
 
 LANGUAGES = ("fr", "en")
 #: How the service logs: text lines, or one JSON object per line for a log collector.
@@ -126,6 +128,10 @@ def _int(key: str, low: int, high: int) -> Callable[[str], int]:
         return value
 
     return parse
+
+
+def _within(key: str, bounds: limits.Range) -> Callable[[str], int]:
+    return _int(key, int(bounds.low), int(bounds.high))
 
 
 def _float(key: str, low: float, high: float) -> Callable[[str], float]:
@@ -270,8 +276,8 @@ def load_config(
     take("IVR_DIAL_TEMPLATE", "dial_template", _dial_template)
     take("IVR_CALLER_ID", "caller_id", _caller_id)
     take("IVR_LANGUAGE", "language", _one_of("IVR_LANGUAGE", LANGUAGES))
-    take("IVR_RING_TIMEOUT", "ring_timeout", _int("IVR_RING_TIMEOUT", 5, 300))
-    take("IVR_MAX_CHANNELS", "max_channels", _int("IVR_MAX_CHANNELS", 1, 10000))
+    take("IVR_RING_TIMEOUT", "ring_timeout", _within("IVR_RING_TIMEOUT", limits.RING_TIMEOUT))
+    take("IVR_MAX_CHANNELS", "max_channels", _within("IVR_MAX_CHANNELS", limits.CAPACITY))
     take("IVR_AUDIO_DIR", "audio_dir", _directory("IVR_AUDIO_DIR"))
     take("IVR_AUDIO_DIR_ASTERISK", "audio_dir_asterisk", _directory("IVR_AUDIO_DIR_ASTERISK"))
     take("IVR_TTS_RATE", "tts_rate", _int("IVR_TTS_RATE", 80, 400))
@@ -294,4 +300,7 @@ def load_config(
         for key, attr in (("IVR_AMI_USER", "ami_user"), ("IVR_AMI_SECRET", "ami_secret")):
             if not kwargs.get(attr):
                 raise ConfigError(f"{key}: missing (set it in the environment or in IVR_CONFIG)")
-    return Config(**kwargs)  # type: ignore[arg-type]
+    config = Config(**kwargs)  # type: ignore[arg-type]
+    # Whatever prints or logs from now on masks them (ivr.redact).
+    redact.register(config.ami_secret, url_password(config.redis_url))
+    return config

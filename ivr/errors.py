@@ -31,6 +31,14 @@ class ConfigError(IvrError):
     exit_code = 2
 
 
+class InputError(IvrError):
+    """What a command was given cannot be used: a file that cannot be read or written, a value
+    out of range, an empty or too long text."""
+
+    error_id = "input_error"
+    exit_code = 2
+
+
 class InvalidNumberError(IvrError):
     """A phone number holds characters that could alter a dial string."""
 

@@ -21,6 +21,8 @@ from typing import TextIO, TypedDict, Unpack
 
 from pythonjsonlogger.json import JsonFormatter
 
+from ivr.redact import RedactFilter
+
 #: Text lines, as `ivr` always wrote them.
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 #: What a service command says once on stderr whatever the verbosity ("serving on ..."): the
@@ -83,6 +85,7 @@ def configure(level: int, fmt: str = "text") -> None:
     """Log at `level` and above to stderr, as text lines or (`fmt` "json") JSON objects."""
     handler = _Stderr()
     handler.addFilter(_WithFields())
+    handler.addFilter(RedactFilter())
     if fmt == "json":
         handler.setFormatter(
             JsonFormatter(
@@ -95,8 +98,15 @@ def configure(level: int, fmt: str = "text") -> None:
     else:
         handler.setFormatter(logging.Formatter(TEXT_FORMAT))
         announcer = _Stderr()
+        announcer.addFilter(RedactFilter())
         announcer.setFormatter(logging.Formatter("%(message)s"))
-    logging.basicConfig(level=level, handlers=[handler])
+    # Replaces the handler of a previous call (main() may run several times in one process),
+    # and only it: the root logger may hold others (a test runner's).
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if isinstance(h, _Stderr)]:
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level)
     status.handlers = [announcer]
     status.propagate = False
     status.setLevel(logging.INFO)

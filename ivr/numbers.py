@@ -15,6 +15,14 @@ _VALID = re.compile(r"(?=.{1,32}$)\+?[0-9*#]+")
 DIAL_STRING = re.compile(r"[A-Za-z0-9]{2,20}/[A-Za-z0-9@:._/+*#=\-]{1,200}")
 #: "+33 (0)6 12 ...": the trunk prefix in parentheses after a country code is not dialled.
 _TRUNK_PREFIX = re.compile(r"^(\s*\+\d{1,3})\s*\(0\)")
+#: Parentheses only as a pair around digits ("(0)6 12", "(01) 23"): "0612)" is a typo or worse.
+_PARENTHESES = re.compile(r"[^()]*(?:\([\d\s]*\)[^()]*)*")
+#: Characters that are not text: controls, and the format characters that reorder or hide
+#: text on screen (U+202E right-to-left override, zero-width joiners, BOM...).
+UNPRINTABLE = re.compile(
+    "[\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f"
+    "\ufeff\ufff9-\ufffb]"
+)
 
 
 def normalize_number(raw: str) -> str:
@@ -26,6 +34,10 @@ def normalize_number(raw: str) -> str:
     """
     if not isinstance(raw, str):
         raise InvalidNumberError(f"phone number must be text, got {type(raw).__name__}")
+    if not _PARENTHESES.fullmatch(raw):
+        raise InvalidNumberError(
+            f"phone number {raw!r}: parentheses only in pairs around digits", number=raw
+        )
     number = _SEPARATORS.sub("", _TRUNK_PREFIX.sub(r"\1", raw.strip(" ")))
     if not number:
         raise InvalidNumberError("phone number is empty", number=raw)

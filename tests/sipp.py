@@ -77,6 +77,8 @@ _TONES = {
 }  # fmt: skip
 #: Milliseconds a key lasts (the event or the tones).
 KEY_MS = 100
+#: Milliseconds from an INFO key to the next one at the least: its Duration, and a gap.
+INFO_RELEASE_MS = KEY_MS + 60
 PTIME_MS = 20
 
 
@@ -291,6 +293,8 @@ class _Script:
         self.cseq = 1
         self.files = 0
         self.after_key = False
+        #: An INFO key went last, with only cues since: the next one must wait for its release.
+        self.info_held = False
         #: Index in `parts` of the pause that ends the last key played, while it is the last part.
         self.trailing_pause: int | None = None
 
@@ -336,15 +340,26 @@ class _Script:
             # when a message is awaited next. The key's pcap plays on while SIPp waits.
             del self.parts[self.trailing_pause]
         self.trailing_pause = None
+        if isinstance(step, Wait | Audio):
+            self.info_held = False
         if isinstance(step, Wait):
             self.parts.append(f'<pause milliseconds="{step.ms}"/>')
         elif isinstance(step, Keys):
             # The gap goes between keys, not after the last: a Cue that follows must not land
             # in a pause (SIPp ignores a message then, and Asterisk resends it 0.5 s later).
             for i, key in enumerate(step.keys):
+                mode = step.mode or self.dtmf
                 if i or after_key:
                     self.parts.append(f'<pause milliseconds="{step.gap_ms}"/>')
-                self.key(key.upper(), step.mode or self.dtmf)
+                elif mode == "info" and self.info_held:
+                    # A keypad sends the next key after it releases the last (Duration): an
+                    # INFO phone that answers a cue within it is not a phone. It matters, too:
+                    # Asterisk emulates an INFO key's end after Duration, and a key that comes
+                    # meanwhile waits in its read queue for the next media frame, which a
+                    # phone that sends no RTP (this one) never sends (docs/asterisk.md).
+                    self.parts.append(f'<pause milliseconds="{INFO_RELEASE_MS}"/>')
+                self.key(key.upper(), mode)
+                self.info_held = mode == "info"
             if self.parts[-1].startswith("<pause") and self.parts[-2].startswith("<nop>"):
                 self.trailing_pause = len(self.parts) - 1
         elif isinstance(step, Audio):

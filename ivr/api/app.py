@@ -24,7 +24,7 @@ from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 from redis.asyncio import Redis
 
-from ivr import __version__, logs
+from ivr import __version__, limits, logs
 from ivr.access import audit
 from ivr.access.tokens import Role, TokenStore
 from ivr.api import campaigns as camp
@@ -61,7 +61,7 @@ from ivr.voice.tts import Speaker
 log = logging.getLogger(__name__)
 
 #: Largest roster upload: 100,000 staff export to about 10 MB.
-MAX_ROSTER_BYTES = 64 * 1024 * 1024
+MAX_ROSTER_BYTES = limits.ROSTER_BYTES
 
 
 def make_app(
@@ -87,11 +87,30 @@ def make_app(
     app[openapi_key] = openapi.document(ROUTES, version=__version__)
     app[closing_key] = asyncio.Event()
     app[streams_key] = console.LiveStreams()
+    app.on_response_prepare.append(_security_headers)
     app.on_shutdown.append(_closing)
     app.cleanup_ctx.append(_ami_link)
     for route in ROUTES:
         app.router.add_route(route.method, route.path, guarded(route, tokens))
     return app
+
+
+#: On every answer: no content sniffing, no framing (clickjacking), no referrer, and nothing
+#: kept by a browser or a proxy (the roster holds phone numbers, reports hold who answered).
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+#: What answers without a policy of their own (JSON, CSV) get: nothing may load or frame them.
+DEFAULT_CSP = "default-src 'none'; frame-ancestors 'none'"
+
+
+async def _security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """The one place every response, errors included, gets its security headers."""
+    response.headers.update(SECURITY_HEADERS)
+    response.headers.setdefault("Content-Security-Policy", DEFAULT_CSP)
 
 
 async def _closing(app: web.Application) -> None:

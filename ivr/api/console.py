@@ -29,12 +29,15 @@ STREAM_BLOCK_MS = 1000
 #: A comment line this often keeps proxies and the browser from closing a quiet stream.
 HEARTBEAT_SECONDS = 15.0
 #: The report is a document, not an application: no script, nothing loaded from anywhere.
-REPORT_CSP = {"Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'"}
+REPORT_CSP = {
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
+    "frame-ancestors 'none'"
+}
 # The report opened from the console is a blob of it and inherits this policy: hence its
 # inline style is allowed.
 CONSOLE_CSP = {
     "Content-Security-Policy": "default-src 'self'; style-src 'self' 'unsafe-inline'; "
-    "img-src 'self' data: blob:"
+    "img-src 'self' data: blob:; frame-ancestors 'none'"
 }
 _TYPES = {".html": "text/html", ".js": "text/javascript", ".css": "text/css"}
 _GONE = (ConnectionResetError, ClientConnectionResetError)
@@ -47,7 +50,7 @@ def static_file(name: str) -> web.Response:
         body=path.read_bytes(),
         content_type=_TYPES[path.suffix],
         charset="utf-8",
-        headers={**CONSOLE_CSP, "Cache-Control": "no-cache"},
+        headers=CONSOLE_CSP,
     )
 
 

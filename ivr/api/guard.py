@@ -199,7 +199,8 @@ async def _authenticate(
     if info is None:
         raise Unauthorized("unknown token", "invalid_token")
     if info.revoked_at is not None:
-        raise Unauthorized(f"token {info.name!r} was revoked", "revoked_token")
+        # Not named: whoever holds a revoked token learns nothing more from it.
+        raise Unauthorized("this token was revoked", "revoked_token")
     if not info.role.allows(needed):
         raise Forbidden(
             f"this needs the {needed.value} role; token {info.name!r} is {info.role.value}"

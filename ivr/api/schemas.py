@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ivr.voice.tts import MAX_TEXT_CHARS
+from ivr import limits
 
 Schema = dict[str, Any]
 
@@ -17,7 +17,12 @@ ROLE = {"type": "string", "pattern": "^[a-z0-9_]{1,40}$"}
 # Printable text without control characters (a line break in a name ends up in CSV reports).
 _LINE = "^[^\\x00-\\x1f\\x7f]*$"
 #: An alert text: what text-to-speech accepts.
-MESSAGE = {"type": "string", "minLength": 1, "maxLength": MAX_TEXT_CHARS, "pattern": "^[^\\x00]*$"}
+MESSAGE = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": limits.MESSAGE_CHARS,
+    "pattern": "^[^\\x00]*$",
+}
 
 CAMPAIGN_FIELDS: dict[str, Schema] = {
     "messages": {
@@ -27,24 +32,29 @@ CAMPAIGN_FIELDS: dict[str, Schema] = {
         "additionalProperties": False,
         "minProperties": 1,
     },
-    "name": {"type": "string", "maxLength": 200, "pattern": _LINE},
+    "name": {"type": "string", "maxLength": limits.NAME_CHARS, "pattern": _LINE},
     "roles": {"type": "array", "items": ROLE, "maxItems": 100},
     "units": {
         "type": "array",
-        "items": {"type": "string", "minLength": 1, "maxLength": 200, "pattern": _LINE},
+        "items": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": limits.NAME_CHARS,
+            "pattern": _LINE,
+        },
         "maxItems": 500,
     },
     "quotas": {
         "type": "object",
         "description": "role -> available answers needed; roles without one: everyone.",
         "propertyNames": ROLE,
-        "additionalProperties": {"type": "integer", "minimum": 1, "maximum": 100_000},
+        "additionalProperties": limits.QUOTA.schema(),
         "maxProperties": 100,
     },
     "drill": {"type": "boolean"},
-    "ring_timeout": {"type": "integer", "minimum": 5, "maximum": 300},
-    "attempts": {"type": "integer", "minimum": 1, "maximum": 10},
-    "retry_delay": {"type": "integer", "minimum": 0, "maximum": 86_400},
+    "ring_timeout": limits.RING_TIMEOUT.schema(),
+    "attempts": limits.ATTEMPTS.schema(),
+    "retry_delay": limits.RETRY_DELAY.schema(),
     "escalate": {"type": "boolean"},
     "amd": {"type": "boolean"},
     "ask_eta": {"type": "boolean"},
@@ -55,7 +65,7 @@ _UNITS = CAMPAIGN_FIELDS["units"]
 GROUP: Schema = {
     "type": "object",
     "properties": {
-        "name": {"type": "string", "maxLength": 200, "pattern": _LINE},
+        "name": {"type": "string", "maxLength": limits.NAME_CHARS, "pattern": _LINE},
         "roles": CAMPAIGN_FIELDS["roles"],
         "units": _UNITS,
     },
@@ -78,14 +88,14 @@ ESTIMATE: Schema = {
     "type": "object",
     "properties": {
         **CAMPAIGN_FIELDS,
-        "lines": {"type": "integer", "minimum": 1, "maximum": 10_000},
+        "lines": limits.LINES.schema(),
     },
     "required": ["messages"],
     "additionalProperties": False,
 }
 QUOTA: Schema = {
     "type": "object",
-    "properties": {"role": ROLE, "quota": {"type": "integer", "minimum": 1, "maximum": 100_000}},
+    "properties": {"role": ROLE, "quota": limits.QUOTA.schema()},
     "required": ["role", "quota"],
     "additionalProperties": False,
 }
@@ -215,7 +225,11 @@ REPORT: Schema = {
     "properties": {
         "campaign": {"type": "string"},
         "name": {"type": "string"},
-        "status": {"type": "string"},
+        "status": {
+            "type": "string",
+            "description": "running, done, stopped (by an operator) or failed (see reason)",
+        },
+        "reason": {"type": ["string", "null"], "description": "why a campaign failed"},
         "drill": {"type": "boolean"},
         "total": {"type": "integer"},
         "pending": {"type": "integer"},

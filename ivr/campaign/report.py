@@ -6,8 +6,6 @@ Reads the keys the scheduler's scripts write (`ivr.campaign.scheduler`); changes
 
 from __future__ import annotations
 
-import csv
-import io
 import time
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -15,7 +13,7 @@ from typing import Any, cast
 
 from redis.asyncio import Redis
 
-from ivr import keys
+from ivr import keys, spreadsheet
 from ivr.campaign.afteraction import CampaignData
 from ivr.campaign.reportpage import render_html
 from ivr.campaign.state import PersonState
@@ -68,6 +66,7 @@ async def report(redis: Redis, cid: str) -> Report:
     result["forecast"] = {
         f"+{b}": sum(r["arrivals"][b] for r in by_role.values()) for b in ARRIVALS[:3]
     }
+    result["reason"] = meta.get("reason")
     result["started_at"] = _seconds(meta.get("started_at"))
     result["finished_at"] = _seconds(meta.get("finished_at"))
     return result
@@ -109,14 +108,9 @@ async def attempts_csv(redis: Redis, cid: str) -> str:
             per_person.setdefault(fields["pid"], []).append(
                 f"{when} {fields['number']} {fields['outcome']}"
             )
-    out = io.StringIO()
-    writer = csv.writer(out, delimiter=";")
-    writer.writerow(["id", "name", "role", "unit", "outcome", "eta", "attempts"])
-    async for pid, record in redis.hscan_iter(campaign_key(cid, "people")):
-        person = Person.from_json(record, pid)
-        raw = cast(str | None, await redis.hget(campaign_key(cid, "state"), pid))
-        state = PersonState.decode(raw)
-        writer.writerow(
+    rows: list[list[object]] = [["id", "name", "role", "unit", "outcome", "eta", "attempts"]]
+    for pid, (person, state) in (await _people_and_states(redis, cid)).items():
+        rows.append(
             [
                 pid,
                 person.name,
@@ -127,7 +121,7 @@ async def attempts_csv(redis: Redis, cid: str) -> str:
                 " | ".join(per_person.get(pid, [])),
             ]
         )
-    return out.getvalue()
+    return spreadsheet.write(rows)
 
 
 async def summaries(redis: Redis, *, offset: int, limit: int) -> tuple[int, list[dict[str, Any]]]:

@@ -111,7 +111,7 @@ class Scheduler:
         return [str(x) for x in got]
 
     async def requeue(self, cid: str, pid: str, attempt: int, now_ms: int) -> bool:
-        keys = self.keys(cid, "state", "people", *TIERS, "leases", "counts")
+        keys = self.keys(cid, "state", "people", *TIERS, "leases", "counts", "events")
         return bool(await self._requeue(keys=keys, args=[pid, attempt, now_ms]))
 
     async def reclaim(

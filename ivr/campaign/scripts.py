@@ -27,10 +27,13 @@ local function finalize(meta, state, counts, events, pid, st, role, outcome, now
   local open = redis.call('HINCRBY', counts, 'open', -1)
   if open <= 0 then
     local status = redis.call('HGET', meta, 'status')
-    if status == 'running' or status == 'stopped' then
+    if status == 'running' then
       redis.call('HSET', meta, 'status', 'done', 'finished_at', now)
       redis.call('XADD', events, '*', 'type', 'done', 't', now)
       redis.call('SREM', '@ACTIVE@', redis.call('HGET', meta, 'id'))
+    elseif not redis.call('HGET', meta, 'finished_at') then
+      -- Stopped or failed stays so: its last call is over.
+      redis.call('HSET', meta, 'finished_at', now)
     end
   end
 end
@@ -123,7 +126,9 @@ if st.rd + 1 < rounds then
 end
 finalize(KEYS[1], KEYS[2], KEYS[7], KEYS[9], pid, st, role, outcome, now)
 local backup = person.b
-if backup and redis.call('HGET', KEYS[1], 'escalate') == '1'
+local live = redis.call('HGET', KEYS[1], 'status')
+if backup and (live == 'running' or live == 'done')
+   and redis.call('HGET', KEYS[1], 'escalate') == '1'
    and redis.call('HEXISTS', KEYS[2], backup) == 0 then
   local bjson = redis.call('HGET', KEYS[10], backup)
   if bjson then
@@ -150,22 +155,32 @@ return {'final', outcome}
 # The set of running campaigns is not one campaign's key: name it once, from constants.
 CLAIM, FINISH = (s.replace("@ACTIVE@", active_campaigns_key) for s in (CLAIM, FINISH))
 
-# KEYS: meta state people due0 due1 leases counts
+# KEYS: meta state people due0 due1 leases counts events
 # ARGV: pid attempt_no now_ms
-REQUEUE = r"""
+# A campaign stopped or failed meanwhile takes nobody back: the person ends `cancelled`.
+REQUEUE = (
+    COMMON
+    + r"""
 local raw = redis.call('HGET', KEYS[2], ARGV[1])
 if not raw then return 0 end
 local st = cjson.decode(raw)
 if st.s ~= 'c' or st.n ~= tonumber(ARGV[2]) then return 0 end
 local person = cjson.decode(redis.call('HGET', KEYS[3], ARGV[1]))
 redis.call('HINCRBY', KEYS[7], 'flight:' .. person.r, -1)
-st.s = 'q'; st.n = st.n - 1
-redis.call('HSET', KEYS[2], ARGV[1], cjson.encode(st))
 redis.call('ZREM', KEYS[6], ARGV[1])
+st.n = st.n - 1
+if redis.call('HGET', KEYS[1], 'status') ~= 'running' then
+  local now = tonumber(ARGV[3])
+  finalize(KEYS[1], KEYS[2], KEYS[7], KEYS[8], ARGV[1], st, person.r, 'cancelled', now)
+  return 1
+end
+st.s = 'q'
+redis.call('HSET', KEYS[2], ARGV[1], cjson.encode(st))
 local tier = (person.o == 1 or st.esc) and 4 or 5
 redis.call('ZADD', KEYS[tier], tonumber(ARGV[3]), ARGV[1])
 return 1
 """
+).replace("@ACTIVE@", active_campaigns_key)
 
 # KEYS: state leases ; ARGV: now_ms lease_ms worker asterisk own(1: also this worker's own)
 RECLAIM = r"""
@@ -265,3 +280,29 @@ redis.call('HINCRBY', KEYS[2], 'eta:' .. ARGV[4] .. ':' .. bucket, 1)
 redis.call('XADD', KEYS[3], '*', 'type', 'eta', 'pid', ARGV[1], 'minutes', minutes, 't', ARGV[3])
 return 1
 """
+
+# KEYS: meta state people due0 due1 counts events ; ARGV: now_ms status reason
+# Ends a running campaign as `stopped` (an operator) or `failed` (it cannot run: its message
+# cannot be rendered...): nobody else is called, everyone still queued ends `cancelled`; calls
+# in progress finish and are counted. Returns the campaign's status afterwards.
+END = (
+    COMMON
+    + r"""
+local status = redis.call('HGET', KEYS[1], 'status')
+if status ~= 'running' then return status end
+local now = tonumber(ARGV[1])
+redis.call('HSET', KEYS[1], 'status', ARGV[2], ARGV[2] .. '_at', now)
+if ARGV[3] ~= '' then redis.call('HSET', KEYS[1], 'reason', ARGV[3]) end
+redis.call('SREM', '@ACTIVE@', redis.call('HGET', KEYS[1], 'id'))
+redis.call('XADD', KEYS[7], '*', 'type', ARGV[2], 'reason', ARGV[3], 't', now)
+for t = 4, 5 do
+  for _, pid in ipairs(redis.call('ZRANGE', KEYS[t], 0, -1)) do
+    redis.call('ZREM', KEYS[t], pid)
+    local st = cjson.decode(redis.call('HGET', KEYS[2], pid))
+    local person = cjson.decode(redis.call('HGET', KEYS[3], pid))
+    finalize(KEYS[1], KEYS[2], KEYS[6], KEYS[7], pid, st, person.r, 'cancelled', now)
+  end
+end
+return ARGV[2]
+"""
+).replace("@ACTIVE@", active_campaigns_key)

@@ -13,8 +13,9 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from ivr import limits
 from ivr.errors import IvrError
-from ivr.numbers import normalize_number
+from ivr.numbers import UNPRINTABLE, normalize_number
 from ivr.staff.roster import Person
 
 _ROLE = re.compile(r"[a-z0-9_]{1,40}")
@@ -72,33 +73,49 @@ class CampaignSpec:
     groups: tuple[Group, ...] = ()
 
     def validate(self) -> None:
-        if not any(t.strip() for t in self.messages.values()) and not self.recordings:
-            raise CampaignError("campaign: a message text or a recording is required")
-        for language in (*self.messages, *self.recordings):
-            if language not in ("fr", "en"):
-                raise CampaignError(f"campaign: unknown message language {language!r}")
+        """Refuse what the workers could not run. The one check of every path that starts or
+        prepares a campaign: the CLI, the API, the scenario file, the trigger line."""
+        self._validate_messages()
+        _text(self.name, "campaign name")
         for role, quota in self.quotas.items():
             if not _ROLE.fullmatch(role):
                 raise CampaignError(f"campaign: quota role {role!r} is not a role name")
-            if not 0 < quota <= 100_000:
-                raise CampaignError(f"campaign: quota for {role} must be positive, got {quota}")
-        if not 5 <= self.ring_timeout <= 300:
-            raise CampaignError("campaign: ring timeout must be 5-300 s")
-        if not 1 <= self.attempts <= 10:
-            raise CampaignError("campaign: attempts must be 1-10")
-        if not 0 <= self.retry_delay <= 86_400:
-            raise CampaignError("campaign: retry delay must be 0-86400 s")
-        if not 0 <= self.overcall <= 100:
-            raise CampaignError("campaign: overcall must be 0-100")
-        if not 2 <= self.key_wait <= 30 or not 1 <= self.max_tries <= 5:
-            raise CampaignError("campaign: key wait must be 2-30 s and tries 1-5")
+            _within(limits.QUOTA, quota, f"quota for {role}")
+        for unit in self.units:
+            _text(unit, "unit")
+        _within(limits.RING_TIMEOUT, self.ring_timeout, "ring timeout")
+        _within(limits.ATTEMPTS, self.attempts, "attempts")
+        _within(limits.RETRY_DELAY, self.retry_delay, "retry delay")
+        _within(limits.OVERCALL, self.overcall, "overcall")
+        _within(limits.KEY_WAIT, self.key_wait, "key wait")
+        _within(limits.MAX_TRIES, self.max_tries, "tries")
         if len(self.groups) > 9:
             raise CampaignError("campaign: at most 9 groups to extend to")
         for n, group in enumerate(self.groups, start=1):
             if not group.roles and not group.units:
                 raise CampaignError(f"campaign: group {n} names no role and no unit")
+            _text(group.name, f"group {n}'s name")
         if self.callback_number:
             normalize_number(self.callback_number)
+
+    def _validate_messages(self) -> None:
+        if not any(t.strip() for t in self.messages.values()) and not self.recordings:
+            raise CampaignError("campaign: a message text or a recording is required")
+        for language in (*self.messages, *self.recordings):
+            if language not in ("fr", "en"):
+                raise CampaignError(f"campaign: unknown message language {language!r}")
+        for language, text in self.messages.items():
+            if len(text) > limits.MESSAGE_CHARS:
+                raise CampaignError(
+                    f"campaign: the {language} message is {len(text)} characters long "
+                    f"({limits.MESSAGE_CHARS} at most, about five minutes of speech)"
+                )
+            if "\x00" in text:
+                raise CampaignError(f"campaign: the {language} message holds a NUL character")
+            # Speech says words and digits: punctuation alone renders silence (and the worker
+            # could not place a single call).
+            if text.strip() and not any(ch.isalpha() or ch in "0123456789" for ch in text):
+                raise CampaignError(f"campaign: the {language} message has no word to say")
 
     def to_json(self) -> str:
         """How the campaign keeps its spec (the `spec` field of its hash)."""
@@ -118,6 +135,19 @@ class CampaignSpec:
             for g in values.get("groups") or ()
         )
         return cls(**values)
+
+
+def _within(bounds: limits.Range, value: float, what: str) -> None:
+    if isinstance(value, bool) or not bounds.holds(value):
+        raise CampaignError(f"campaign: {what} must be {bounds.describe()}, got {value}")
+
+
+def _text(value: str, what: str) -> None:
+    """A name shown in the console, the reports and the CSV: one line of printable text."""
+    if len(value) > limits.NAME_CHARS:
+        raise CampaignError(f"campaign: {what} is longer than {limits.NAME_CHARS} characters")
+    if UNPRINTABLE.search(value):
+        raise CampaignError(f"campaign: {what} holds a control or invisible format character")
 
 
 def select(people: Iterable[Person], spec: CampaignSpec | Group) -> list[Person]:

@@ -23,6 +23,7 @@ from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
 from ivr import keys
+from ivr.campaign import scripts
 from ivr.campaign.scheduler import TIERS
 from ivr.campaign.spec import CampaignError, CampaignSpec, select
 from ivr.campaign.state import PersonState
@@ -189,17 +190,24 @@ async def get_person(redis: Redis, cid: str, pid: str) -> tuple[Person, PersonSt
 
 
 async def stop(redis: Redis, cid: str) -> str:
-    """Stop calling new people; calls in progress finish. Returns the new status."""
-    meta = await get_meta(redis, cid)
-    if meta["status"] != "running":
-        return meta["status"]
-    stopped = now_ms()
-    pipe = redis.pipeline(transaction=True)
-    pipe.hset(campaign_key(cid), mapping={"status": "stopped", "stopped_at": stopped})
-    pipe.srem(keys.active_campaigns_key, cid)
-    pipe.xadd(campaign_key(cid, "events"), {"type": "stopped", "t": stopped})
-    await pipe.execute()
-    return "stopped"
+    """Stop calling new people; calls in progress finish, everyone still queued ends
+    `cancelled`. Returns the campaign's status ("stopped", or how it had ended already)."""
+    return await _end(redis, cid, "stopped", "")
+
+
+async def fail(redis: Redis, cid: str, reason: str) -> str:
+    """End a campaign that cannot run (its message cannot be rendered...) as `failed`, saying
+    why: nobody waits for calls that will never come."""
+    return await _end(redis, cid, "failed", reason[:500])
+
+
+async def _end(redis: Redis, cid: str, status: str, reason: str) -> str:
+    await get_meta(redis, cid)
+    names = [campaign_key(cid)] + [
+        campaign_key(cid, part) for part in ("state", "people", *TIERS, "counts", "events")
+    ]
+    script = redis.register_script(scripts.END)
+    return str(await script(keys=names, args=[now_ms(), status, reason]))
 
 
 async def active(redis: Redis) -> list[str]:

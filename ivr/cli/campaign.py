@@ -12,6 +12,7 @@ from pathlib import Path
 
 from redis.asyncio import Redis
 
+from ivr import limits
 from ivr.campaign import report as reports
 from ivr.campaign import store
 from ivr.campaign.estimate import estimate
@@ -20,7 +21,7 @@ from ivr.campaign.spec import CampaignError, CampaignSpec, select
 from ivr.cli import progress
 from ivr.cli.common import Commands, print_json, redis_for
 from ivr.config import Config, load_config
-from ivr.errors import ConfigError
+from ivr.errors import ConfigError, InputError
 from ivr.outcomes import Outcome
 from ivr.staff.roster import Person, RosterStore
 from ivr.voice.tts import Speaker
@@ -69,15 +70,33 @@ def _register_start(sub: Commands) -> None:
         "--quota", action="append", default=[], metavar="ROLE=N", help="needed per role"
     )
     start.add_argument("--drill", action="store_true", help="an exercise: said before and after")
-    start.add_argument("--ring-timeout", type=int, help="seconds to ring (IVR_RING_TIMEOUT)")
-    start.add_argument("--attempts", type=int, default=3, help="rounds over each person's numbers")
-    start.add_argument("--retry-delay", type=int, default=300, help="seconds between rounds")
+    start.add_argument(
+        "--ring-timeout",
+        type=limits.RING_TIMEOUT.option("--ring-timeout"),
+        help=f"seconds to ring, {limits.RING_TIMEOUT.describe()} (IVR_RING_TIMEOUT)",
+    )
+    start.add_argument(
+        "--attempts",
+        type=limits.ATTEMPTS.option("--attempts"),
+        default=3,
+        help=f"rounds over each person's numbers, {limits.ATTEMPTS.describe()}",
+    )
+    start.add_argument(
+        "--retry-delay",
+        type=limits.RETRY_DELAY.option("--retry-delay"),
+        default=300,
+        help=f"seconds between rounds, {limits.RETRY_DELAY.describe()}",
+    )
     start.add_argument("--no-escalate", action="store_true", help="do not call backups")
     start.add_argument("--no-amd", action="store_true", help="no answering-machine detection")
     start.add_argument("--no-eta", action="store_true", help="do not ask minutes to arrival")
     start.add_argument("--callback", default="", help="number left on answering machines")
     start.add_argument("--estimate", action="store_true", help="print the estimate, start nothing")
-    start.add_argument("--lines", type=int, help="lines for --estimate (IVR_MAX_CHANNELS)")
+    start.add_argument(
+        "--lines",
+        type=limits.LINES.option("--lines"),
+        help="lines for --estimate (IVR_MAX_CHANNELS)",
+    )
     start.add_argument("--wait", action="store_true", help="follow the progress until the end")
     start.add_argument("--json", action="store_true")
     start.set_defaults(func=lambda args: asyncio.run(start_campaign(args)))
@@ -145,6 +164,9 @@ async def _import_recordings(args: argparse.Namespace, config: Config) -> dict[s
     sources = {lang: path for lang, path in (("fr", args.audio), ("en", args.audio_en)) if path}
     if not sources:
         return {}
+    for option, path in zip(("--audio", "--audio-en"), (args.audio, args.audio_en), strict=True):
+        if path is not None and not path.is_file():
+            raise InputError(f"{option}: {path} is not a file that can be read")
     out: dict[str, str] = {}
     async with Speaker(config.audio_dir, rate=config.tts_rate) as speaker:
         for language, source in sources.items():

@@ -4,16 +4,19 @@ the subcommand registry."""
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import json
-import urllib.parse
 from collections.abc import AsyncIterator
 from typing import Any, TypeAlias
 
 from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
 
 from ivr.config import Config
 from ivr.db import connect
+from ivr.redact import safe_url
 
 #: Where each command module adds its subcommand (`register(commands)`).
 Commands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
@@ -33,16 +36,16 @@ def print_json(value: Any) -> None:
     print(json.dumps(value, indent=2, ensure_ascii=False))
 
 
-def safe_url(url: str) -> str:
-    """The URL with its password, if any, shown as `***` (for messages and `ivr config`)."""
-    # urllib's parser, as redis-py's own: a password holding '@' or ':' is hidden whole, and
-    # so is one given as `?password=` (redis-py takes it there too).
-    parts = urllib.parse.urlsplit(url)
-    if parts.password is not None:
-        host = parts.netloc.rpartition("@")[2]
-        url = url.replace(parts.netloc, f"{parts.username or ''}:***@{host}", 1)
-    query = urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
-    if any(key == "password" for key, _ in query):
-        hidden = [(key, "***" if key == "password" else value) for key, value in query]
-        url = f"{url.partition('?')[0]}?{urllib.parse.urlencode(hidden, safe='*')}"
-    return url
+#: Seconds a command waits for Redis to answer before it gives up (exit 6).
+REDIS_WAIT = 5.0
+
+
+async def require_redis(db: Redis, config: Config) -> None:
+    """Fail at once, with exit 6, when Redis does not answer: a service must not start and
+    then retry for ever in silence."""
+    try:
+        await asyncio.wait_for(db.ping(), REDIS_WAIT)
+    except (RedisError, OSError, TimeoutError) as exc:
+        raise RedisConnectionError(
+            f"no answer within {REDIS_WAIT:g} s from {safe_url(config.redis_url)}: {exc}"
+        ) from None

@@ -6,8 +6,9 @@ import argparse
 import dataclasses
 from typing import Any
 
-from ivr.cli.common import Commands, safe_url
+from ivr.cli.common import Commands
 from ivr.config import load_config
+from ivr.redact import safe_url
 
 
 def register(commands: Commands) -> None:

@@ -28,9 +28,9 @@ from ivr.cli import (
     token,
     worker,
 )
-from ivr.cli.common import safe_url
 from ivr.config import log_format
 from ivr.errors import IvrError
+from ivr.redact import redact, safe_url
 
 #: The command modules, in the order `ivr --help` lists them.
 COMMANDS = (
@@ -63,12 +63,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         logs.configure(level, log_format())
         return run(args)
     except IvrError as exc:
-        print(f"ivr: error: {exc}", file=sys.stderr)
+        print(f"ivr: error: {redact(str(exc))}", file=sys.stderr)
         return exc.exit_code
     except RedisError as exc:
         # Only the commands that need Redis get here: say which server, not a traceback.
         url = os.environ.get("IVR_REDIS_URL", "the configured Redis")
-        print(f"ivr: error: Redis ({safe_url(url)}): {exc} (IVR_REDIS_URL)", file=sys.stderr)
+        print(
+            f"ivr: error: Redis ({safe_url(url)}): {redact(str(exc))} (IVR_REDIS_URL)",
+            file=sys.stderr,
+        )
         return REDIS_EXIT
     except KeyboardInterrupt:
         print("ivr: interrupted", file=sys.stderr)

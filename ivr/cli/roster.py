@@ -7,9 +7,10 @@ import asyncio
 import sys
 from pathlib import Path
 
+from ivr import limits
 from ivr.cli.common import Commands, redis_for
 from ivr.config import load_config
-from ivr.errors import IvrError
+from ivr.errors import InputError
 from ivr.staff.csvfile import export_csv, parse_roster
 from ivr.staff.roster import RosterError, RosterStore
 
@@ -26,11 +27,18 @@ def register(commands: Commands) -> None:
 
 
 def import_roster(args: argparse.Namespace) -> int:
-    """The file is read here, outside the event loop."""
+    """The file is read here, outside the event loop, and no further than the largest roster
+    accepted (a device such as /dev/zero never ends)."""
     try:
-        data = Path(args.file).read_bytes()
+        with open(args.file, "rb") as file:
+            data = file.read(limits.ROSTER_BYTES + 1)
     except OSError as exc:
-        raise IvrError(f"roster: cannot read {args.file}: {exc.strerror}") from exc
+        raise InputError(f"roster: cannot read {args.file}: {exc.strerror or exc}") from None
+    if len(data) > limits.ROSTER_BYTES:
+        raise InputError(
+            f"roster: {args.file} is larger than {limits.ROSTER_BYTES // 2**20} MB: "
+            "is this a roster?"
+        )
     return asyncio.run(_import(args.file, data))
 
 
@@ -50,10 +58,13 @@ async def _import(name: str, data: bytes) -> int:
 
 def export_roster(args: argparse.Namespace) -> int:
     text = asyncio.run(_export())
-    if args.file:
-        Path(args.file).write_text(text, encoding="utf-8", newline="")
-    else:
+    if not args.file:
         sys.stdout.write(text)
+        return 0
+    try:
+        Path(args.file).write_text(text, encoding="utf-8", newline="")
+    except OSError as exc:
+        raise InputError(f"roster: cannot write {args.file}: {exc.strerror or exc}") from None
     return 0
 
 

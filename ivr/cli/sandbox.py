@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 
 from ivr.cli.common import Commands
+from ivr.config import read_env_file
 from ivr.errors import IvrError
 from ivr.sandbox import asterisk
 
@@ -25,7 +27,9 @@ def run(args: argparse.Namespace) -> int:
         print("running")
         return 0
     if args.action == "env":
-        print(asterisk.env_file().read_text(encoding="utf-8"), end="")
+        # Shell lines: `eval "$(ivr sandbox env)"` exports them.
+        for key, value in read_env_file(asterisk.env_file()).items():
+            print(f"export {key}={shlex.quote(value)}")
         return 0
     {"start": asterisk.start, "stop": asterisk.stop, "restart": asterisk.restart}[args.action]()
     return 0

@@ -5,22 +5,36 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import signal
+import logging
 
-from ivr import logs
-from ivr.cli.common import Commands, redis_for
-from ivr.config import load_config
+from redis.asyncio import Redis
+
+from ivr import limits, logs
+from ivr.cli.common import Commands, redis_for, require_redis
+from ivr.cli.lifecycle import Stopped, until_signalled
+from ivr.config import Config, load_config
 from ivr.dialer.alerter import Alerter
 from ivr.dialer.worker import DialerWorker, WorkerSettings
 from ivr.lines.server import serving
+
+log = logging.getLogger(__name__)
 
 
 def register(commands: Commands) -> None:
     worker = commands.add_parser("worker", help="run dialer workers on the configured Asterisk")
     worker.add_argument("--name", help="worker name, stable across restarts")
     worker.add_argument("--asterisk", default="default", help="name of this Asterisk")
-    worker.add_argument("--capacity", type=int, help="channels (IVR_MAX_CHANNELS)")
-    worker.add_argument("--cps", type=float, default=0.0, help="most new calls per second")
+    worker.add_argument(
+        "--capacity",
+        type=limits.CAPACITY.option("--capacity"),
+        help=f"channels, {limits.CAPACITY.describe()} (IVR_MAX_CHANNELS)",
+    )
+    worker.add_argument(
+        "--cps",
+        type=limits.CPS.option("--cps"),
+        default=0.0,
+        help=f"most new calls per second, {limits.CPS.describe()} (0: no cap)",
+    )
     worker.add_argument(
         "--no-lines", action="store_true", help="do not serve the phone lines (FastAGI)"
     )
@@ -28,6 +42,15 @@ def register(commands: Commands) -> None:
 
 
 async def run(args: argparse.Namespace) -> int:
+    try:
+        return await until_signalled(lambda stop: serve_and_dial(args, stop))
+    except Stopped as exc:
+        log.warning("worker %s", exc)
+        return 0
+
+
+async def serve_and_dial(args: argparse.Namespace, stop: asyncio.Event) -> int:
+    """Until `stop`: the phone lines (unless --no-lines) and the dialer."""
     config = load_config()
     settings = WorkerSettings(
         name=args.name or WorkerSettings.default_name(args.asterisk),
@@ -35,17 +58,24 @@ async def run(args: argparse.Namespace) -> int:
         capacity=args.capacity or config.max_channels,
         cps=args.cps,
     )
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+    async with redis_for(config) as db:
+        await require_redis(db, config)
+        await _run(args, config, db, settings, stop)
+    return 0
+
+
+async def _run(
+    args: argparse.Namespace,
+    config: Config,
+    db: Redis,
+    settings: WorkerSettings,
+    stop: asyncio.Event,
+) -> None:
     async with (
-        redis_for(config) as db,
         Alerter(config) as alerter,
         contextlib.AsyncExitStack() as stack,
     ):
         if not args.no_lines:
-            await stack.enter_async_context(serving(config, db, alerter.speaker))
+            await stack.enter_async_context(serving(config, db, alerter.speaker, alerter.link))
         logs.status.info("worker %s: %d channels", settings.name, settings.capacity)
         await DialerWorker(alerter, db, settings).run(stop)
-    return 0

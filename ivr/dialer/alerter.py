@@ -94,6 +94,7 @@ class Alerter:
         language: str | None = None,
         on_outcome: OutcomeHandler | None = None,
     ) -> CallResult:
-        """Place one alert call and return its result when the line is free again."""
+        """Place one alert call and return its result when the line is free again (cancelled,
+        the call is hung up: this one has no worker to adopt it)."""
         request = await self.request(number, text, language=language)
-        return await self.caller.call(request, on_outcome)
+        return await self.caller.call(request, on_outcome, hang_up_on_cancel=True)

@@ -18,10 +18,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import socket
 import time
 from collections.abc import Coroutine
-from dataclasses import dataclass
 from typing import Any, cast
 
 from redis.asyncio import Redis
@@ -34,6 +32,7 @@ from ivr.dialer import heartbeat
 from ivr.dialer.alerter import Alerter
 from ivr.dialer.audio import CampaignAudio, call_request, load_audio
 from ivr.dialer.retry import retrying
+from ivr.dialer.settings import PREPARE_ATTEMPTS, WorkerSettings
 from ivr.errors import AmiError, InvalidNumberError, IvrError
 from ivr.health.heartbeat import Heartbeat
 from ivr.keys import campaign_key
@@ -42,26 +41,6 @@ from ivr.pbx.astdb import AstDb
 from ivr.pbx.calls import CallResult
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class WorkerSettings:
-    """How one worker uses its Asterisk."""
-
-    #: Stable across restarts: a restarted worker takes its own calls in flight back at once.
-    name: str
-    #: Name of the Asterisk this worker dials through (workers sharing it can adopt its calls).
-    asterisk: str = "default"
-    #: Channels to keep busy.
-    capacity: int = 30
-    #: Most new calls per second (0: no cap).
-    cps: float = 0.0
-    #: Seconds a claim stays ours without renewal.
-    lease: float = 30.0
-
-    @staticmethod
-    def default_name(asterisk: str = "default", index: int = 0) -> str:
-        return f"{socket.gethostname()}-{asterisk}-{index}"
 
 
 class DialerWorker:
@@ -80,6 +59,8 @@ class DialerWorker:
         self._in_flight: dict[str, tuple[str, str]] = {}
         self._audio: dict[str, CampaignAudio] = {}
         self._audio_lock = asyncio.Lock()
+        #: campaign -> calls in a row that could not be prepared.
+        self._prepare_failures: dict[str, int] = {}
         self._next_originate = 0.0
         self.placed = 0
 
@@ -185,7 +166,9 @@ class DialerWorker:
             )
             await self._requeue(claim)
             self._in_flight.pop(key, None)
+            await self._unplaceable(claim.campaign, exc)
             return
+        self._prepare_failures.pop(claim.campaign, None)
         requeued = False
         try:
             self.placed += 1
@@ -297,6 +280,16 @@ class DialerWorker:
         finally:
             self._in_flight.pop(claim.attempt_id, None)
         await self._release(claim)
+
+    async def _unplaceable(self, cid: str, exc: IvrError) -> None:
+        """A campaign whose calls cannot be prepared (its message does not render, its
+        recording is gone) ends `failed`, saying why, instead of being retried for ever."""
+        failures = self._prepare_failures[cid] = self._prepare_failures.get(cid, 0) + 1
+        if failures < PREPARE_ATTEMPTS:
+            return
+        reason = f"its calls cannot be prepared: {exc}"
+        status = await retrying(store.fail, self.redis, cid, reason)
+        log.error("campaign %s: %s (%s)", cid, status, reason)
 
     async def _record_eta(self, claim: Claim, result: CallResult) -> None:
         """Minutes to arrival are keyed after the outcome was recorded: count them now."""

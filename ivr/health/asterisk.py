@@ -4,6 +4,8 @@ fully booted) and the FastAGI port of the phone lines (our server answers on it)
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 
 from ivr.config import Config
 from ivr.errors import AmiAuthError, AmiConnectError, AmiError
@@ -68,7 +70,46 @@ async def check_agi(config: Config, timeout: float = 5.0) -> Check:
     """The phone lines' FastAGI server answers on IVR_AGI_HOST:IVR_AGI_PORT, and it is ours."""
     host, port = agi_address(config)
     try:
-        await agi.probe(host, port, timeout)
+        await agi_probe(host, port, timeout)
     except agi.AgiError as exc:
         return Check("agi", State.CRITICAL, f"phone lines: {exc}")
     return Check("agi", State.OK, f"phone lines served on {host}:{port}")
+
+
+async def agi_probe(host: str, port: int, timeout: float = 5.0) -> None:
+    """Check that an AgiServer of ours serves `host:port`: act as Asterisk handing it the
+    HEALTH_SCRIPT call, and expect its NOOP (`ivr.pbx.agi`). Raise AgiError saying what was
+    found instead."""
+    where = f"{host}:{port}"
+    try:
+        reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
+    except (OSError, TimeoutError) as exc:
+        # asyncio words a refusal "Connect call failed (...)": say it as the system does.
+        reason = "no connection in time" if isinstance(exc, TimeoutError) else exc.strerror
+        if isinstance(exc, OSError) and exc.errno:
+            reason = os.strerror(exc.errno)
+        raise agi.AgiError(
+            f"nothing answers on {where} ({reason}): is `ivr worker` running?"
+        ) from None
+    try:
+        writer.write(
+            f"agi_network: yes\nagi_network_script: {agi.HEALTH_SCRIPT}\n"
+            f"agi_request: agi://{where}/{agi.HEALTH_SCRIPT}\n\n".encode()
+        )
+        await writer.drain()
+        line = await asyncio.wait_for(reader.readline(), timeout)
+        if line.decode(errors="replace").strip() != f"NOOP {agi.HEALTH_SCRIPT}":
+            raise agi.AgiError(f"{where} answers, but not as ivr's FastAGI server: {line[:60]!r}")
+        writer.write(b"200 result=0\n")
+        await writer.drain()
+    except TimeoutError:
+        raise agi.AgiError(
+            f"{where} accepts connections but does not speak FastAGI within {timeout:g} s "
+            "(another program on this port?)"
+        ) from None
+    except ConnectionError as exc:
+        raise agi.AgiError(f"{where} closed the connection: {exc}") from None
+    finally:
+        writer.close()
+        with contextlib.suppress(ConnectionError, OSError):
+            await writer.wait_closed()

@@ -27,11 +27,14 @@ from redis.asyncio import Redis
 
 from ivr.campaign.scenarios import DRILL_KEY, load_role_labels, load_scenarios
 from ivr.config import Config
+from ivr.errors import ConfigError
 from ivr.lines.call import DIGITS_WAIT, KEY_WAIT, LineContext, Observer
 from ivr.lines.callback import CallbackLine
 from ivr.lines.report import ReportLine
 from ivr.lines.trigger import TriggerLine
 from ivr.pbx.agi import AgiServer, AgiSession
+from ivr.pbx.ami import AmiLink
+from ivr.pbx.keys import KeyEvents
 from ivr.voice import speech
 from ivr.voice.prompts import build_prompts
 from ivr.voice.tts import Speaker
@@ -67,14 +70,24 @@ class Lines:
 
 
 @contextlib.asynccontextmanager
-async def serving(config: Config, redis: Redis, speaker: Speaker) -> AsyncIterator[AgiServer]:
-    """Serve the lines on IVR_AGI_HOST:IVR_AGI_PORT while the block runs."""
+async def serving(
+    config: Config, redis: Redis, speaker: Speaker, link: AmiLink | None = None
+) -> AsyncIterator[AgiServer]:
+    """Serve the lines on IVR_AGI_HOST:IVR_AGI_PORT while the block runs; with the AMI link
+    of the same Asterisk, the callers' keys come from its events (ivr.pbx.keys)."""
     scenarios = load_scenarios(config.scenarios)
     labels = load_role_labels(config.scenarios)
     lines = Lines(LineContext(config, redis, speaker, scenarios, role_labels=labels))
     await lines.warm_up()
-    server = AgiServer(lines.handlers(), config.agi_host, config.agi_port)
-    await server.start()
+    keys = KeyEvents(link) if link is not None else None
+    server = AgiServer(lines.handlers(), config.agi_host, config.agi_port, keys=keys)
+    try:
+        await server.start()
+    except OSError as exc:
+        raise ConfigError(
+            f"IVR_AGI_HOST/IVR_AGI_PORT: cannot serve the phone lines on {config.agi_host}:"
+            f"{config.agi_port}: {exc.strerror or exc} (another worker there? --no-lines)"
+        ) from None
     try:
         yield server
     finally:

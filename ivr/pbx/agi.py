@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 from ivr import logs
 from ivr.errors import ConfigError, IvrError
+from ivr.pbx.keys import KeyEvents, KeyStream
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,10 @@ COMMAND_TIMEOUT = 3600.0
 ALL_KEYS = "0123456789*#"
 #: The script every AgiServer answers itself, for health probes (`probe()`): a NOOP naming it.
 HEALTH_SCRIPT = "ivr-health"
+#: Seconds the event of a key that cut a prompt may lag behind AGI's answer.
+EVENT_GRACE = 1.0
+#: Seconds of silence that end the swallowing of an over-long entry.
+SWALLOW_WAIT = 1.5
 _REPLY = re.compile(r"(\d{3}) result=(-?[^ ]*)(?: \((.*)\))?(?: endpos=(\d+))?")
 _SAFE_ARG = re.compile(r"[A-Za-z0-9_./:&*#,=+\-@]*")
 
@@ -77,6 +82,9 @@ class AgiSession:
         self.writer = writer
         self.env = env
         self.hung_up = False
+        #: The call's keys from AMI events (ivr.pbx.keys), when the server has them: a key
+        #: pressed between two commands is kept there, where AGI would lose it.
+        self.keys: KeyStream | None = None
 
     @property
     def script(self) -> str:
@@ -171,7 +179,44 @@ class AgiSession:
         """Play `files` then collect up to `max_digits` keys ended by '#'.
 
         Returns the digits ("" for '#' alone), or None when nothing came before `timeout`
-        seconds. A key pressed during the prompt interrupts it and counts (barge-in)."""
+        seconds. A key pressed during the prompt interrupts it and counts (barge-in); keys
+        pressed before it (typed ahead) answer at once, the prompt not played."""
+        if self.keys is not None and self.keys.live:
+            return await self._read_events(self.keys, files, timeout, max_digits)
+        return await self._read_agi(files, timeout, max_digits)
+
+    async def _read_events(
+        self, keys: KeyStream, files: str, timeout: float, max_digits: int
+    ) -> str | None:
+        """`read()` from the call's key events: AGI only plays the prompt."""
+        first: str | None = None
+        if not keys.pending():
+            interrupted = await self.play(files, ALL_KEYS)
+            if interrupted:
+                # The key that cut the prompt is in the events too, a moment later; if the
+                # AMI link fails meanwhile, AGI's own answer stands in for it.
+                first = await keys.next(EVENT_GRACE) or interrupted
+        if first is None:
+            first = await keys.next(timeout)
+        if first is None:
+            return None
+        if first == "#":
+            return ""
+        digits = first
+        while len(digits) < max_digits:
+            key = await keys.next(timeout)
+            if key is None or key == "#":
+                return digits
+            digits += key
+        if max_digits > 1:
+            # Longer than anything valid: swallow the rest up to '#', so that the tail does
+            # not count as the next answer.
+            while (key := await keys.next(SWALLOW_WAIT)) not in (None, "#"):
+                pass
+        return digits
+
+    async def _read_agi(self, files: str, timeout: float, max_digits: int) -> str | None:
+        """`read()` from AGI's own answers (no key events: the AMI link is down)."""
         first = await self.play(files, ALL_KEYS)
         if first == "#":
             return ""
@@ -189,7 +234,8 @@ class AgiSession:
             # Longer than anything valid: swallow the rest up to '#', so that the tail does
             # not count as the next answer.
             while True:
-                more = self._checked(await self.command("GET DATA", "silence/1", "1500", "64"))
+                wait = str(int(SWALLOW_WAIT * 1000))
+                more = self._checked(await self.command("GET DATA", "silence/1", wait, "64"))
                 if len(more.result) < 64:
                     break
         return got
@@ -201,6 +247,8 @@ class AgiSession:
                 "RECORD FILE", path, "wav", '"#"', str(max_seconds * 1000), f"s={silence}"
             )
         )
+        if self.keys is not None:
+            self.keys.clear()  # the '#' that ended the recording answers nothing
 
     async def set_variable(self, name: str, value: str) -> None:
         await self.command("SET VARIABLE", name, f'"{value}"')
@@ -223,10 +271,19 @@ Handler = Callable[[AgiSession], Awaitable[None]]
 class AgiServer:
     """Serves `agi://host:port/<script>`; `handlers` maps a script name to its flow."""
 
-    def __init__(self, handlers: dict[str, Handler], host: str = "127.0.0.1", port: int = 0):
+    def __init__(
+        self,
+        handlers: dict[str, Handler],
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        keys: KeyEvents | None = None,
+    ):
         self.handlers = handlers
         self.host = host
         self.port = port
+        #: Where each call's keys come from (AMI events); None: AGI's own answers only.
+        self.keys = keys
         self._server: asyncio.Server | None = None
         self._sessions: set[asyncio.Task[None]] = set()
 
@@ -264,6 +321,7 @@ class AgiServer:
         task = asyncio.current_task()
         assert task is not None
         self._sessions.add(task)
+        session: AgiSession | None = None
         try:
             env = await asyncio.wait_for(_read_env(reader), HEADER_TIMEOUT)
             if env is None:
@@ -273,6 +331,8 @@ class AgiServer:
                 with contextlib.suppress(AgiError):
                     await session.command("NOOP", HEALTH_SCRIPT)
                 return
+            if self.keys is not None and session.uniqueid:
+                session.keys = self.keys.open(session.uniqueid)
             logs.bind(channel=session.channel)  # this connection's own task
             handler = self.handlers.get(session.script)
             if handler is None:
@@ -292,6 +352,8 @@ class AgiServer:
             pass
         finally:
             self._sessions.discard(task)
+            if session is not None and session.keys is not None:
+                session.keys.close()
             writer.close()
             with contextlib.suppress(ConnectionError, OSError):
                 await writer.wait_closed()
@@ -308,36 +370,3 @@ async def _read_env(reader: asyncio.StreamReader) -> dict[str, str] | None:
             return env
         name, _, value = line.partition(":")
         env[name.strip()] = value.strip()
-
-
-async def probe(host: str, port: int, timeout: float = 5.0) -> None:
-    """Check that an AgiServer of ours serves `host:port`: act as Asterisk handing it the
-    HEALTH_SCRIPT call, and expect its NOOP. Raise AgiError saying what was found instead."""
-    where = f"{host}:{port}"
-    try:
-        reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
-    except (OSError, TimeoutError) as exc:
-        reason = "no connection in time" if isinstance(exc, TimeoutError) else exc.strerror
-        raise AgiError(f"nothing answers on {where} ({reason}): is `ivr worker` running?") from None
-    try:
-        writer.write(
-            f"agi_network: yes\nagi_network_script: {HEALTH_SCRIPT}\n"
-            f"agi_request: agi://{where}/{HEALTH_SCRIPT}\n\n".encode()
-        )
-        await writer.drain()
-        line = await asyncio.wait_for(reader.readline(), timeout)
-        if line.decode(errors="replace").strip() != f"NOOP {HEALTH_SCRIPT}":
-            raise AgiError(f"{where} answers, but not as ivr's FastAGI server: {line[:60]!r}")
-        writer.write(b"200 result=0\n")
-        await writer.drain()
-    except TimeoutError:
-        raise AgiError(
-            f"{where} accepts connections but does not speak FastAGI within {timeout:g} s "
-            "(another program on this port?)"
-        ) from None
-    except ConnectionError as exc:
-        raise AgiError(f"{where} closed the connection: {exc}") from None
-    finally:
-        writer.close()
-        with contextlib.suppress(ConnectionError, OSError):
-            await writer.wait_closed()

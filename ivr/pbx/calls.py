@@ -89,13 +89,19 @@ class Caller:
         return len(self._live)
 
     async def call(
-        self, request: CallRequest, on_outcome: OutcomeHandler | None = None
+        self,
+        request: CallRequest,
+        on_outcome: OutcomeHandler | None = None,
+        *,
+        hang_up_on_cancel: bool = False,
     ) -> CallResult:
         """Place one call and return when it is over (the line is free again).
 
         `on_outcome` is awaited exactly once, as soon as the outcome is known (for a callee who
         presses 1, while the confirmation is still playing); the journal entry is removed only
         after it returns, so a crash inside it leaves the journal for the next reconciliation.
+        With `hang_up_on_cancel`, a cancelled call (Ctrl-C on `ivr call`) is hung up in
+        Asterisk rather than left ringing; a worker leaves its calls to be adopted instead.
         """
         if request.channel:
             if not DIAL_STRING.fullmatch(request.channel):
@@ -114,7 +120,12 @@ class Caller:
                 self.link, seen, result, ring_timeout=request.ring_timeout,
                 originate=originate, on_outcome=on_outcome,
             )  # fmt: skip
-            await follower.run()
+            try:
+                await follower.run()
+            except asyncio.CancelledError:
+                if hang_up_on_cancel:
+                    await self._hang_up(request.attempt_id)
+                raise
         with contextlib.suppress(AmiError):
             await self.astdb.forget(request.attempt_id)
         return result
@@ -143,6 +154,11 @@ class Caller:
         with contextlib.suppress(AmiError):
             await self.astdb.forget(attempt_id)
         return result
+
+    async def _hang_up(self, attempt_id: str) -> None:
+        """Hang up an attempt's call, ringing or answered (a short, bounded wait)."""
+        with contextlib.suppress(AmiError):
+            await self.link.action({"Action": "Hangup", "Channel": attempt_id}, timeout=3.0)
 
     async def journal(self) -> dict[str, str]:
         """Every attempt the dialplan journalled and nobody has forgotten yet."""

@@ -163,7 +163,13 @@ class Follower:
         #: When an unanswered attempt stops waiting for the rest of its story.
         self.settle_by: float | None = None
         if originate is not None:
-            originate.add_done_callback(lambda _: seen.wake.set())
+            originate.add_done_callback(self._originate_done)
+
+    def _originate_done(self, task: asyncio.Task[Any]) -> None:
+        # Retrieved even when nobody reads it any more (a cancelled call): no "never retrieved".
+        if not task.cancelled():
+            task.exception()
+        self.seen.wake.set()
 
     async def run(self) -> CallResult:
         """Return when the call is over; `on_outcome` was awaited once before that."""

@@ -8,13 +8,26 @@ from collections.abc import Callable
 from typing import Any
 
 from panoramisk import Manager
+from panoramisk.ami_protocol import AMIProtocol
+
+
+class _Protocol(AMIProtocol):  # type: ignore[misc]
+    """panoramisk's protocol, but a connection closed before it was handed to its manager
+    (a connect cancelled as it completed: the service stopping while it reaches Asterisk)
+    closes quietly instead of raising in the event loop (`self.factory` is still None)."""
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if getattr(self, "factory", None) is None:
+            self.closed = True
+            return
+        super().connection_lost(exc)
 
 
 class QuietManager(Manager):  # type: ignore[misc]
     """A Manager that only carries messages; `on_lost` hears that the connection is gone."""
 
     def __init__(self, on_lost: Callable[[Exception | None], None], **config: Any) -> None:
-        super().__init__(**config)
+        super().__init__(protocol_factory=_Protocol, **config)
         self._on_lost = on_lost
 
     def connection_made(self, f: asyncio.Future[Any]) -> None:

@@ -14,8 +14,9 @@ import re
 import unicodedata
 from collections.abc import Iterable, Iterator
 
+from ivr import spreadsheet
 from ivr.errors import InvalidNumberError
-from ivr.numbers import normalize_number
+from ivr.numbers import UNPRINTABLE, normalize_number
 from ivr.staff.columns import MAX_ROW_CHARS, Columns, Problems, columns, fail, fold, header
 from ivr.staff.roster import Person
 
@@ -40,7 +41,9 @@ _ON_CALL = {
 _ROLE = re.compile(r"[a-z0-9_]{1,40}")
 _TAG = re.compile(r"[a-z0-9_]{1,40}")
 _TAG_SEPARATORS = re.compile(r"[|,\s]+")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# Controls and the format characters that reorder text on screen (U+202E...): a name holding
+# them shows in the console, the reports and the CSV as something else.
+_CONTROL = UNPRINTABLE
 # Spreadsheets format numbers with no-break and thin spaces: visual separators like ' '.
 _SPACES = str.maketrans({"\xa0": " ", "\u202f": " ", "\u2009": " ", "\u2007": " "})
 _ROLE_SEPARATORS = re.compile(r"[^a-z0-9]+")
@@ -149,7 +152,8 @@ class _Parser:
                 where = f" (the row runs from line {line} to {end})" if end > line else ""
                 self.add(line, None, f"CSV syntax error: {exc}{where}")
                 continue
-            row = [f.strip() for f in raw]
+            # A quote before a formula character is how exports keep spreadsheets safe.
+            row = [spreadsheet.uncell(f.strip()) for f in raw]
             if not any(row):
                 continue
             count += 1
@@ -210,7 +214,7 @@ class _Parser:
             if len(row[i]) > MAX_FIELD_CHARS:
                 self.add(line, i, f"{len(row[i])} characters ({MAX_FIELD_CHARS} at most)")
             elif _CONTROL.search(row[i]):
-                self.add(line, i, "a line break or control character")
+                self.add(line, i, "a line break, control or invisible format character")
         return False
 
     def person_id(self, row: list[str], line: int) -> str:
@@ -303,25 +307,23 @@ class _Parser:
 
 
 def export_csv(people: Iterable[Person]) -> str:
-    """The roster as CSV (`;`, one `phones` column, |-separated) that parse_roster reads back."""
-    out = io.StringIO()
-    writer = csv.writer(out, delimiter=";", lineterminator="\r\n")
-    writer.writerow(EXPORT_COLUMNS)
-    for p in people:
-        writer.writerow(
-            (
-                p.id,
-                p.name,
-                p.role,
-                p.unit,
-                "|".join(p.phones),
-                p.language,
-                "1" if p.on_call else "0",
-                p.backup or "",
-                "|".join(sorted(p.tags)),
-            )
+    """The roster as CSV (`;`, one `phones` column, |-separated) that parse_roster reads back;
+    safe to open in a spreadsheet (`ivr.spreadsheet`)."""
+    rows = (
+        (
+            p.id,
+            p.name,
+            p.role,
+            p.unit,
+            "|".join(p.phones),
+            p.language,
+            "1" if p.on_call else "0",
+            p.backup or "",
+            "|".join(sorted(p.tags)),
         )
-    return out.getvalue()
+        for p in people
+    )
+    return spreadsheet.write([EXPORT_COLUMNS, *rows])
 
 
 EXPORT_COLUMNS = ("id", "name", "role", "unit", "phones", "language", "on_call", "backup", "tags")

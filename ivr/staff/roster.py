@@ -140,6 +140,7 @@ class RosterStore:
 
     async def replace(self, people: Iterable[Person]) -> str:
         """Make `people` the roster; return the new version id. Ids must be unique."""
+        await self._drop_leftovers()
         version = f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{secrets.token_hex(4)}"
         key = roster_people_prefix + version
         ids: set[str] = set()
@@ -167,9 +168,18 @@ class RosterStore:
             raise
         return version
 
+    async def _drop_leftovers(self) -> None:
+        """Remove roster versions an import left behind with no expiry (written before
+        imports set it atomically): only the version in force lives without one."""
+        current = await self.version()
+        async for key in self._redis.scan_iter(match=f"{roster_people_prefix}*", count=100):
+            if key != f"{roster_people_prefix}{current}" and await self._redis.ttl(key) == -1:
+                await self._redis.unlink(key)
+
     async def _write(self, key: str, batch: list[Person]) -> None:
         # One HSET of many fields per batch: a command per person costs redis-py 6 times more.
-        pipe = self._redis.pipeline(transaction=False)
+        # MULTI: the hash never exists without its expiry, even if Redis dies in between.
+        pipe = self._redis.pipeline(transaction=True)
         pipe.hset(key, mapping={p.id: p.to_json() for p in batch})
         pipe.expire(key, PENDING_TTL)
         await pipe.execute()

@@ -8,12 +8,12 @@ star to hear the message again.
 from __future__ import annotations
 
 import json
-import os
 import secrets
 from pathlib import Path
 
 from ivr.errors import TtsError
 from ivr.voice.tts import Speaker
+from ivr.voice.wav import audio_dir, publish
 
 #: Where the prompt texts live: one JSON file per language, prompt name -> text, so that
 #: translators edit data, not code.
@@ -56,7 +56,7 @@ async def install_prompts(speaker: Speaker, language: str) -> dict[str, bool]:
             language=language,
         ) from None
     target_dir = prompt_dir(speaker.audio_dir, language)
-    target_dir.mkdir(parents=True, exist_ok=True)
+    audio_dir(target_dir)
     written: dict[str, bool] = {}
     for name, text in texts.items():
         rendered = await speaker.render(text, language)
@@ -75,12 +75,8 @@ def _install(source: Path, target: Path) -> bool:
     # never half of one. A copy, not a link, so the prompt survives a cache clean-up.
     temp = target.with_name(f".{target.stem}.{secrets.token_hex(6)}.tmp")
     try:
-        with temp.open("wb") as file:
-            file.write(new)
-            file.flush()
-            # A crash right after os.replace() must not leave an empty prompt behind.
-            os.fsync(file.fileno())
-        os.replace(temp, target)
+        temp.write_bytes(new)
+        publish(temp, target)
     finally:
         temp.unlink(missing_ok=True)
     return True

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
+import ctypes.util
 import hashlib
 import json
 import logging
-import os
 import signal
 import sys
 from collections import deque
@@ -22,13 +23,15 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from ivr import limits
 from ivr.errors import TtsError
 from ivr.voice.wav import (
     SAMPLE_RATE,
+    audio_dir,
     check_not_silent,
     check_wav,
-    fsync,
     is_good_wav,
+    publish,
     temp_name,
 )
 
@@ -39,8 +42,10 @@ VOICES: dict[str, str] = {
     "fr": "roa/fr",  # French (France)
     "en": "gmw/en",  # English (Great Britain)
 }
+#: prctl() option: the signal a process gets when its parent dies.
+PR_SET_PDEATHSIG = 1
 #: Longest text accepted: about five minutes of speech at 150 words per minute.
-MAX_TEXT_CHARS = 5000
+MAX_TEXT_CHARS = limits.MESSAGE_CHARS
 SOX = "sox"
 #: The module run as the speech worker process.
 WORKER_MODULE = "ivr.voice.tts_worker"
@@ -100,15 +105,14 @@ class Speaker:
                 self.hits += 1
                 return path
             self.misses += 1
-            path.parent.mkdir(parents=True, exist_ok=True)
+            audio_dir(path.parent)
             raw, converted = temp_name(path, "22k"), temp_name(path, "8k")
             try:
                 await self._synthesize(text, _voice(language), raw)
                 await self._convert(raw, converted)
                 check_wav(converted)
                 check_not_silent(converted)
-                fsync(converted)
-                os.replace(converted, path)
+                publish(converted, path)
             finally:
                 raw.unlink(missing_ok=True)
                 converted.unlink(missing_ok=True)
@@ -171,6 +175,7 @@ class Speaker:
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
+                preexec_fn=_die_with_parent,
             )
         except OSError as exc:
             raise TtsError(f"cannot start the speech worker: {exc}") from exc
@@ -266,13 +271,13 @@ class Speaker:
         target = self.audio_dir / "recordings" / f"{digest}.wav"
         if is_good_wav(target):
             return target
-        target.parent.mkdir(parents=True, exist_ok=True)
+        audio_dir(target.parent)
         temp = temp_name(target, "import")
         try:
             await self._convert(source, temp)
             check_wav(temp)
             check_not_silent(temp)
-            os.replace(temp, target)
+            publish(temp, target)
         finally:
             temp.unlink(missing_ok=True)
         return target
@@ -329,3 +334,11 @@ def _check_text(text: str) -> None:
     if "\0" in text:
         # espeak-ng gets a C string and would silently stop speaking at the NUL.
         raise TtsError("the text contains a NUL character")
+
+
+def _die_with_parent() -> None:
+    """In the speech worker, before it starts: a parent killed outright (SIGKILL) takes it
+    along, instead of leaving it behind (Linux's PR_SET_PDEATHSIG)."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)

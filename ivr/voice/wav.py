@@ -97,3 +97,24 @@ def fsync(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+#: Audio files hold people's voices (the director's recordings) and the alert's words: readable
+#: by the service and by Asterisk's group (give the audio directory that group, and its setgid
+#: bit so new files inherit it), by no one else.
+FILE_MODE = 0o640
+DIR_MODE = 0o750
+
+
+def audio_dir(path: Path) -> Path:
+    """Create `path` (and its parents) closed to others, if it does not exist yet."""
+    path.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
+    return path
+
+
+def publish(temp: Path, final: Path) -> None:
+    """Move a complete, checked file under its final name, readable by the owner and group
+    only, and on disk before its name is."""
+    os.chmod(temp, FILE_MODE)
+    fsync(temp)
+    os.replace(temp, final)

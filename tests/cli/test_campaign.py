@@ -142,6 +142,7 @@ async def test_follow_draws_a_bar_on_a_terminal_and_plain_lines_elsewhere(
     db = connect(redis_url)
     try:
         cid = await store.create(db, CampaignSpec(messages={"fr": "Alerte."}), people)
+        # Stopped before any call: the four people are cancelled, not left pending.
         await store.stop(db, cid)
         out = Terminal() if tty else io.StringIO()
         report = await progress.follow(db, cid, out)
@@ -152,6 +153,6 @@ async def test_follow_draws_a_bar_on_a_terminal_and_plain_lines_elsewhere(
     if tty:
         # rich's bar (its own glyphs), counts in colour (ANSI escapes), the elapsed time.
         assert f"campaign {cid}" in text and "━" in text and "\x1b[" in text, repr(text)
-        assert "0/4" in text and "0:00:0" in text and "in flight 0" in text
+        assert "4/4" in text and "0:00:0" in text and "cancelled 4" in text
     else:
-        assert text == "0/4 done  in flight 0\n"
+        assert text == "4/4 done  cancelled 4  in flight 0\n"

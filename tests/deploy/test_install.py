@@ -103,9 +103,10 @@ def test_install_then_again_changes_nothing(machine: Service, wheels: Path) -> N
     assert manager.stat().st_mode & 0o777 == 0o640 and "${" not in manager.read_text()
     assert (root / "etc/asterisk/ivr/ivr-alert.conf").exists()
     assert "\nappendonly yes\n" in (root / "etc/redis/redis.conf").read_text()
-    incoming = (root / "var/lib/ivr/sounds/incoming").stat()
     asterisk_gid = int(machine.exec("getent", "group", "asterisk").stdout.split(":")[2])
-    assert (incoming.st_mode & 0o7777, incoming.st_gid) == (0o2775, asterisk_gid)
+    for where, mode in (("sounds", 0o2750), ("sounds/incoming", 0o2770)):
+        stat = (root / "var/lib/ivr" / where).stat()
+        assert (stat.st_mode & 0o7777, stat.st_uid, stat.st_gid) == (mode, uid, asterisk_gid)
 
     # The service's user reads its settings through the wrapper; the secret is not printed.
     shown = subprocess.run(

@@ -149,15 +149,18 @@ async def test_voicemail_drill_and_arrival_time(workers: Workers, db: aioredis.R
         assert request.variables.get("IVR_VOICEMAIL")
 
 
-async def test_stop_leaves_the_rest_pending(workers: Workers, db: aioredis.Redis) -> None:
+async def test_stop_cancels_the_rest(workers: Workers, db: aioredis.Redis) -> None:
+    """Nobody more is called; the call in progress ends with its answer, everyone else ends
+    `cancelled` (not `pending` for ever), and the campaign stays `stopped`."""
     people = [person(f"p{i}", "nurse", f"1211{i:03d}") for i in range(6)]
     workers.start(capacity=1)
     spec = CampaignSpec(messages={"fr": "Test."}, **FAST)
     cid = await store.create(db, spec, people)
     await store.stop(db, cid)
     report = await wait_done(db, cid)
-    assert report["status"] == "stopped"
-    assert report["available"] <= 1 and report["pending"] >= 5
+    assert report["status"] == "stopped" and report["finished_at"] is not None
+    assert report["available"] <= 1 and report["cancelled"] >= 5
+    assert report["available"] + report["cancelled"] == 6 and report["pending"] == 0
 
 
 async def test_two_workers_share_a_campaign_nobody_called_twice(

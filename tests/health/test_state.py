@@ -11,6 +11,7 @@ import pytest
 from redis.asyncio import Redis
 
 from ivr import keys
+from ivr.health.asterisk import agi_probe
 from ivr.health.checks import check_redis, check_worker, check_workers
 from ivr.health.heartbeat import Heartbeat
 from ivr.health.state import Check, Report, State, run, worst
@@ -110,7 +111,7 @@ async def test_agi_probe_knows_our_server_from_another() -> None:
         raise AssertionError("the probe must not reach a flow")
 
     async with agi.AgiServer({"ivr-health": flow}, port=0) as server:
-        await agi.probe("127.0.0.1", server.port, timeout=2)
+        await agi_probe("127.0.0.1", server.port, timeout=2)
 
     async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await reader.read()
@@ -126,12 +127,12 @@ async def test_agi_probe_knows_our_server_from_another() -> None:
         port = stranger.sockets[0].getsockname()[1]
         try:
             with pytest.raises(agi.AgiError, match=message):
-                await agi.probe("127.0.0.1", port, timeout=0.5)
+                await agi_probe("127.0.0.1", port, timeout=0.5)
         finally:
             stranger.close()
             await stranger.wait_closed()
     with pytest.raises(agi.AgiError, match="nothing answers"):
-        await agi.probe("127.0.0.1", port, timeout=0.5)
+        await agi_probe("127.0.0.1", port, timeout=0.5)
 
 
 async def test_redis_restarted_is_not_redis_down(redis_server: RedisServer, db: Redis) -> None:

@@ -40,6 +40,7 @@ from ivr.lines.call import LineContext
 from ivr.lines.server import Lines
 from ivr.pbx.agi import AgiServer
 from ivr.pbx.ami import AmiLink
+from ivr.pbx.keys import KeyEvents
 from ivr.sandbox import asterisk as sandbox
 from ivr.sandbox.redisserver import RedisServer
 from ivr.staff.roster import RosterStore
@@ -99,7 +100,7 @@ async def phone(
     speaker = Speaker(config.audio_dir, rate=config.tts_rate, timeout=config.tts_timeout)
     hub = RobotHub(ami, "")
     lines = Lines(LineContext(config, db, speaker, load_scenarios(), observer=hub.observe))
-    server = AgiServer(lines.handlers(), port=0)
+    server = AgiServer(lines.handlers(), port=0, keys=KeyEvents(ami))
     hub.agi_url = f"agi://127.0.0.1:{await server.start()}"
     try:
         before = set((config.audio_dir / "incoming").glob("*.wav"))
