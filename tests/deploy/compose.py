@@ -119,7 +119,7 @@ class Service:
     def command(self, argv: list[str], env: dict[str, str] | None = None) -> list[str]:
         """`argv` as run inside this service: its root, user, environment, working directory."""
         values = {**self.env, **(env or {})}
-        workdir = self.image.get("WorkingDir") or "/"
+        workdir = self.spec.get("working_dir") or self.image.get("WorkingDir") or "/"
         return [
             "chroot", f"--userspec={self.user}", str(self.root),
             "/usr/bin/env", "-i", "-C", workdir, *(f"{k}={v}" for k, v in values.items()), *argv,

@@ -124,6 +124,13 @@ def test_an_alert_call_through_the_images(stack: dict[str, Service]) -> None:
     report = json.loads(done.stdout)
     assert (report["total"], report["available"], report["status"]) == (1, 1, "done"), report
     assert time.monotonic() - started < 60
+    # Asterisk played what the worker rendered: every audio file is readable by its user
+    # (the shared volume's group), and by no other user.
+    audio = stack["asterisk"].exec(
+        "find", "/var/lib/ivr/sounds", "-name", "*.wav", "(", "!", "-readable", "-o", "-perm",
+        "/o=r", ")", "-printf", "bad %p\n", "-o", "-name", "*.wav", "-printf", "ok\n",
+    )  # fmt: skip
+    assert "bad" not in audio.stdout and audio.stdout.count("ok") > 10, audio.stdout[-500:]
 
 
 def test_redis_backup_and_restore(stack: dict[str, Service], tmp_path: Path) -> None:
