@@ -55,3 +55,7 @@ pin_lock_prefix = "ivr:pins:lock:"
 pin_fail_all_key = "ivr:pins:fail-all"
 #: Set while the flood is on (its audit event written once per window).
 pin_flood_key = "ivr:pins:flood"
+
+# -- health -------------------------------------------------------------------------------
+#: Prefix of the short-lived keys `ivr health` writes and deletes to prove Redis is writable.
+health_probe_prefix = "ivr:health:"

@@ -23,7 +23,6 @@ from typing import Any
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
 from ivr import __version__, limits, logs
 from ivr.access import audit
@@ -52,6 +51,8 @@ from ivr.api.state import (
 from ivr.campaign import live
 from ivr.config import Config
 from ivr.errors import AmiError, ConfigError
+from ivr.health import checks
+from ivr.health.state import State
 from ivr.pbx.ami import AmiLink
 from ivr.staff.csvfile import export_csv, parse_roster
 from ivr.staff.roster import Person, RosterStore
@@ -121,13 +122,7 @@ async def _ami_link(app: web.Application) -> AsyncIterator[None]:
     if status.link is not None or not (config.ami_user and config.ami_secret):
         yield
         return
-    link = AmiLink(
-        config.ami_host,
-        config.ami_port,
-        config.ami_user,
-        config.ami_secret,
-        action_timeout=config.ami_timeout,
-    )
+    link = AmiLink.for_config(config)
     status.link = link
     task = asyncio.create_task(_connect_until_up(link), name="http-ami-link")
     yield
@@ -153,17 +148,17 @@ async def _connect_until_up(link: AmiLink, delay: float = 1.0, longest: float = 
 
 
 async def _health(request: web.Request, call: Call) -> web.StreamResponse:
-    redis_up = True
-    try:
-        await asyncio.wait_for(request.app[redis_key].ping(), 2.0)
-    except (RedisError, OSError, TimeoutError):
-        redis_up = False
+    """The checks a running console can make (`ivr.health.checks.service_report`); always 200,
+    the state is in the body (`ivr health --console` reads it)."""
+    report = await checks.service_report(request.app[redis_key], request.app[ami_key].state)
+    redis = next(c for c in report.checks if c.name == "redis")
     return json_response(
         {
-            "status": "ok" if redis_up else "degraded",
-            "redis": "up" if redis_up else "down",
+            "status": report.state.name.lower(),
+            "redis": "down" if redis.state is State.CRITICAL else "up",
             "ami": request.app[ami_key].state,
             "version": __version__,
+            "checks": [c.as_dict() for c in report.checks],
         }
     )
 

@@ -13,7 +13,6 @@ returns is the collector prometheus_client reads them from.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -30,6 +29,7 @@ from redis.exceptions import RedisError
 
 from ivr import keys
 from ivr.campaign.scheduler import TIERS
+from ivr.health.heartbeat import Heartbeat
 from ivr.keys import campaign_key
 from ivr.outcomes import Outcome
 from ivr.voice.tts import Speaker
@@ -141,18 +141,17 @@ async def _from_redis(redis: Redis) -> tuple[list[CampaignNumbers], list[WorkerB
 
 
 def _beat(name: str, raw: str) -> WorkerBeat | None:
-    try:
-        beat = json.loads(raw)
-        return WorkerBeat(
-            name,
-            str(beat.get("asterisk", "")),
-            float(beat.get("capacity", 0)),
-            float(beat.get("in_flight", 0)),
-            1.0 if beat.get("ami_up") else 0.0,
-            float(beat.get("seen", 0)),
-        )
-    except (ValueError, TypeError, AttributeError):
+    beat = Heartbeat.from_json(raw)
+    if beat is None:
         return None  # a heartbeat this version cannot read: skip it rather than fail the scrape
+    return WorkerBeat(
+        name,
+        beat.asterisk,
+        float(beat.capacity),
+        float(beat.in_flight),
+        1.0 if beat.ami_up else 0.0,
+        beat.seen,
+    )
 
 
 def _campaign_families(campaigns: list[CampaignNumbers]) -> Iterator[Metric]:

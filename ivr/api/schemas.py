@@ -159,12 +159,26 @@ ERROR: Schema = {
 HEALTH: Schema = {
     "type": "object",
     "properties": {
-        "status": {"enum": ["ok", "degraded"]},
+        "status": {"enum": ["ok", "warning", "critical", "unknown"]},
         "redis": {"enum": ["up", "down"]},
         "ami": {"enum": ["up", "down", "unconfigured"]},
         "version": {"type": "string"},
+        "checks": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "name": {"type": "string"},
+                    "state": {"enum": ["ok", "warning", "critical", "unknown"]},
+                    "summary": {"type": "string"},
+                    "seconds": {"type": "number"},
+                    "details": {"type": "object"},
+                },
+                "required": ["name", "state", "summary"],
+            },
+        },
     },
-    "required": ["status", "redis", "ami"],
+    "required": ["status", "redis", "ami", "checks"],
 }
 PERSON: Schema = {
     "type": "object",

@@ -152,7 +152,8 @@ async def start_campaign(args: argparse.Namespace) -> int:
                 f"({(time.monotonic() - started) * 1000:.0f} ms)"
             )
         if args.wait:
-            report = await progress.follow(db, cid)
+            # With --json, standard output is the JSON document alone: progress goes to stderr.
+            report = await progress.follow(db, cid, sys.stderr if args.json else sys.stdout)
         if args.json:
             print_json(report)
     return 0
@@ -205,7 +206,8 @@ async def _campaign_id(db: Redis, given: str | None) -> str:
 async def show_status(args: argparse.Namespace) -> int:
     async with redis_for(load_config(require_ami_credentials=False)) as db:
         cid = await _campaign_id(db, args.id)
-        report = await (progress.follow(db, cid) if args.follow else reports.report(db, cid))
+        out = sys.stderr if args.json else sys.stdout
+        report = await (progress.follow(db, cid, out) if args.follow else reports.report(db, cid))
         if args.json:
             print_json(report)
         elif not args.follow:

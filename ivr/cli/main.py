@@ -18,6 +18,7 @@ from ivr.cli import (
     campaign,
     config,
     demo,
+    health,
     pin,
     prompts,
     roster,
@@ -33,7 +34,8 @@ from ivr.redact import redact, safe_url
 
 #: The command modules, in the order `ivr --help` lists them.
 COMMANDS = (
-    call, demo, sandbox, config, selftest, prompts, roster, campaign, serve, token, pin, worker
+    call, demo, sandbox, config, health, selftest, prompts, roster, campaign, serve, token, pin,
+    worker,
 )  # fmt: skip
 #: Exit code when Redis cannot be reached.
 REDIS_EXIT = 6

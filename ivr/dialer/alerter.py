@@ -23,13 +23,7 @@ class Alerter:
 
     def __init__(self, config: Config, *, link: AmiLink | None = None) -> None:
         self.config = config
-        self.link = link or AmiLink(
-            config.ami_host,
-            config.ami_port,
-            config.ami_user,
-            config.ami_secret,
-            action_timeout=config.ami_timeout,
-        )
+        self.link = link or AmiLink.for_config(config)
         self.speaker = Speaker(config.audio_dir, rate=config.tts_rate, timeout=config.tts_timeout)
         self.caller = Caller(self.link, config.dial_template)
         self._prompts: dict[str, str] = {}

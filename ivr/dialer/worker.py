@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
 from collections.abc import Coroutine
@@ -29,11 +28,13 @@ from redis.exceptions import RedisError
 from ivr import keys, logs
 from ivr.campaign import store
 from ivr.campaign.scheduler import TIERS, Claim, Scheduler, attempt_id
+from ivr.dialer import heartbeat
 from ivr.dialer.alerter import Alerter
 from ivr.dialer.audio import CampaignAudio, call_request, load_audio
 from ivr.dialer.retry import retrying
 from ivr.dialer.settings import PREPARE_ATTEMPTS, WorkerSettings
 from ivr.errors import AmiError, InvalidNumberError, IvrError
+from ivr.health.heartbeat import Heartbeat
 from ivr.keys import campaign_key
 from ivr.outcomes import Outcome
 from ivr.pbx.astdb import AstDb
@@ -96,6 +97,7 @@ class DialerWorker:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            await heartbeat.remove(self.redis, self.settings.name)
 
     # -- claiming ----------------------------------------------------------------------------
 
@@ -304,11 +306,13 @@ class DialerWorker:
         )
 
     async def _upkeep(self, stop: asyncio.Event) -> None:
-        """Renew our leases, adopt calls of dead workers, publish a heartbeat."""
+        """Publish a heartbeat, renew our leases, adopt calls of dead workers."""
         period = max(0.5, self.settings.lease / 3)
         while not stop.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), period)
+            await heartbeat.beat(self.redis, self.settings.name, self._heartbeat(period))
+            await heartbeat.pause(stop, self.alerter.link, period)
+            if stop.is_set():
+                break
             try:
                 until = _now_ms() + int(self.settings.lease * 1000)
                 by_campaign: dict[str, list[str]] = {}
@@ -316,22 +320,19 @@ class DialerWorker:
                     by_campaign.setdefault(cid, []).append(pid)
                 for cid, pids in by_campaign.items():
                     await self.scheduler.renew(cid, pids, until)
-                await self.redis.hset(
-                    keys.workers_key,
-                    self.settings.name,
-                    json.dumps(
-                        {
-                            "asterisk": self.settings.asterisk,
-                            "capacity": self.settings.capacity,
-                            "in_flight": self.in_flight,
-                            "ami_up": self.alerter.link.is_up,
-                            "seen": time.time(),
-                        }
-                    ),
-                )
                 await self._adopt()
             except RedisError as exc:
                 log.warning("worker %s: Redis unavailable for upkeep: %s", self.settings.name, exc)
+
+    def _heartbeat(self, period: float) -> Heartbeat:
+        return Heartbeat(
+            asterisk=self.settings.asterisk,
+            capacity=self.settings.capacity,
+            in_flight=self.in_flight,
+            ami_up=self.alerter.link.is_up,
+            seen=time.time(),
+            period=period,
+        )
 
     async def _listen(self, stop: asyncio.Event) -> None:
         """Wake up on new campaigns; learn about quotas met by other workers."""

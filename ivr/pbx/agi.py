@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from ivr import logs
-from ivr.errors import IvrError
+from ivr.errors import ConfigError, IvrError
 from ivr.pbx.keys import KeyEvents, KeyStream
 
 log = logging.getLogger(__name__)
@@ -33,6 +33,8 @@ HEADER_TIMEOUT = 5.0
 COMMAND_TIMEOUT = 3600.0
 #: Keys a caller can press.
 ALL_KEYS = "0123456789*#"
+#: The script every AgiServer answers itself, for health probes (`probe()`): a NOOP naming it.
+HEALTH_SCRIPT = "ivr-health"
 #: Seconds the event of a key that cut a prompt may lag behind AGI's answer.
 EVENT_GRACE = 1.0
 #: Seconds of silence that end the swallowing of an over-long entry.
@@ -287,7 +289,13 @@ class AgiServer:
 
     async def start(self) -> int:
         """Listen; return the port (useful with port 0)."""
-        self._server = await asyncio.start_server(self._serve, self.host, self.port)
+        try:
+            self._server = await asyncio.start_server(self._serve, self.host, self.port)
+        except OSError as exc:
+            raise ConfigError(
+                f"IVR_AGI_HOST/IVR_AGI_PORT: cannot listen on {self.host}:{self.port}: "
+                f"{exc.strerror or exc}"
+            ) from None
         self.port = self._server.sockets[0].getsockname()[1]
         log.info("FastAGI listening on %s:%d", self.host, self.port)
         return self.port
@@ -319,6 +327,10 @@ class AgiServer:
             if env is None:
                 return
             session = AgiSession(reader, writer, env)
+            if session.script == HEALTH_SCRIPT:
+                with contextlib.suppress(AgiError):
+                    await session.command("NOOP", HEALTH_SCRIPT)
+                return
             if self.keys is not None and session.uniqueid:
                 session.keys = self.keys.open(session.uniqueid)
             logs.bind(channel=session.channel)  # this connection's own task

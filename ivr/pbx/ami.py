@@ -21,6 +21,7 @@ from panoramisk import Manager
 from panoramisk.actions import Action
 from panoramisk.message import Message
 
+from ivr.config import Config
 from ivr.errors import (
     AmiAuthError,
     AmiConnectError,
@@ -87,6 +88,15 @@ class AmiLink:
         self._tasks: set[asyncio.Task[Any]] = set()
         #: How many logins this link has made; reconnects bump it.
         self.generation = 0
+
+    @classmethod
+    def for_config(cls, config: Config, **options: Any) -> AmiLink:
+        """The link to IVR_AMI_HOST:IVR_AMI_PORT as IVR_AMI_USER, its actions timed by
+        IVR_AMI_TIMEOUT."""
+        return cls(
+            config.ami_host, config.ami_port, config.ami_user, config.ami_secret,
+            action_timeout=config.ami_timeout, **options,
+        )  # fmt: skip
 
     # -- public API ------------------------------------------------------------------------
 
@@ -232,6 +242,9 @@ class AmiLink:
             reconnect_timeout=3600,
         )
         manager.register_event("*", self._dispatch)
+        # Cleared before connecting: a connection lost at once, even before the login, counts.
+        self._lost.clear()
+        self._booted.clear()
         try:
             await asyncio.wait_for(manager.connect(), self.connect_timeout)
         except TimeoutError:
@@ -245,8 +258,8 @@ class AmiLink:
                 "(IVR_AMI_HOST / IVR_AMI_PORT)"
             ) from None
         self._manager = manager
-        self._lost.clear()
-        self._booted.clear()
+        if self._lost.is_set():  # closed between the TCP handshake and now: no login to wait for
+            raise AmiConnectError(f"Asterisk AMI at {self.host}:{self.port} closed the connection")
         await self._login(manager)
         await self._wait_booted()
         self.generation += 1
@@ -299,23 +312,25 @@ class AmiLink:
             ) from None
 
     async def _supervise(self) -> None:
-        delay = self.backoff[0]
         while not self._closing:
             await self._lost.wait()
+            # Retry until logged in again, without waiting for `_lost` between attempts: an
+            # attempt whose connection dropped before the login (an Asterisk restarting
+            # accepts, then closes) must not leave the link waiting for a loss already past.
+            delay = self.backoff[0]
+            while not self._closing:
+                try:
+                    await self._connect_once()
+                    break
+                except AmiAuthError as exc:
+                    log.error("%s; retrying in %.1f s", exc, self.backoff[1])
+                    await asyncio.sleep(self.backoff[1])
+                except AmiError as exc:
+                    log.warning("%s; retrying in %.1f s", exc, delay)
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, self.backoff[1])
             if self._closing:
                 return
-            try:
-                await self._connect_once()
-            except AmiAuthError as exc:
-                log.error("%s; retrying in %.1f s", exc, self.backoff[1])
-                await asyncio.sleep(self.backoff[1])
-                continue
-            except AmiError as exc:
-                log.warning("%s; retrying in %.1f s", exc, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self.backoff[1])
-                continue
-            delay = self.backoff[0]
             for handler in list(self._up_handlers):
                 self._spawn(handler(), "ami-on-up")
 
