@@ -1,16 +1,19 @@
 """From the first ring of the trigger line to the first staff call ringing.
 
-    .venv/bin/python bench/trigger.py --runs 3
+    .venv/bin/python bench/trigger.py            # 20 runs of each director
+    .venv/bin/python bench/trigger.py --runs 3 --director "keys at once"
 
 A director calls the trigger line of the sandbox Asterisk over SIP (SIPp, tests/phonerobot.py:
-keys as RFC 4733 events), keys the PIN, picks scenario 1, keeps the prepared message and
-confirms. A dialer worker is running on the same Asterisk with a roster of 300 simulated staff.
-Three directors, each timed from the INVITE of their call to the first staff call's channel
+keys as RFC 4733 events), keys the PIN, picks scenario 1 and launches it with the prepared
+message. A dialer worker is running on the same Asterisk with a roster of 300 simulated staff.
+Four directors, each timed from the INVITE of their call to the first staff call's channel
 (Newchannel) of the campaign they started:
 
 - "keys at once": every key the moment the line waits for it, over the prompt (barge-in);
 - "knows the menu": 1.5 s to react to each prompt, then keys 250 ms apart (a person typing);
-- "listens to all": waits for every prompt to end, then reacts in 1 s.
+- "listens to all": waits for every prompt to end, then reacts in 1 s;
+- "listens to all, scenario's number": the same, dialling scenario 1's own number
+  (`trigger-1`: no scenario menu).
 
 Also printed: when the PIN prompt starts, when the line starts saying the campaign number (the
 first staff call often rings before), and the prompts' length on that path. Each run waits for
@@ -53,30 +56,37 @@ from tests.phonerobot import On, RobotHub  # noqa: E402
 from tests.sipp import Keys, Wait  # noqa: E402
 
 PIN = "246810"
-#: The steps of the path and the keys pressed at each.
-PATH = (("pin", f"{PIN}#"), ("scenario", "1"), ("record_offer", "2"), ("confirm", "1"))
-Director = Callable[[dict[str, float]], list[On]]
+#: The steps of each path and the keys pressed at each: the trigger number (scenario menu) and
+#: scenario 1's own number (no menu).
+PATHS = {
+    "trigger": (("pin", f"{PIN}#"), ("scenario", "1"), ("confirm", "1")),
+    "trigger-1": (("pin", f"{PIN}#"), ("confirm", "1")),
+}
+Steps = tuple[tuple[str, str], ...]
+Director = Callable[[Steps, dict[str, float]], list[On]]
 
 
-def at_once(prompts: dict[str, float]) -> list[On]:
-    return [On(step, Keys(keys, gap_ms=100)) for step, keys in PATH]
+def at_once(path: Steps, prompts: dict[str, float]) -> list[On]:
+    return [On(step, Keys(keys, gap_ms=100)) for step, keys in path]
 
 
-def knows_the_menu(prompts: dict[str, float]) -> list[On]:
-    return [On(step, Wait(1500), Keys(keys, gap_ms=250)) for step, keys in PATH]
+def knows_the_menu(path: Steps, prompts: dict[str, float]) -> list[On]:
+    return [On(step, Wait(1500), Keys(keys, gap_ms=250)) for step, keys in path]
 
 
-def listens_to_all(prompts: dict[str, float]) -> list[On]:
+def listens_to_all(path: Steps, prompts: dict[str, float]) -> list[On]:
     return [
         On(step, Wait(int(prompts[step] * 1000) + 1000), Keys(keys, gap_ms=250))
-        for step, keys in PATH
+        for step, keys in path
     ]
 
 
-DIRECTORS: dict[str, Director] = {
-    "keys at once": at_once,
-    "knows the menu": knows_the_menu,
-    "listens to all": listens_to_all,
+#: name -> (line dialled, director).
+DIRECTORS: dict[str, tuple[str, Director]] = {
+    "keys at once": ("trigger", at_once),
+    "knows the menu": ("trigger", knows_the_menu),
+    "listens to all": ("trigger", listens_to_all),
+    "listens to all, scenario's number": ("trigger-1", listens_to_all),
 }
 
 
@@ -87,17 +97,19 @@ async def prompt_lengths(lines: Lines, alerter: Alerter, staff: int) -> dict[str
     async def spoken(text: str) -> float:
         return wav_duration(await alerter.speaker.render(text, "fr"))
 
-    choices = [(s.key, s.label("fr")) for s in lines.context.scenarios]
+    scenarios = lines.context.scenarios
+    choices = [(s.key, s.label("fr")) for s in scenarios]
+    about = speech.launch_summary(scenarios[0].label("fr"), staff, "fr")
     return {
         "pin": wav_duration(fixed / "line_trigger.wav") + wav_duration(fixed / "pin_enter.wav"),
         "scenario": await spoken(speech.scenario_menu(choices, "fr", drill_key="9")),
-        "record_offer": wav_duration(fixed / "record_offer.wav"),
-        "confirm": await spoken(speech.staff_to_call(staff, "fr"))
-        + wav_duration(fixed / "launch_confirm.wav"),
+        "confirm": await spoken(about) + wav_duration(fixed / "launch_confirm.wav"),
     }
 
 
-async def one_run(alerter: Alerter, db: Any, hub: RobotHub, script: list[On]) -> dict[str, float]:
+async def one_run(
+    alerter: Alerter, db: Any, hub: RobotHub, line: str, script: list[On]
+) -> dict[str, float]:
     rings: list[tuple[str, float]] = []
 
     def on_event(message: Any) -> None:
@@ -105,7 +117,7 @@ async def one_run(alerter: Alerter, db: Any, hub: RobotHub, script: list[On]) ->
             rings.append((message.get("Uniqueid", ""), time.monotonic()))
 
     alerter.link.on_event(on_event)
-    async with hub.call("trigger", "0611223344", script, timeout=90) as robot:
+    async with hub.call(line, "0611223344", script, timeout=90) as robot:
         await robot.until("launched", timeout=90)
         t0 = robot.at["dialled"]
         [cid] = await store.active(db)
@@ -160,29 +172,32 @@ async def main(runs: int, only: str | None = None) -> None:
                 stop = asyncio.Event()
                 worker = DialerWorker(alerter, db, WorkerSettings("bench", capacity=20))
                 task = asyncio.create_task(worker.run(stop))
-                for name, director in DIRECTORS.items():
+                for name, (line, director) in DIRECTORS.items():
                     if only and name != only:
                         continue
-                    script = director(prompts)
-                    results[name] = [await one_run(alerter, db, hub, script) for _ in range(runs)]
+                    script = director(PATHS[line], prompts)
+                    results[name] = [
+                        await one_run(alerter, db, hub, line, script) for _ in range(runs)
+                    ]
                 stop.set()
                 await task
         await db.aclose()
-    print("prompts on the path (s): " + ", ".join(f"{k} {v:.1f}" for k, v in prompts.items()))
-    print(f"  in all {sum(prompts.values()):.1f} s")
+    print("prompts at each step (s): " + ", ".join(f"{k} {v:.1f}" for k, v in prompts.items()))
+    for line, path in PATHS.items():
+        print(f"  {line}: {sum(prompts[step] for step, _ in path):.1f} s of prompts in all")
     for name, marks in results.items():
         print(f"{name}:")
         for mark in marks[0]:
             values = [m[mark] for m in marks]
             print(
                 f"  {mark:18} median {statistics.median(values):6.2f} s   "
-                f"min {min(values):6.2f}   max {max(values):6.2f}   ({runs} runs)"
+                f"min {min(values):6.2f}   worst {max(values):6.2f}   ({runs} runs)"
             )
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--director", choices=DIRECTORS, help="only this director")
     args = parser.parse_args()
     asyncio.run(main(args.runs, args.director))

@@ -6,9 +6,9 @@ key is answered by voice; star repeats, a wrong key says so and asks again, sile
 and then ends the call. Nothing changes until the last confirmation: a caller who hangs up at
 any step leaves no half-started campaign.
 
-- trigger: PIN -> scenario (9 first: a drill) -> optional message in the director's own voice
-  (record, listen, re-record, accept) -> "N staff will be called, press 1" -> the campaign
-  starts and its number is spoken.
+- trigger: PIN -> scenario (9 first: a drill) -> "<scenario>: N staff will be called; 1 to
+  launch, 2 to record your own message first" -> the campaign starts and its number is
+  spoken. trigger-<key>: the same for scenario <key>, without the scenario menu.
 - report: PIN -> a spoken summary of the running campaign (fresh counts each time) -> 1 repeat,
   2 stop, 3 raise a quota (people the old quota cancelled are called again) or extend the alert
   to its next group, 4 join the crisis-cell conference.
@@ -55,7 +55,13 @@ class Lines:
         self.callback = CallbackLine(self.context)
 
     def handlers(self) -> dict[str, Callable[[AgiSession], Awaitable[None]]]:
-        return {"trigger": self.trigger, "report": self.report, "callback": self.callback}
+        shortcuts = {f"trigger-{s.key}": self.trigger.shortcut(s) for s in self.context.scenarios}
+        return {
+            "trigger": self.trigger,
+            **shortcuts,
+            "report": self.report,
+            "callback": self.callback,
+        }
 
     async def warm_up(self, languages: tuple[str, ...] = ("fr", "en")) -> None:
         """Render the prompts and the scenario menus now, not during the director's first call

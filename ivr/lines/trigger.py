@@ -1,13 +1,15 @@
-"""The director's trigger line: PIN -> scenario (9 first: a drill) -> optional message in the
-director's own voice (record, listen, re-record, accept) -> "N staff will be called, press 1"
--> the campaign starts and its number is spoken. Nothing is created before the last "press 1":
-a caller who hangs up at any step leaves no half-started campaign.
+"""The director's trigger line: PIN -> scenario (9 first: a drill) -> "<scenario>: N staff
+will be called; press 1 to launch, 2 to record your own message first" (record, listen,
+re-record, accept, then the same question) -> the campaign starts and its number is spoken.
+A scenario's own number (`trigger-<key>`) skips the scenario menu. Nothing is created before
+the last "press 1": a caller who hangs up at any step leaves no half-started campaign.
 """
 
 from __future__ import annotations
 
 import logging
 import secrets
+from collections.abc import Awaitable, Callable
 
 from ivr import logs
 from ivr.access import audit
@@ -30,36 +32,46 @@ RECORD_MIN_SECONDS = 1.0
 
 
 class TriggerLine:
-    """The `trigger` flow."""
+    """The `trigger` flow; `shortcut(scenario)` gives the flow of a scenario's own number."""
 
     def __init__(self, context: LineContext) -> None:
         self.context = context
 
     async def __call__(self, session: AgiSession) -> None:
+        await self._run(session, None)
+
+    def shortcut(self, scenario: Scenario) -> Callable[[AgiSession], Awaitable[None]]:
+        """The flow of `trigger-<key>`: the scenario is the number dialled, no menu (a real
+        alert: drills go through the main number). The confirmation names it, so a wrong
+        number is caught before anything starts."""
+
+        async def run(session: AgiSession) -> None:
+            await self._run(session, scenario)
+
+        return run
+
+    async def _run(self, session: AgiSession, preset: Scenario | None) -> None:
         call = await self.context.start(session, "trigger")
         who = await authenticate(call)
         if who is None:
             return
-        picked = await self._pick_scenario(call)
+        picked = (preset, False) if preset is not None else await self._pick_scenario(call)
         if picked is None:
             await call.play(call.p("cancelled"))
             return
         scenario, drill = picked
-        recordings = await self._maybe_record(call)
+        people = await RosterStore(self.context.redis).load()
+        count = len(select(people, scenario.campaign(drill=drill, recordings={})))
+        about = speech.launch_summary(scenario.label(call.language), count, call.language, drill)
+        about_file = await call.say(about)
+        if count == 0:
+            await call.play(f"{about_file}&{call.p('cancelled')}")
+            return
+        recordings = await self._confirm(call, about_file)
         if recordings is None:
             await call.play(call.p("cancelled"))
             return
-        people = await RosterStore(self.context.redis).load()
         spec = scenario.campaign(drill=drill, recordings=recordings)
-        count = len(select(people, spec))
-        count_file = await call.say(speech.staff_to_call(count, call.language))
-        if count == 0:
-            await call.play(f"{count_file}&{call.p('cancelled')}")
-            return
-        key = await call.menu(f"{count_file}&{call.p('launch_confirm')}", "12", "confirm")
-        if key != "1":
-            await call.play(call.p("cancelled"))
-            return
         cid = await store.create(self.context.redis, spec, people)
         logs.bind(campaign_id=cid)  # this call's own task (ivr.pbx.agi)
         await audit.record(
@@ -74,12 +86,30 @@ class TriggerLine:
                 "recorded": bool(recordings),
                 "caller": call.session.caller_id,
                 "staff": count,
+                "line": session.script,
             },
         )
         log.info("campaign %s started by phone (%s, scenario %s)", cid, who, scenario.key)
         said = await call.say(speech.launched(cid, call.language))
         call.step("launched")
         await call.play(f"{said}&{said}&{call.p('goodbye')}")
+
+    async def _confirm(self, call: LineCall, about_file: str) -> dict[str, str] | None:
+        """One prompt: what will start, "1 to launch, 2 to record your own message first".
+        {} to launch with the prepared message, {language: file} with a recording; None: no.
+        (The record offer used to be a step of its own: 6 s more for every director.)"""
+        recordings: dict[str, str] = {}
+        while True:
+            confirm = "launch_confirm_recorded" if recordings else "launch_confirm"
+            key = await call.menu(f"{about_file}&{call.p(confirm)}", "12", "confirm")
+            if key == "1":
+                return recordings
+            if key is None:
+                return None
+            recorded = await self._record_and_review(call)
+            if recorded is None:
+                return None
+            recordings = recorded
 
     async def _pick_scenario(self, call: LineCall) -> tuple[Scenario, bool] | None:
         by_key = {s.key: s for s in self.context.scenarios}
@@ -98,13 +128,8 @@ class TriggerLine:
                 continue
             return by_key[key], drill
 
-    async def _maybe_record(self, call: LineCall) -> dict[str, str] | None:
-        """{} for the prepared message, {language: file} for a recording; None: give up."""
-        key = await call.menu(call.p("record_offer"), "12", "record_offer")
-        if key is None:
-            return None
-        if key == "2":
-            return {}
+    async def _record_and_review(self, call: LineCall) -> dict[str, str] | None:
+        """Record, listen, re-record, accept: {language: file}; None: gave up."""
         while True:
             recorded = await self._record(call)
             if recorded is None:

@@ -86,6 +86,8 @@ class AmiLink:
         self._closing = False
         self._supervisor: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
+        #: Answer tasks handed out by `submit()` and not finished yet.
+        self._answers: set[asyncio.Task[Any]] = set()
         #: How many logins this link has made; reconnects bump it.
         self.generation = 0
 
@@ -133,6 +135,12 @@ class AmiLink:
             with contextlib.suppress(AmiError):
                 await self.action({"Action": "Logoff"}, timeout=1.0)
         self._drop_connection()
+        # Fail what is still waiting now, not when the transport reports the loss (a later
+        # loop turn, maybe after asyncio.run() has begun cancelling tasks: an answer task that
+        # ends then with AmiDisconnected is reported as an unhandled error at shutdown).
+        self._fail_pending()
+        if self._answers:
+            await asyncio.wait(list(self._answers))
 
     async def wait_up(self, timeout: float | None = None) -> None:
         """Wait until the link is logged in; AmiTimeout after `timeout` seconds."""
@@ -170,7 +178,10 @@ class AmiLink:
         if manager is None or not self.is_up or manager.protocol is None:
             raise AmiNotConnected(f"AMI link to {self.host}:{self.port} is down")
         action, future = self._write(manager, fields, as_list)
-        return asyncio.ensure_future(self._answer(manager, action, future, timeout))
+        task = asyncio.ensure_future(self._answer(manager, action, future, timeout))
+        self._answers.add(task)
+        task.add_done_callback(self._answers.discard)
+        return task
 
     def kick(self) -> None:
         """Drop the TCP connection as if the network had failed (tests, half-open links)."""
@@ -356,13 +367,16 @@ class AmiLink:
         was_up = self._up.is_set()
         self._up.clear()
         self._lost.set()
+        self._fail_pending()
+        if was_up and not self._closing:
+            log.warning("AMI link to %s:%s lost (%s)", self.host, self.port, exc or "closed")
+
+    def _fail_pending(self) -> None:
         for action in list(self._pending.values()):
             if not action.future.done():
                 action.future.set_exception(
                     AmiDisconnected(f"AMI link to {self.host}:{self.port} lost")
                 )
-        if was_up and not self._closing:
-            log.warning("AMI link to %s:%s lost (%s)", self.host, self.port, exc or "closed")
 
     def _drop_connection(self) -> None:
         manager = self._manager

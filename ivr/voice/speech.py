@@ -129,6 +129,15 @@ def staff_to_call(n: int, language: str = DEFAULT_LANGUAGE) -> str:
     return _count(language, "staff_to_call", n)
 
 
+def launch_summary(
+    label: str, n: int, language: str = DEFAULT_LANGUAGE, drill: bool = False
+) -> str:
+    """Before launching, what will start: "Alerte afflux massif. 270 personnes vont être
+    appelées." (a drill: "Exercice, afflux massif. ...")."""
+    head = _say(language, "launch_drill" if drill else "launch_scenario", label=label)
+    return f"{head} {staff_to_call(n, language)}"
+
+
 def launched(cid: str, language: str = DEFAULT_LANGUAGE) -> str:
     """After launching: "L'alerte est lancée. Campagne numéro 42." """
     return _say(language, "launched", campaign=campaign_number(cid))
@@ -144,12 +153,12 @@ def stopped(cid: str, language: str = DEFAULT_LANGUAGE) -> str:
     return _say(language, "stopped", campaign=campaign_number(cid))
 
 
-def _menu(choices: Sequence[tuple[str, str]], language: str) -> list[str]:
+def _menu(choices: Sequence[tuple[str, str]], language: str, phrase: str = "choice") -> list[str]:
     if not choices:
         raise ValueError("a menu needs at least one choice")
     if len(choices) > MAX_CHOICES:
         raise ValueError(f"{len(choices)} choices: a one-key menu offers at most {MAX_CHOICES}")
-    return [_say(language, "choice", label=label, key=key) for key, label in choices]
+    return [_say(language, phrase, label=label, key=key) for key, label in choices]
 
 
 def scenario_menu(
@@ -158,11 +167,12 @@ def scenario_menu(
     *,
     drill_key: str | None = None,
 ) -> str:
-    """From (key, label) pairs: "Pour plan blanc, tapez 1. ... Pour un exercice, tapez 9."
+    """From (key, label) pairs: "Plan blanc : touche 1. ... Exercice : touche 9." (shorter than
+    the other menus' "Pour ..., tapez 1.": it is the one every director hears in a hurry).
 
     The drill choice is offered only when `drill_key` is given.
     """
-    sentences = _menu(scenarios, language)
+    sentences = _menu(scenarios, language, "scenario_choice")
     if drill_key is not None:
         sentences.append(_say(language, "drill_choice", key=drill_key))
     return " ".join(sentences)

@@ -99,6 +99,5 @@ def launch(scenario: str, *, drill: bool = False) -> list[On]:
         On("pin", Keys(f"{PIN}#")),
         *([On("scenario", Keys("9"))] if drill else []),
         On("scenario", Keys(scenario)),
-        On("record_offer", Keys("2")),
         On("confirm", Keys("1")),
     ]

@@ -61,7 +61,7 @@ async def test_trigger_with_the_right_pin_starts_the_scenario(phone: Phone, mode
     assert meta["drill"] == "1"
     report = await reports.report(phone.db, cid)
     assert report["total"] == 7
-    assert speech.staff_to_call(7, "fr") in robot.said
+    assert speech.launch_summary("afflux massif de victimes", 7, "fr", drill=True) in robot.said
     assert speech.launched(cid, "fr") in robot.said
     [started] = await phone.audit("campaign.start")
     assert started["who"] == "phone:d0" and started["target"] == cid
@@ -128,7 +128,7 @@ async def test_recorded_message_is_what_the_staff_hear(
     script = [
         On("pin", Keys(f"{PIN}#")),
         On("scenario", Keys("2")),
-        On("record_offer", Keys("1")),
+        On("confirm", Keys("2")),  # record my own message first
         On("record", Audio(3000), Keys("#")),
         On("review", Keys("1")),  # listen
         On("review", Keys("3")),  # accept
@@ -198,13 +198,13 @@ async def test_hanging_up_or_bad_keys_start_nothing(phone: Phone) -> None:
     # Hanging up at the last confirmation.
     async with phone.hub.call("trigger", DIRECTOR, [*launch("1")[:-1], On("confirm", Hangup())]):
         pass
-    # Answering "2" (cancel) at the confirmation.
+    # "2" at the confirmation (my own message first), then hanging up instead of speaking.
     async with phone.hub.call(
-        "trigger", DIRECTOR, [*launch("3")[:-1], On("confirm", Keys("2"))]
+        "trigger", DIRECTOR, [*launch("3")[:-1], On("confirm", Keys("2")), On("record", Hangup())]
     ) as robot:
         pass
     await robot.finished()
-    assert robot.seen[-1] == "confirm"
+    assert robot.seen[-2:] == ["confirm", "record"]
     assert await phone.db.zcard("ivr:campaigns") == 0
     assert await phone.audit("campaign.start") == []
 
@@ -212,7 +212,7 @@ async def test_hanging_up_or_bad_keys_start_nothing(phone: Phone) -> None:
 RECORD_PATH = [
     On("pin", Keys(f"{PIN}#")),
     On("scenario", Keys("1")),
-    On("record_offer", Keys("1")),
+    On("confirm", Keys("2")),
     On("record", Audio(1500), Keys("#")),
     On("review", Keys("3")),
     On("confirm", Keys("1")),
@@ -449,8 +449,9 @@ async def test_ivr_worker_serves_the_lines_end_to_end(
     """The product as deployed: `ivr roster import`, `ivr pin set`, then `ivr worker` serves the
     trigger line (FastAGI) and dials the staff of the campaign the director starts over SIP.
 
-    No observer in another process: the phone is cued when Asterisk starts a prompt that
-    takes keys (AMI AGIExecStart of a STREAM FILE with every key as escape digit)."""
+    No observer in another process: the phone is cued once, when Asterisk starts the first
+    prompt that takes keys (AMI AGIExecStart of a STREAM FILE with every key as escape digit),
+    and types every key of the path ahead from there."""
     sandbox_env = sandbox.env_file()
     env = {k: v for k, v in os.environ.items() if not k.startswith("IVR_")}
     env.update(IVR_CONFIG=str(sandbox_env), IVR_REDIS_URL=redis_server.url)
@@ -480,7 +481,7 @@ async def test_ivr_worker_serves_the_lines_end_to_end(
     )  # fmt: skip
     c = sandbox_config
     watch = AmiLink(c.ami_host, c.ami_port, c.ami_user, c.ami_secret, events="agi")
-    cues: set[asyncio.Task[Any]] = set()
+    cues: list[asyncio.Task[Any]] = []  # one cue only: the first prompt that takes keys
 
     def on_event(event: Any) -> None:
         command, channel = str(event.get("Command", "")), str(event.get("Channel", ""))
@@ -488,11 +489,10 @@ async def test_ivr_worker_serves_the_lines_end_to_end(
         # sent to their phones would make them press keys out of turn.
         if event.get("Event") != "AGIExecStart" or event.get("CallerIDNum") != E2E_CALLER:
             return
-        if command.startswith("STREAM FILE") and command.endswith('"0123456789*#"'):
+        if command.startswith("STREAM FILE") and command.endswith('"0123456789*#"') and not cues:
             action = {"Action": "SendText", "Channel": channel, "Message": "go"}
             task = asyncio.create_task(watch.action(action))
-            cues.add(task)
-            task.add_done_callback(cues.discard)
+            cues.append(task)
 
     watch.on_event(on_event)
     await watch.start()
@@ -501,9 +501,10 @@ async def test_ivr_worker_serves_the_lines_end_to_end(
         # The worker says so once it serves the lines and dials.
         ready = await asyncio.wait_for(worker.stderr.readline(), 60)
         assert b"worker lines-e2e" in ready, ready
-        steps: list[Step] = [
-            Cue(), Keys(f"{PIN}#"), Cue(), Keys("1"), Cue(), Keys("2"), Cue(), Keys("1"), WaitBye()
-        ]  # fmt: skip
+        # One cue (the first prompt began), then every key typed ahead: a prompt may be several
+        # STREAM FILEs, so cueing each key on "a prompt began" would race with the flow; the
+        # line keeps keys typed ahead (tests/lines/test_typeahead.py).
+        steps: list[Step] = [Cue(), Keys(f"{PIN}#11"), WaitBye()]
         sipp = Sipp(sandbox_root())
         headers = {"X-Ivr-Agi": f"agi://127.0.0.1:{agi_port}"}
         result = await sipp.call("trigger", steps, caller=E2E_CALLER, headers=headers, timeout=90)

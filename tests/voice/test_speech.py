@@ -146,10 +146,19 @@ def test_campaign_numbers_are_said_as_numbers_up_to_9999() -> None:
 def test_scenario_menu_names_each_choice_then_its_key() -> None:
     choices = [("1", "plan blanc, afflux massif"), ("2", "cyberattaque")]
     assert speech.scenario_menu(choices, "fr") == (
-        "Pour plan blanc, afflux massif, tapez 1. Pour cyberattaque, tapez 2."
+        "plan blanc, afflux massif : touche 1. cyberattaque : touche 2."
     )
     assert speech.scenario_menu(choices, "en", drill_key="9").endswith(
-        "For cyberattaque, press 2. For a drill, press 9."
+        "cyberattaque: press 2. Drill: press 9."
+    )
+
+
+def test_launch_summary_names_the_scenario_and_the_count() -> None:
+    assert speech.launch_summary("afflux massif", 270, "fr") == (
+        "Alerte afflux massif. 270 personnes vont être appelées."
+    )
+    assert speech.launch_summary("cyber attack", 1, "en", drill=True) == (
+        "Drill: cyber attack. 1 person will be called."
     )
 
 
