@@ -58,12 +58,7 @@ local function all_quotas_met(counts, quota)
   end
   return true
 end
-local function recall_note(meta, event, now, by)
-  local raw = redis.call('HGET', meta, 'recall')
-  if not raw then return end
-  local plan = cjson.decode(raw)
-  if not plan.on[event] then return end
-  if event == 'end' and by ~= '' and by == plan.director then return end
+local function recall_add(meta, plan, event, now)
   local calls = meta .. ':recalls'
   local quota = 'quota'
   local round = tonumber(redis.call('HGET', meta, 'quota_raises') or '0')
@@ -81,6 +76,18 @@ local function recall_note(meta, event, now, by)
       redis.call('ZADD', '@DUE@', now, cid .. ':' .. event .. ':' .. number)
     end
   end
+end
+local function recall_note(meta, event, now, by)
+  local raw = redis.call('HGET', meta, 'recall')
+  if not raw then return end
+  local plan = cjson.decode(raw)
+  if event == 'end' and plan.on.quota and all_quotas_met(meta .. ':counts', meta .. ':quota') then
+    -- The answer that met the last quota ended the campaign too: the quota call tells both.
+    recall_add(meta, plan, 'quota', now)
+  end
+  if not plan.on[event] then return end
+  if event == 'end' and by ~= '' and by == plan.director then return end
+  recall_add(meta, plan, event, now)
 end
 """.replace("@DUE@", recalls_due_key)
 

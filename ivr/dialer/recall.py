@@ -29,6 +29,7 @@ from ivr.dialer.alerter import Alerter
 from ivr.dialer.retry import retrying
 from ivr.dialer.settings import WorkerSettings
 from ivr.errors import AmiError, IvrError
+from ivr.numbers import dial_string
 from ivr.pbx.calls import CallRequest, new_attempt_id
 from ivr.pbx.follow import ORIGINATE_MARGIN
 
@@ -55,6 +56,7 @@ class RecallDialer:
         settings: WorkerSettings,
         *,
         agi_url: str = "",
+        dial_template: str = "",
         ring_timeout: int | None = None,
         observer: RecallObserver | None = None,
     ) -> None:
@@ -63,6 +65,8 @@ class RecallDialer:
         self.settings = settings
         #: The FastAGI server of the flow, when not the dialplan's global IVR_AGI_URL (tests).
         self.agi_url = agi_url
+        #: How the director's numbers are dialled, when not as the staff's (IVR_DIAL_TEMPLATE).
+        self.dial_template = dial_template
         self.ring_timeout = ring_timeout or max(alerter.config.ring_timeout, RING_SECONDS)
         self.observer = observer
         self._tasks: set[asyncio.Task[None]] = set()
@@ -119,6 +123,9 @@ class RecallDialer:
                 variables=variables,
                 context=RECALL_CONTEXT,
                 exten=RECALL_EXTEN,
+                channel=dial_string(self.dial_template, recall.number)
+                if self.dial_template
+                else "",
             )
             result = await self.alerter.caller.call(request)
             outcome = "answered" if result.answered else result.outcome.value
