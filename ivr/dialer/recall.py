@@ -2,7 +2,7 @@
 
 Each worker runs a `RecallDialer` beside its `DialerWorker`: it claims the next call-back due
 (an atomic claim with a lease, so with several workers one call is placed), originates it into
-the phone lines' context `ivr-recall` (`ivr/dialplans/ivr-lines.conf`), where the flow
+the phone lines' `ivr-line-run` context, extension `recall` (`ivr/dialplans/ivr-lines.conf`), where the flow
 `ivr.lines.recall` speaks the report line's summary and menu, then records the attempt:
 answered, or due again after the scenario's retry delay. Every attempt is audited
 (`recall.call`). The call's flow marks the call-back answered itself when the director picks
@@ -36,8 +36,8 @@ from ivr.pbx.follow import ORIGINATE_MARGIN
 log = logging.getLogger(__name__)
 
 #: Where the call goes once answered (ivr/dialplans/ivr-lines.conf).
-RECALL_CONTEXT = "ivr-recall"
-RECALL_EXTEN = "s"
+RECALL_CONTEXT = "ivr-line-run"
+RECALL_EXTEN = "recall"
 #: Seconds the director's phone rings, at least (he may be busy: longer than a staff call).
 RING_SECONDS = 30
 #: Longest wait between two looks at the due call-backs.

@@ -68,7 +68,7 @@ class CallRequest:
     #: configured route as it is); `number` is then only a label for the result.
     channel: str = ""
     #: Where the answered call goes: the alert dialplan, or a phone line's flow (the
-    #: director's call-back: context ivr-recall).
+    #: director's call-back: context ivr-line-run, extension recall).
     context: str = ALERT_CONTEXT
     exten: str = "s"
 
