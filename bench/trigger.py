@@ -172,15 +172,17 @@ async def main(runs: int, only: str | None = None) -> None:
                 stop = asyncio.Event()
                 worker = DialerWorker(alerter, db, WorkerSettings("bench", capacity=20))
                 task = asyncio.create_task(worker.run(stop))
-                for name, (line, director) in DIRECTORS.items():
-                    if only and name != only:
-                        continue
-                    script = director(PATHS[line], prompts)
-                    results[name] = [
-                        await one_run(alerter, db, hub, line, script) for _ in range(runs)
-                    ]
-                stop.set()
-                await task
+                try:
+                    for name, (line, director) in DIRECTORS.items():
+                        if only and name != only:
+                            continue
+                        script = director(PATHS[line], prompts)
+                        results[name] = [
+                            await one_run(alerter, db, hub, line, script) for _ in range(runs)
+                        ]
+                finally:
+                    stop.set()
+                    await task
         await db.aclose()
     print("prompts at each step (s): " + ", ".join(f"{k} {v:.1f}" for k, v in prompts.items()))
     for line, path in PATHS.items():

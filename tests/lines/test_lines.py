@@ -534,3 +534,20 @@ async def test_warm_up_renders_the_scenario_menus_before_any_call(phone: Phone) 
                 speech.scenario_menu(choices, language, drill_key=drill_key), language
             )
     assert speaker.misses == misses, "every menu was a cache hit"
+
+
+async def test_a_scenarios_own_number_skips_the_menu(phone: Phone) -> None:
+    """`trigger-2`: PIN, then the confirmation naming scenario 2; no scenario menu, no drill."""
+    await phone.roster()
+    await phone.lines.context.pins.set("d0", PIN)
+    script = [On("pin", Keys(f"{PIN}#")), On("confirm", Keys("1"))]
+    async with phone.hub.call("trigger-2", DIRECTOR, script) as robot:
+        await robot.until("launched")
+    await robot.finished()
+    assert "scenario" not in robot.seen
+    [cid] = await store.active(phone.db)
+    meta = await store.get_meta(phone.db, cid)
+    [scenario] = [s for s in phone.lines.context.scenarios if s.key == "2"]
+    assert meta["name"] == scenario.name and meta["drill"] == "0"
+    [started] = await phone.audit("campaign.start")
+    assert started["details"]["line"] == "trigger-2"
