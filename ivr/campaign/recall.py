@@ -33,8 +33,9 @@ from typing import Any, cast
 from redis.asyncio import Redis
 
 from ivr import limits
+from ivr.access.audit import MAX_ENTRIES
 from ivr.errors import ConfigError, InvalidNumberError
-from ivr.keys import campaign_key, campaign_prefix, recalls_due_key
+from ivr.keys import audit_key, campaign_key, campaign_prefix, recalls_due_key
 from ivr.numbers import normalize_number, number_key
 
 #: What may call the director back.
@@ -74,6 +75,10 @@ local function recall_add(meta, plan, event, now)
     if not pending and redis.call('HSETNX', calls, event .. ':' .. number,
         cjson.encode({s = 'p', n = 0, t0 = now})) == 1 then
       redis.call('ZADD', '@DUE@', now, cid .. ':' .. event .. ':' .. number)
+      -- In the audit log as ivr.access.audit writes it: why the phone is about to ring.
+      redis.call('XADD', '@AUDIT@', 'MAXLEN', '~', @MAX@, '*', 'who', 'system', 'role', '',
+        'action', 'recall.due', 'target', cid,
+        'details', cjson.encode({event = event, number = number}), 't', now)
     end
   end
 end
@@ -89,7 +94,10 @@ local function recall_note(meta, event, now, by)
   if event == 'end' and by ~= '' and by == plan.director then return end
   recall_add(meta, plan, event, now)
 end
-""".replace("@DUE@", recalls_due_key)
+"""
+for _name, _value in (("@DUE@", recalls_due_key), ("@AUDIT@", audit_key),
+                      ("@MAX@", str(MAX_ENTRIES))):  # fmt: skip
+    NOTE = NOTE.replace(_name, _value)
 
 # KEYS: due ; ARGV: now_ms lease_ms worker campaign_prefix
 _CLAIM = r"""

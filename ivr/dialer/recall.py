@@ -2,9 +2,9 @@
 
 Each worker runs a `RecallDialer` beside its `DialerWorker`: it claims the next call-back due
 (an atomic claim with a lease, so with several workers one call is placed), originates it into
-the phone lines' `ivr-line-run` context, extension `recall` (`ivr/dialplans/ivr-lines.conf`), where the flow
-`ivr.lines.recall` speaks the report line's summary and menu, then records the attempt:
-answered, or due again after the scenario's retry delay. Every attempt is audited
+the phone lines' context `ivr-line-run`, extension `recall` (`ivr/dialplans/ivr-lines.conf`),
+where the flow `ivr.lines.recall` speaks the report line's summary and menu, then records the
+attempt: answered, or due again after the scenario's retry delay. Every attempt is audited
 (`recall.call`). The call's flow marks the call-back answered itself when the director picks
 up, so a worker dying during the conversation does not make another call him again; one dying
 while the phone rings leaves the call-back due again when its lease ends (after the ring).

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import redis.asyncio as aioredis
 
+from ivr.access import audit
 from ivr.campaign import ops, store
 from ivr.campaign import recall as recalls
 from ivr.campaign.recall import Recall, RecallPlan
@@ -100,6 +101,11 @@ async def test_every_quota_met_calls_the_director_and_the_listed_numbers_once(
     assert all(s["s"] == "p" and s["n"] == 0 for s in states.values())
     due = await db.zrange(recalls_due_key, 0, -1)
     assert sorted(due) == [f"{cid}:quota:{DIRECTOR}", f"{cid}:quota:0699887766"]
+    logged = [e for e in await audit.entries(db) if e["action"] == "recall.due"]
+    assert sorted((e["who"], e["target"], e["details"]["number"]) for e in logged) == [
+        ("system", cid, DIRECTOR),
+        ("system", cid, "0699887766"),
+    ]
 
 
 async def test_claim_lease_retry_and_give_up(db: aioredis.Redis) -> None:

@@ -250,3 +250,23 @@ async def test_trigger_line_keeps_the_director_and_a_scenario_can_turn_it_off(
             await director.finished()
     assert (recall.campaign, recall.number, outcome) == (on, caller, "answered")
     assert [a[0].campaign for a in attempts.seen] == [on]
+
+
+async def test_a_worker_dead_mid_ring_is_taken_over_after_its_lease(phone: Phone) -> None:
+    """A worker claimed the call-back and died: another calls once the lease has run out."""
+    attempts = Attempts()
+    async with phone.hub.answer("recall", [On("report", Hangup())]) as director:
+        cid = await _campaign(phone, director.caller, RecallPlan())
+        await _nurse_answers(phone, cid)
+        dead = await recalls.claim(phone.db, store.now_ms(), lease_ms=1500, worker="dead")
+        assert dead is not None and dead.attempt == 1
+        lease_end = time.monotonic() + 1.5
+        async with recalling(phone, attempts, "alive"):
+            taken, outcome, _ = await attempts.next()
+            await director.finished()
+    assert (taken.attempt, outcome) == (2, "answered")
+    [placed] = await phone.audit("recall.call")
+    assert placed["who"] == "worker:alive"
+    assert director.at["report"] >= lease_end, "not called again before the lease ran out"
+    # The dead worker's result, if it ever came, would change nothing.
+    assert await recalls.finish(phone.db, dead, "no_answer", store.now_ms()) == ["stale", "d"]
