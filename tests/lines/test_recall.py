@@ -152,14 +152,14 @@ async def test_not_answered_is_retried_then_answered(phone: Phone) -> None:
     assert (first.attempt, outcome, got[0]) == (1, "busy", "retry")
     due = int(got[1])
     # The same phone, free again: a worker (another one) calls it when the retry is due.
-    script = [On("report", Hangup())]
-    async with phone.hub.answer("recall", script, port=busy.port) as director:
+    script = [On("report", Keys("1")), On("report", Hangup())]
+    async with phone.hub.answer("recall", script, port=busy.port, dtmf="inband") as director:
         assert director.caller == busy.caller
         async with recalling(phone, attempts, name="w2"):
             second, outcome, got = await attempts.next()
             await director.finished()
     assert (second.attempt, outcome) == (2, "answered")
-    assert director.seen == ["report"]
+    assert director.seen == ["report", "report"], "in-band keys heard on the call-back too"
     assert speech.recall_intro(cid, "quota", "fr") in director.said
     [answered] = await phone.audit("recall.answered")
     assert answered["at"] * 1000 >= due, "not before the retry delay"
