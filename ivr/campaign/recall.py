@@ -16,7 +16,9 @@ campaign: no event is missed if a worker dies just after, and none is noted twic
   lease (a worker that dies mid-call leaves it due again then, for another worker);
 - `finish` records an attempt: answered (done), or not (due again after the retry delay, until
   the attempts are spent). The call's flow marks it answered itself the moment the director
-  picks up, so the call counts even if the worker that placed it dies during the conversation.
+  picks up, so the call counts even if the worker that placed it dies during the conversation;
+  and back to not answered if nobody listened after all (no key, and hung up before the end
+  of the first summary and menu, or the menus ran out: a voicemail box).
 
 Events: `quota` (every quota met; `quota2`... after a quota was raised and met again) and `end`
 (the campaign done, stopped or failed). No `end` call when the director stopped it himself by
@@ -121,13 +123,24 @@ end
 return false
 """
 
-# KEYS: due recalls meta ; ARGV: member name attempt (0: any) outcome now_ms
+# KEYS: due recalls meta ; ARGV: member name attempt outcome now_ms by ('flow' or 'dialer')
+# The call's flow settles the attempt it runs in (st.h: the last such attempt): the dialer's
+# own result for that attempt, when the call is over, is then stale.
 _FINISH = r"""
 local raw = redis.call('HGET', KEYS[2], ARGV[2])
 if not raw then return {'unknown'} end
 local st = cjson.decode(raw)
 local attempt = tonumber(ARGV[3])
-if st.s ~= 'p' or (attempt > 0 and st.n ~= attempt) then return {'stale', st.s} end
+local flow = ARGV[6] == 'flow'
+if not flow and st.h and st.h >= attempt then return {'stale', st.s} end
+if flow and ARGV[4] == 'unheard' then
+  -- Picked up (marked done then) but nobody listened: a voicemail box, a hang-up at once.
+  if st.s ~= 'd' then return {'stale', st.s} end
+  st.s = 'p'
+elseif st.s ~= 'p' or (not flow and st.n ~= attempt) then
+  return {'stale', st.s}
+end
+if flow then st.h = math.max(st.h or 0, attempt) end
 local now = tonumber(ARGV[5])
 st.o = ARGV[4]; st.t = now
 if ARGV[4] == 'answered' then
@@ -230,7 +243,7 @@ class Recall:
     campaign: str
     event: str
     number: str
-    #: 1 for the first call; 0 in the flow's own mark (whichever attempt was answered).
+    #: 1 for the first call.
     attempt: int = 0
 
     @property
@@ -267,17 +280,24 @@ async def claim(redis: Redis, now_ms: int, *, lease_ms: int, worker: str) -> Rec
     return Recall(cid, event, number, int(got[1]))
 
 
-async def finish(redis: Redis, recall: Recall, outcome: str, now_ms: int) -> list[str]:
+async def finish(
+    redis: Redis, recall: Recall, outcome: str, now_ms: int, *, flow: bool = False
+) -> list[str]:
     """Record an attempt: `answered` ends the call-back (['done']); any other outcome makes it
     due again after the retry delay (['retry', due_ms]) until its attempts are spent
-    (['gave_up']). ['stale', state]: settled already (the flow marked it answered)."""
+    (['gave_up']). ['stale', state]: settled already.
+
+    `flow`: from the call's own flow, which settles its attempt first: `answered` when the
+    phone is picked up (whichever attempt is pending), `unheard` when nobody listened after
+    all (the call-back is due again). The dialer's result for that attempt is then stale."""
     script = redis.register_script(_FINISH)
     keys = [
         recalls_due_key,
         campaign_key(recall.campaign, "recalls"),
         campaign_key(recall.campaign),
     ]
-    args: list[str | int] = [recall.member, recall.name, recall.attempt, outcome, now_ms]
+    by = "flow" if flow else "dialer"
+    args: list[str | int] = [recall.member, recall.name, recall.attempt, outcome, now_ms, by]
     return [str(x) for x in await script(keys=keys, args=args)]
 
 

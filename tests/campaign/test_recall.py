@@ -13,7 +13,7 @@ import redis.asyncio as aioredis
 from ivr.access import audit
 from ivr.campaign import ops, store
 from ivr.campaign import recall as recalls
-from ivr.campaign.recall import Recall, RecallPlan
+from ivr.campaign.recall import RecallPlan
 from ivr.campaign.scenarios import load_scenarios
 from ivr.campaign.scheduler import Scheduler
 from ivr.errors import ConfigError
@@ -128,13 +128,31 @@ async def test_claim_lease_retry_and_give_up(db: aioredis.Redis) -> None:
     assert await recalls.finish(db, again, "no_answer", NOW + 61_000) == ["gave_up"]
     # The dead worker's late result changes nothing; the flow marks the answer of any attempt.
     assert await recalls.finish(db, first, "no_answer", NOW) == ["stale", "p"]
-    answered = Recall(cid, "quota", first.number)
-    assert await recalls.finish(db, answered, "answered", NOW) == ["done"]
+    # The flow of attempt 2 marks it answered when picked up; the dialer's result is stale.
+    assert await recalls.finish(db, taken, "answered", NOW, flow=True) == ["done"]
     assert await recalls.finish(db, taken, "answered", NOW) == ["stale", "d"]
     states = await recalls.states(db, cid)
     assert states[f"quota:{first.number}"]["s"] == "d"
     assert states["quota:0699887766"] == {**states["quota:0699887766"], "s": "x", "n": 2}
     assert await db.zcard(recalls_due_key) == 0
+
+
+async def test_picked_up_but_not_heard_is_due_again(db: aioredis.Redis) -> None:
+    cid = await _campaign(db, RecallPlan(attempts=3, retry_delay=60), quotas={"nurse": 1})
+    await _finish(db, cid, "available")
+    first = await recalls.claim(db, NOW, lease_ms=90_000, worker="w1")
+    assert first is not None
+    assert await recalls.finish(db, first, "answered", NOW, flow=True) == ["done"]
+    # A voicemail box took it: the flow says so, the call-back is due again after the delay.
+    assert await recalls.finish(db, first, "unheard", NOW, flow=True) == [
+        "retry",
+        str(NOW + 60_000),
+    ]
+    assert await recalls.finish(db, first, "answered", NOW) == ["stale", "p"], "flow settled it"
+    again = await recalls.claim(db, NOW + 60_000, lease_ms=90_000, worker="w2")
+    assert again is not None and again.attempt == 2
+    assert await recalls.finish(db, again, "answered", NOW, flow=True) == ["done"]
+    assert (await recalls.states(db, cid))[f"quota:{DIRECTOR}"]["s"] == "d"
 
 
 async def test_the_end_is_told_unless_the_director_stopped_it_himself(db: aioredis.Redis) -> None:

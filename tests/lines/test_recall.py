@@ -38,6 +38,8 @@ pytestmark = pytest.mark.integration
 
 #: How the service reaches the answering phones: the SIP port, then the number.
 HOSPITAL = "Local/{number}@ivr-test-hospital"
+#: A director who takes the news: 1 to hear it again, then hangs up.
+HEARD = [On("report", Keys("1")), On("report", Hangup())]
 
 
 class Attempts:
@@ -139,9 +141,10 @@ async def test_quota_met_the_director_hears_the_summary_repeats_it_and_stops(
     assert placed["details"]["outcome"] == "answered" and placed["who"] == "worker:w1"
 
 
-async def test_not_answered_is_retried_then_answered(phone: Phone) -> None:
-    """Busy (486) the first time; called again after the scenario's retry delay, at the same
-    number, and answered: two attempts, one conversation."""
+async def test_not_answered_or_not_heard_is_retried_until_heard(phone: Phone) -> None:
+    """Busy (486) the first time; picked up and hung up at once the second (no key, the summary
+    not over: a voicemail box or a pocket); the third time a key is pressed. Each call after
+    the scenario's retry delay, at the same number."""
     attempts = Attempts()
     async with phone.hub.answer("recall", reject=486) as busy:
         cid = await _campaign(phone, busy.caller, RecallPlan(attempts=3, retry_delay=2))
@@ -150,28 +153,37 @@ async def test_not_answered_is_retried_then_answered(phone: Phone) -> None:
             first, outcome, got = await attempts.next()
         await busy.finished()
     assert (first.attempt, outcome, got[0]) == (1, "busy", "retry")
-    due = int(got[1])
     # The same phone, free again: a worker (another one) calls it when the retry is due.
-    script = [On("report", Keys("1")), On("report", Hangup())]
-    async with phone.hub.answer("recall", script, port=busy.port, dtmf="inband") as director:
+    async with (
+        phone.hub.answer("recall", [On("report", Hangup())], port=busy.port) as pocket,
+        recalling(phone, attempts, name="w2"),
+    ):
+        second, outcome, got = await attempts.next()
+        await pocket.finished()
+    # Picked up (so the dialer saw an answer), but the flow put it back in line.
+    assert (second.attempt, outcome, got) == (2, "answered", ["stale", "p"])
+    [unheard] = await phone.audit("recall.unheard")
+    assert unheard["details"]["next"] == "retry"
+    async with phone.hub.answer("recall", HEARD, port=busy.port, dtmf="inband") as director:
         assert director.caller == busy.caller
-        async with recalling(phone, attempts, name="w2"):
-            second, outcome, got = await attempts.next()
+        async with recalling(phone, attempts, name="w3"):
+            third, outcome, got = await attempts.next()
             await director.finished()
-    assert (second.attempt, outcome) == (2, "answered")
+    assert (third.attempt, outcome, got) == (3, "answered", ["stale", "d"])
     assert director.seen == ["report", "report"], "in-band keys heard on the call-back too"
     assert speech.recall_intro(cid, "quota", "fr") in director.said
-    [answered] = await phone.audit("recall.answered")
-    assert answered["at"] * 1000 >= due, "not before the retry delay"
     placed = sorted(await phone.audit("recall.call"), key=lambda e: e["at"])
-    assert [e["details"]["outcome"] for e in placed] == ["busy", "answered"]
+    assert [e["details"]["outcome"] for e in placed] == ["busy", "answered", "answered"]
+    answered = sorted(e["at"] for e in await phone.audit("recall.answered"))
+    assert answered[1] - answered[0] >= 2, "not before the retry delay"
+    assert (await recalls.states(phone.db, cid))[f"quota:{busy.caller}"]["s"] == "d"
     assert await phone.db.zcard(recalls_due_key) == 0
 
 
 async def test_two_workers_racing_place_one_call(phone: Phone) -> None:
     """Both workers look for call-backs when the quota is met; one calls, once."""
     attempts = Attempts()
-    async with phone.hub.answer("recall", [On("report", Hangup())]) as director:
+    async with phone.hub.answer("recall", HEARD) as director:
         cid = await _campaign(phone, director.caller, RecallPlan())
         async with recalling(phone, attempts, "w1"), recalling(phone, attempts, "w2"):
             await _nurse_answers(phone, cid)
@@ -189,7 +201,7 @@ async def test_the_end_calls_the_director_and_the_scenario_numbers(phone: Phone)
     """Stopped from the console: the director and the scenario's other number are called, each
     told it is over."""
     attempts = Attempts()
-    script = [On("report", Hangup())]
+    script = HEARD
     async with (
         phone.hub.answer("recall", script) as director,
         phone.hub.answer("recall", script, suffix="0699887766") as deputy,
@@ -204,7 +216,7 @@ async def test_the_end_calls_the_director_and_the_scenario_numbers(phone: Phone)
             await deputy.finished()
     assert got == {director.caller, deputy.caller}
     for robot in (director, deputy):
-        assert robot.seen == ["report"]
+        assert robot.seen == ["report", "report"]
         assert speech.recall_intro(cid, "end", "fr") == robot.said[0]
     states = await recalls.states(phone.db, cid)
     assert sorted(states) == sorted(f"end:{n}" for n in (director.caller, deputy.caller))
@@ -240,7 +252,7 @@ async def test_trigger_line_keeps_the_director_and_a_scenario_can_turn_it_off(
     [start] = [e for e in await phone.audit("campaign.start") if e["target"] == on]
     assert start["details"]["call_back"] == [caller]
     attempts = Attempts()
-    async with phone.hub.answer("recall", [On("report", Hangup())], port=port) as director:
+    async with phone.hub.answer("recall", HEARD, port=port) as director:
         assert director.caller == caller
         async with recalling(phone, attempts):
             assert await _nurse_answers(phone, off) == ["quota_met", "nurse"]
@@ -255,7 +267,7 @@ async def test_trigger_line_keeps_the_director_and_a_scenario_can_turn_it_off(
 async def test_a_worker_dead_mid_ring_is_taken_over_after_its_lease(phone: Phone) -> None:
     """A worker claimed the call-back and died: another calls once the lease has run out."""
     attempts = Attempts()
-    async with phone.hub.answer("recall", [On("report", Hangup())]) as director:
+    async with phone.hub.answer("recall", HEARD) as director:
         cid = await _campaign(phone, director.caller, RecallPlan())
         await _nurse_answers(phone, cid)
         dead = await recalls.claim(phone.db, store.now_ms(), lease_ms=1500, worker="dead")
