@@ -22,8 +22,8 @@ campaign: no event is missed if a worker dies just after, and none is noted twic
 
 Events: `quota` (every quota met; `quota2`... after a quota was raised and met again) and `end`
 (the campaign done, stopped or failed). No `end` call when the director stopped it himself by
-phone (he knows), nor while his `quota` call is still to be answered (it tells the news: its
-summary is made when he answers).
+phone (he knows), nor to the phone it was stopped from, nor while the `quota` call to that
+number is still to be answered (it tells the news: its summary is made when he answers).
 """
 
 from __future__ import annotations
@@ -61,7 +61,11 @@ local function all_quotas_met(counts, quota)
   end
   return true
 end
-local function recall_add(meta, plan, event, now)
+local function national(number)
+  local digits = string.gsub(number, '%D', '')
+  return string.sub(digits, -9)
+end
+local function recall_add(meta, plan, event, now, skip)
   local calls = meta .. ':recalls'
   local quota = 'quota'
   local round = tonumber(redis.call('HGET', meta, 'quota_raises') or '0')
@@ -69,8 +73,9 @@ local function recall_add(meta, plan, event, now)
   if event == 'quota' then event = quota end
   local cid = redis.call('HGET', meta, 'id')
   for _, number in ipairs(plan.numbers) do
-    local pending = false
-    if event == 'end' then
+    -- The phone the campaign was stopped from knows it ended (ivr.numbers.number_key's match).
+    local pending = skip ~= '' and national(number) == skip
+    if event == 'end' and not pending then
       local q = redis.call('HGET', calls, quota .. ':' .. number)
       pending = q ~= false and cjson.decode(q).s == 'p'
     end
@@ -84,17 +89,17 @@ local function recall_add(meta, plan, event, now)
     end
   end
 end
-local function recall_note(meta, event, now, by)
+local function recall_note(meta, event, now, by, phone)
   local raw = redis.call('HGET', meta, 'recall')
   if not raw then return end
   local plan = cjson.decode(raw)
   if event == 'end' and plan.on.quota and all_quotas_met(meta .. ':counts', meta .. ':quota') then
     -- The answer that met the last quota ended the campaign too: the quota call tells both.
-    recall_add(meta, plan, 'quota', now)
+    recall_add(meta, plan, 'quota', now, '')
   end
   if not plan.on[event] then return end
   if event == 'end' and by ~= '' and by == plan.director then return end
-  recall_add(meta, plan, event, now)
+  recall_add(meta, plan, event, now, national(phone or ''))
 end
 """
 for _name, _value in (("@DUE@", recalls_due_key), ("@AUDIT@", audit_key),

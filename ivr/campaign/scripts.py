@@ -36,7 +36,7 @@ local function finalize(meta, state, counts, events, pid, st, role, outcome, now
       redis.call('HSET', meta, 'status', 'done', 'finished_at', now)
       redis.call('XADD', events, '*', 'type', 'done', 't', now)
       redis.call('SREM', '@ACTIVE@', redis.call('HGET', meta, 'id'))
-      recall_note(meta, 'end', now, '')
+      recall_note(meta, 'end', now, '', '')
     elseif not redis.call('HGET', meta, 'finished_at') then
       -- Stopped or failed stays so: its last call is over.
       redis.call('HSET', meta, 'finished_at', now)
@@ -112,7 +112,7 @@ redis.call('XADD', KEYS[9], '*', 'type', 'attempt', 'pid', pid, 'n', st.n, 'outc
 if outcome == 'available' or outcome == 'unavailable' or outcome == 'cancelled' then
   finalize(KEYS[1], KEYS[2], KEYS[7], KEYS[9], pid, st, role, outcome, now)
   if outcome == 'available' and quota_reached(KEYS[7], KEYS[8], KEYS[9], role, now) then
-    if all_quotas_met(KEYS[7], KEYS[8]) then recall_note(KEYS[1], 'quota', now, '') end
+    if all_quotas_met(KEYS[7], KEYS[8]) then recall_note(KEYS[1], 'quota', now, '', '') end
     return {'quota_met', role}
   end
   return {'final', outcome}
@@ -260,7 +260,7 @@ else
   finalize(KEYS[1], KEYS[2], KEYS[7], KEYS[9], pid, st, role, outcome, now)
 end
 if outcome == 'available' and quota_reached(KEYS[7], KEYS[8], KEYS[9], role, now) then
-  if all_quotas_met(KEYS[7], KEYS[8]) then recall_note(KEYS[1], 'quota', now, '') end
+  if all_quotas_met(KEYS[7], KEYS[8]) then recall_note(KEYS[1], 'quota', now, '', '') end
   return {'quota_met', role}
 end
 return {'final', outcome}
@@ -293,7 +293,8 @@ redis.call('XADD', KEYS[3], '*', 'type', 'eta', 'pid', ARGV[1], 'minutes', minut
 return 1
 """
 
-# KEYS: meta state people due0 due1 counts events ; ARGV: now_ms status reason by
+# KEYS: meta state people due0 due1 counts events ; ARGV: now_ms status reason by phone
+# (by, phone: the staff id who stopped it by phone, and that phone: ivr.campaign.recall)
 # Ends a running campaign as `stopped` (an operator) or `failed` (it cannot run: its message
 # cannot be rendered...): nobody else is called, everyone still queued ends `cancelled`; calls
 # in progress finish and are counted. Returns the campaign's status afterwards.
@@ -307,7 +308,7 @@ redis.call('HSET', KEYS[1], 'status', ARGV[2], ARGV[2] .. '_at', now)
 if ARGV[3] ~= '' then redis.call('HSET', KEYS[1], 'reason', ARGV[3]) end
 redis.call('SREM', '@ACTIVE@', redis.call('HGET', KEYS[1], 'id'))
 redis.call('XADD', KEYS[7], '*', 'type', ARGV[2], 'reason', ARGV[3], 't', now)
-recall_note(KEYS[1], 'end', now, ARGV[4] or '')
+recall_note(KEYS[1], 'end', now, ARGV[4] or '', ARGV[5] or '')
 for t = 4, 5 do
   for _, pid in ipairs(redis.call('ZRANGE', KEYS[t], 0, -1)) do
     redis.call('ZREM', KEYS[t], pid)

@@ -197,13 +197,14 @@ async def get_person(redis: Redis, cid: str, pid: str) -> tuple[Person, PersonSt
     return Person.from_json(record, pid), PersonState.decode(state)
 
 
-async def stop(redis: Redis, cid: str, *, by: str = "") -> str:
+async def stop(redis: Redis, cid: str, *, by: str = "", phone: str = "") -> str:
     """Stop calling new people; calls in progress finish, everyone still queued ends
     `cancelled`. Returns the campaign's status ("stopped", or how it had ended already).
 
-    `by`: the staff id who stopped it by phone; the director who started it is then not called
-    back about its end (ivr.campaign.recall)."""
-    return await _end(redis, cid, "stopped", "", by)
+    `by`, `phone`: the staff id who stopped it by phone, and that phone: the director who
+    started it (if it is him), or that phone, is then not called back about its end
+    (ivr.campaign.recall)."""
+    return await _end(redis, cid, "stopped", "", by, phone)
 
 
 async def fail(redis: Redis, cid: str, reason: str) -> str:
@@ -212,13 +213,15 @@ async def fail(redis: Redis, cid: str, reason: str) -> str:
     return await _end(redis, cid, "failed", reason[:500])
 
 
-async def _end(redis: Redis, cid: str, status: str, reason: str, by: str = "") -> str:
+async def _end(
+    redis: Redis, cid: str, status: str, reason: str, by: str = "", phone: str = ""
+) -> str:
     await get_meta(redis, cid)
     names = [campaign_key(cid)] + [
         campaign_key(cid, part) for part in ("state", "people", *TIERS, "counts", "events")
     ]
     script = redis.register_script(scripts.END)
-    return str(await script(keys=names, args=[now_ms(), status, reason, by]))
+    return str(await script(keys=names, args=[now_ms(), status, reason, by, phone]))
 
 
 async def active(redis: Redis) -> list[str]:

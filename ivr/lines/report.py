@@ -100,8 +100,9 @@ class ReportLine:
         if key != "1":
             await call.play(call.p("not_stopped"))
             return False
-        # The director who stops his own campaign is not called back about its end.
-        status = await store.stop(self.context.redis, cid, by=who)
+        # Whoever stops it knows it ended: no call-back about it to the director if it is him,
+        # nor to this phone.
+        status = await store.stop(self.context.redis, cid, by=who, phone=call.session.caller_id)
         details = {"caller": call.session.caller_id, "status": status}
         await audit.record(
             self.context.redis, f"phone:{who}", "campaign.stop", target=cid, details=details

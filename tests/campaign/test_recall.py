@@ -163,6 +163,10 @@ async def test_the_end_is_told_unless_the_director_stopped_it_himself(db: aiored
     other = await _campaign(db, plan)
     assert await store.stop(db, other, by="n0") == "stopped"
     assert list(await recalls.states(db, other)) == [f"end:{DIRECTOR}"]
+    # Stopped by a deputy from a listed phone: the director is told, not that phone.
+    listed = await _campaign(db, RecallPlan(numbers=("0699887766",), on=("end",)))
+    assert await store.stop(db, listed, by="n1", phone="+33 6 99 88 77 66") == "stopped"
+    assert list(await recalls.states(db, listed)) == [f"end:{DIRECTOR}"]
     done = await _campaign(db, plan)
     for _ in range(3):
         await _finish(db, done, "unavailable")
