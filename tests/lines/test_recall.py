@@ -27,9 +27,11 @@ from ivr.campaign.spec import CampaignSpec
 from ivr.dialer.alerter import Alerter
 from ivr.dialer.recall import RecallDialer
 from ivr.dialer.settings import WorkerSettings
+from ivr.dialer.worker import DialerWorker
 from ivr.keys import recalls_due_key
 from ivr.staff.roster import RosterStore
 from ivr.voice import speech
+from tests.campaigntools import wait_events
 from tests.lines.linephone import PIN, Phone, launch
 from tests.phonerobot import On
 from tests.sipp import Hangup, Keys, free_udp_port
@@ -76,6 +78,20 @@ async def recalling(
         task = asyncio.create_task(dialer.run(stop))
         try:
             yield dialer
+        finally:
+            stop.set()
+            await asyncio.wait_for(task, 60)
+
+
+@contextlib.asynccontextmanager
+async def dialing(phone: Phone) -> AsyncIterator[None]:
+    """A dialer worker calling the campaigns' staff (the sandbox's simulated phones)."""
+    stop = asyncio.Event()
+    async with Alerter(phone.config) as alerter:
+        worker = DialerWorker(alerter, phone.db, WorkerSettings("staff", capacity=10))
+        task = asyncio.create_task(worker.run(stop))
+        try:
+            yield
         finally:
             stop.set()
             await asyncio.wait_for(task, 60)
@@ -225,12 +241,15 @@ async def test_the_end_calls_the_director_and_the_scenario_numbers(phone: Phone)
 async def test_trigger_line_keeps_the_director_and_a_scenario_can_turn_it_off(
     phone: Phone, tmp_path: Path
 ) -> None:
-    """From the trigger line, over SIP: the number the director called from is the one called
-    back; a scenario with `director_callback = false` calls nobody."""
+    """End to end: the director triggers two campaigns over SIP; a dialer worker calls the
+    nurses (simulated phones that press 1) until each quota is met; the phone he triggered from
+    is called back for the one whose scenario keeps the call-back, not for the one with
+    `director_callback = false`."""
     path = tmp_path / "scenarios.toml"
     scenario = 'name = "{}"\nmessage.fr = "Alerte."\nroles = ["nurse"]\nquotas = {{ nurse = 1 }}\n'
     path.write_text(
         "[[scenario]]\nkey = 1\n" + scenario.format("avec rappel")
+        + 'director_callback = { on = ["quota"] }\n'
         + "[[scenario]]\nkey = 2\n" + scenario.format("sans rappel")
         + "director_callback = false\n",
         encoding="utf-8",
@@ -254,14 +273,14 @@ async def test_trigger_line_keeps_the_director_and_a_scenario_can_turn_it_off(
     attempts = Attempts()
     async with phone.hub.answer("recall", HEARD, port=port) as director:
         assert director.caller == caller
-        async with recalling(phone, attempts):
-            assert await _nurse_answers(phone, off) == ["quota_met", "nurse"]
-            assert await recalls.states(phone.db, off) == {}, "turned off: nobody is called"
-            assert await _nurse_answers(phone, on) == ["quota_met", "nurse"]
+        async with recalling(phone, attempts), dialing(phone):
             recall, outcome, _ = await attempts.next()
             await director.finished()
+            await wait_events(phone.db, off, "quota_met", 1)
     assert (recall.campaign, recall.number, outcome) == (on, caller, "answered")
     assert [a[0].campaign for a in attempts.seen] == [on]
+    assert await recalls.states(phone.db, off) == {}, "turned off: nobody is called"
+    assert (await reports.report(phone.db, on))["by_role"]["nurse"]["met"]
 
 
 async def test_a_worker_dead_mid_ring_is_taken_over_after_its_lease(phone: Phone) -> None:
