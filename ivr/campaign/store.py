@@ -7,8 +7,8 @@ scheduler's scripts update (`ivr.campaign.scheduler`); `ivr.campaign.report` rea
 Keys of campaign `<id>` (all under `ivr.keys.campaign_key`): the hash itself (meta: status,
 spec, uid...), `people` (id -> `Person` JSON), `state` (id -> `PersonState` JSON), `due:0` and
 `due:1` (the queue, on-call staff first), `leases` (calls in flight), `counts`, `quota`,
-`events` (a stream), `numbers` (caller id -> staff id, for the callback line) and `reserve`
-(backups not among the targets).
+`events` (a stream), `numbers` (caller id -> staff id, for the callback line), `reserve`
+(backups not among the targets) and `recalls` (the director's call-backs, `ivr.campaign.recall`).
 """
 
 from __future__ import annotations
