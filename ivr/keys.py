@@ -31,6 +31,14 @@ def campaign_key(cid: str, part: str = "") -> str:
     return f"{campaign_prefix}{cid}:{part}" if part else f"{campaign_prefix}{cid}"
 
 
+# -- the director's call-back (ivr.campaign.recall) ----------------------------------------
+#: Sorted set: "<campaign>:<event>:<number>" of each call-back to place, scored by when (ms).
+#: Placing one pushes its score to the end of its lease: a worker that dies mid-call leaves it
+#: due again then. Each call-back's own state is the campaign's `recalls` hash (its field is
+#: "<event>:<number>"): created once (HSETNX), so an event calls each number once.
+recalls_due_key = "ivr:recalls:due"
+
+
 # -- console: API tokens and audit log ----------------------------------------------------
 #: Hash: sha256 hex digest of an API token -> JSON {name, role, created_at[, revoked_at]}.
 #: Revoked tokens stay here (marked) so that using one says "revoked", not "unknown".

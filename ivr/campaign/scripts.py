@@ -6,9 +6,14 @@ in `ivr.staff.roster.Person.to_json`.
 
 from __future__ import annotations
 
+from ivr.campaign.recall import NOTE
 from ivr.keys import active_campaigns_key
 
-COMMON = r"""
+# `recall_note` (ivr.campaign.recall) notes the director's call-backs in the very step that
+# meets a campaign's last quota or ends it.
+COMMON = (
+    NOTE
+    + r"""
 local function quota_reached(counts, quota, events, role, now)
   local wanted = tonumber(redis.call('HGET', quota, role) or '0')
   local got = tonumber(redis.call('HGET', counts, 'role:' .. role .. ':available'))
@@ -31,6 +36,7 @@ local function finalize(meta, state, counts, events, pid, st, role, outcome, now
       redis.call('HSET', meta, 'status', 'done', 'finished_at', now)
       redis.call('XADD', events, '*', 'type', 'done', 't', now)
       redis.call('SREM', '@ACTIVE@', redis.call('HGET', meta, 'id'))
+      recall_note(meta, 'end', now, '', '')
     elseif not redis.call('HGET', meta, 'finished_at') then
       -- Stopped or failed stays so: its last call is over.
       redis.call('HSET', meta, 'finished_at', now)
@@ -38,6 +44,7 @@ local function finalize(meta, state, counts, events, pid, st, role, outcome, now
   end
 end
 """
+)
 
 # KEYS: meta state people due0 due1 leases counts quota events
 # ARGV: now_ms lease_ms worker asterisk
@@ -105,6 +112,7 @@ redis.call('XADD', KEYS[9], '*', 'type', 'attempt', 'pid', pid, 'n', st.n, 'outc
 if outcome == 'available' or outcome == 'unavailable' or outcome == 'cancelled' then
   finalize(KEYS[1], KEYS[2], KEYS[7], KEYS[9], pid, st, role, outcome, now)
   if outcome == 'available' and quota_reached(KEYS[7], KEYS[8], KEYS[9], role, now) then
+    if all_quotas_met(KEYS[7], KEYS[8]) then recall_note(KEYS[1], 'quota', now, '', '') end
     return {'quota_met', role}
   end
   return {'final', outcome}
@@ -124,32 +132,35 @@ if st.rd + 1 < rounds then
   redis.call('ZADD', KEYS[tier], now + delay, pid)
   return {'retry', now + delay}
 end
-finalize(KEYS[1], KEYS[2], KEYS[7], KEYS[9], pid, st, role, outcome, now)
+-- The backup goes in before this person's end is counted: the campaign must not end (and
+-- call its director back) for the instant between the two.
 local backup = person.b
 local live = redis.call('HGET', KEYS[1], 'status')
+local bjson = false
 if backup and (live == 'running' or live == 'done')
    and redis.call('HGET', KEYS[1], 'escalate') == '1'
    and redis.call('HEXISTS', KEYS[2], backup) == 0 then
-  local bjson = redis.call('HGET', KEYS[10], backup)
-  if bjson then
-    local ix = redis.call('HINCRBY', KEYS[1], 'next_ix', 1) - 1
-    redis.call('HSET', KEYS[3], backup, bjson)
-    redis.call('HSET', KEYS[2], backup,
-      cjson.encode({s = 'q', n = 0, ph = 0, rd = 0, ix = ix, esc = pid}))
-    redis.call('ZADD', KEYS[4], now, backup)
-    redis.call('HINCRBY', KEYS[7], 'open', 1)
-    redis.call('HINCRBY', KEYS[7], 'total', 1)
-    local status = redis.call('HGET', KEYS[1], 'status')
-    if status == 'done' then
-      redis.call('HSET', KEYS[1], 'status', 'running')
-      redis.call('HDEL', KEYS[1], 'finished_at')
-      redis.call('SADD', '@ACTIVE@', redis.call('HGET', KEYS[1], 'id'))
-    end
-    redis.call('XADD', KEYS[9], '*', 'type', 'escalated', 'pid', pid, 'backup', backup, 't', now)
-    return {'escalated', backup}
-  end
+  bjson = redis.call('HGET', KEYS[10], backup)
 end
-return {'final', outcome}
+if not bjson then
+  finalize(KEYS[1], KEYS[2], KEYS[7], KEYS[9], pid, st, role, outcome, now)
+  return {'final', outcome}
+end
+local ix = redis.call('HINCRBY', KEYS[1], 'next_ix', 1) - 1
+redis.call('HSET', KEYS[3], backup, bjson)
+redis.call('HSET', KEYS[2], backup,
+  cjson.encode({s = 'q', n = 0, ph = 0, rd = 0, ix = ix, esc = pid}))
+redis.call('ZADD', KEYS[4], now, backup)
+redis.call('HINCRBY', KEYS[7], 'open', 1)
+redis.call('HINCRBY', KEYS[7], 'total', 1)
+if live == 'done' then
+  redis.call('HSET', KEYS[1], 'status', 'running')
+  redis.call('HDEL', KEYS[1], 'finished_at')
+  redis.call('SADD', '@ACTIVE@', redis.call('HGET', KEYS[1], 'id'))
+end
+finalize(KEYS[1], KEYS[2], KEYS[7], KEYS[9], pid, st, role, outcome, now)
+redis.call('XADD', KEYS[9], '*', 'type', 'escalated', 'pid', pid, 'backup', backup, 't', now)
+return {'escalated', backup}
 """
 )
 # The set of running campaigns is not one campaign's key: name it once, from constants.
@@ -249,6 +260,7 @@ else
   finalize(KEYS[1], KEYS[2], KEYS[7], KEYS[9], pid, st, role, outcome, now)
 end
 if outcome == 'available' and quota_reached(KEYS[7], KEYS[8], KEYS[9], role, now) then
+  if all_quotas_met(KEYS[7], KEYS[8]) then recall_note(KEYS[1], 'quota', now, '', '') end
   return {'quota_met', role}
 end
 return {'final', outcome}
@@ -281,7 +293,8 @@ redis.call('XADD', KEYS[3], '*', 'type', 'eta', 'pid', ARGV[1], 'minutes', minut
 return 1
 """
 
-# KEYS: meta state people due0 due1 counts events ; ARGV: now_ms status reason
+# KEYS: meta state people due0 due1 counts events ; ARGV: now_ms status reason by phone
+# (by, phone: the staff id who stopped it by phone, and that phone: ivr.campaign.recall)
 # Ends a running campaign as `stopped` (an operator) or `failed` (it cannot run: its message
 # cannot be rendered...): nobody else is called, everyone still queued ends `cancelled`; calls
 # in progress finish and are counted. Returns the campaign's status afterwards.
@@ -295,6 +308,7 @@ redis.call('HSET', KEYS[1], 'status', ARGV[2], ARGV[2] .. '_at', now)
 if ARGV[3] ~= '' then redis.call('HSET', KEYS[1], 'reason', ARGV[3]) end
 redis.call('SREM', '@ACTIVE@', redis.call('HGET', KEYS[1], 'id'))
 redis.call('XADD', KEYS[7], '*', 'type', ARGV[2], 'reason', ARGV[3], 't', now)
+recall_note(KEYS[1], 'end', now, ARGV[4] or '', ARGV[5] or '')
 for t = 4, 5 do
   for _, pid in ipairs(redis.call('ZRANGE', KEYS[t], 0, -1)) do
     redis.call('ZREM', KEYS[t], pid)

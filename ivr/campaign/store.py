@@ -7,8 +7,8 @@ scheduler's scripts update (`ivr.campaign.scheduler`); `ivr.campaign.report` rea
 Keys of campaign `<id>` (all under `ivr.keys.campaign_key`): the hash itself (meta: status,
 spec, uid...), `people` (id -> `Person` JSON), `state` (id -> `PersonState` JSON), `due:0` and
 `due:1` (the queue, on-call staff first), `leases` (calls in flight), `counts`, `quota`,
-`events` (a stream), `numbers` (caller id -> staff id, for the callback line) and `reserve`
-(backups not among the targets).
+`events` (a stream), `numbers` (caller id -> staff id, for the callback line), `reserve`
+(backups not among the targets) and `recalls` (the director's call-backs, `ivr.campaign.recall`).
 """
 
 from __future__ import annotations
@@ -54,8 +54,13 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-async def create(redis: Redis, spec: CampaignSpec, people: list[Person]) -> str:
-    """Create and start a campaign over `people` (the roster); return its id (a number)."""
+async def create(
+    redis: Redis, spec: CampaignSpec, people: list[Person], *, recall: str = ""
+) -> str:
+    """Create and start a campaign over `people` (the roster); return its id (a number).
+
+    `recall`: who to call back when its quotas are met or it ends (`RecallPlan.meta`; a
+    campaign started by phone), written with it so that no event can come before it."""
     spec.validate()
     targets = select(people, spec)
     if not targets:
@@ -79,7 +84,10 @@ async def create(redis: Redis, spec: CampaignSpec, people: list[Person]) -> str:
     # `open` counts everyone from the start, so the campaign cannot end before all are in.
     pipe.hset(campaign_key(cid, "counts"), mapping={"open": len(ordered), "total": len(ordered)})
     pipe.xadd(campaign_key(cid, "events"), {"type": "started", "t": started})
-    pipe.hset(campaign_key(cid), mapping=cast(Any, _meta(cid, spec, started, len(ordered))))
+    meta = _meta(cid, spec, started, len(ordered))
+    if recall:
+        meta["recall"] = recall
+    pipe.hset(campaign_key(cid), mapping=cast(Any, meta))
     pipe.zadd(keys.campaigns_key, {cid: started})
     pipe.sadd(keys.active_campaigns_key, cid)
     pipe.publish(keys.wake_channel, f"start {cid}")
@@ -189,10 +197,14 @@ async def get_person(redis: Redis, cid: str, pid: str) -> tuple[Person, PersonSt
     return Person.from_json(record, pid), PersonState.decode(state)
 
 
-async def stop(redis: Redis, cid: str) -> str:
+async def stop(redis: Redis, cid: str, *, by: str = "", phone: str = "") -> str:
     """Stop calling new people; calls in progress finish, everyone still queued ends
-    `cancelled`. Returns the campaign's status ("stopped", or how it had ended already)."""
-    return await _end(redis, cid, "stopped", "")
+    `cancelled`. Returns the campaign's status ("stopped", or how it had ended already).
+
+    `by`, `phone`: the staff id who stopped it by phone, and that phone: the director who
+    started it (if it is him), or that phone, is then not called back about its end
+    (ivr.campaign.recall)."""
+    return await _end(redis, cid, "stopped", "", by, phone)
 
 
 async def fail(redis: Redis, cid: str, reason: str) -> str:
@@ -201,13 +213,15 @@ async def fail(redis: Redis, cid: str, reason: str) -> str:
     return await _end(redis, cid, "failed", reason[:500])
 
 
-async def _end(redis: Redis, cid: str, status: str, reason: str) -> str:
+async def _end(
+    redis: Redis, cid: str, status: str, reason: str, by: str = "", phone: str = ""
+) -> str:
     await get_meta(redis, cid)
     names = [campaign_key(cid)] + [
         campaign_key(cid, part) for part in ("state", "people", *TIERS, "counts", "events")
     ]
     script = redis.register_script(scripts.END)
-    return str(await script(keys=names, args=[now_ms(), status, reason]))
+    return str(await script(keys=names, args=[now_ms(), status, reason, by, phone]))
 
 
 async def active(redis: Redis) -> list[str]:

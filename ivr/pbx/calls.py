@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 ALERT_CONTEXT = "ivr-alert"
 
 _ATTEMPT_ID = re.compile(r"[A-Za-z0-9._-]{1,100}")
+_DIALPLAN_NAME = re.compile(r"[A-Za-z0-9_-]{1,80}")
 #: Channel variable values: paths, ids, digits; `&` joins audio files for Playback/Read.
 _VARIABLE_VALUE = re.compile(r"[A-Za-z0-9._/:+&\-]*")
 
@@ -66,6 +67,10 @@ class CallRequest:
     #: A whole dial string to use instead of the Caller's template (`ivr selftest` dials each
     #: configured route as it is); `number` is then only a label for the result.
     channel: str = ""
+    #: Where the answered call goes: the alert dialplan, or a phone line's flow (the
+    #: director's call-back: context ivr-line-run, extension recall).
+    context: str = ALERT_CONTEXT
+    exten: str = "s"
 
 
 class Caller:
@@ -193,11 +198,15 @@ class Caller:
             # Values travel in a comma-separated dialplan context: keep them plain.
             if not re.fullmatch(r"IVR_[A-Z0-9_]+", name) or not _VARIABLE_VALUE.fullmatch(value):
                 raise IvrError(f"channel variable {name}={value!r} is not allowed")
+        if not (
+            _DIALPLAN_NAME.fullmatch(request.context) and _DIALPLAN_NAME.fullmatch(request.exten)
+        ):
+            raise IvrError(f"dialplan place {request.context},{request.exten} is not valid")
         fields: dict[str, Any] = {
             "Action": "Originate",
             "Channel": channel,
-            "Context": ALERT_CONTEXT,
-            "Exten": "s",
+            "Context": request.context,
+            "Exten": request.exten,
             "Priority": "1",
             "Timeout": str(request.ring_timeout * 1000),
             "ChannelId": request.attempt_id,
