@@ -159,7 +159,11 @@ class TokenStore:
         """The token's record (revoked ones included, see `revoked_at`); None if unknown."""
         if not _TOKEN.fullmatch(token):
             return None
-        raw = cast(str | None, await self._redis.hget(token_hashes_key, digest(token)))
+        return await self.lookup_digest(digest(token))
+
+    async def lookup_digest(self, token_digest: str) -> TokenInfo | None:
+        """The record of the token whose digest is `token_digest`; None if unknown."""
+        raw = cast(str | None, await self._redis.hget(token_hashes_key, token_digest))
         return None if raw is None else _info(raw)
 
 

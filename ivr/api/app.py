@@ -26,6 +26,7 @@ from redis.asyncio import Redis
 
 from ivr import __version__, limits, logs
 from ivr.access import audit
+from ivr.access.tickets import StreamTickets
 from ivr.access.tokens import Role, TokenStore
 from ivr.api import campaigns as camp
 from ivr.api import console, metrics, openapi, schemas
@@ -46,6 +47,7 @@ from ivr.api.state import (
     roster_key,
     speaker_key,
     streams_key,
+    tickets_key,
     tokens_key,
 )
 from ivr.campaign import live
@@ -81,6 +83,7 @@ def make_app(
     app[config_key] = config
     app[redis_key] = redis
     app[tokens_key] = tokens = TokenStore(redis)
+    app[tickets_key] = tickets = StreamTickets(redis)
     app[speaker_key] = speaker
     app[ami_key] = AmiStatus(link)
     app[roster_key] = RosterCache()
@@ -91,7 +94,7 @@ def make_app(
     app.on_shutdown.append(_closing)
     app.cleanup_ctx.append(_ami_link)
     for route in ROUTES:
-        app.router.add_route(route.method, route.path, guarded(route, tokens))
+        app.router.add_route(route.method, route.path, guarded(route, tokens, tickets))
     return app
 
 
@@ -290,10 +293,15 @@ ROUTES: list[Route] = [
           "previous drills)", Role.viewer, produces="text/html"),
     Route("GET", f"{_C}/attempts.csv", camp.campaign_csv,
           "One row per person with every attempt, as CSV", Role.viewer, produces="text/csv"),
+    Route("POST", f"{_C}/stream-ticket", camp.stream_ticket,
+          "A ticket to open this campaign's live stream from a browser: single use, valid "
+          "30 s (an EventSource cannot send the token in a header; a token never goes in a "
+          "URL)", Role.viewer, response=schemas.STREAM_TICKET),
     Route("GET", f"{_C}/stream", _campaign_stream,
           "Live server-sent events: `snapshot`, then `update` on every change, `ami` when "
-          "the PBX link changes", Role.viewer, produces="text/event-stream",
-          token_in_query=True),
+          "the PBX link changes. The token in the header, or `?ticket=` from "
+          "`stream-ticket`", Role.viewer, produces="text/event-stream",
+          ticket_in_query=True),
     Route("GET", "/", _static("console.html"), "The live console (a web page)", None,
           produces="text/html"),
     Route("GET", "/console.js", _static("console.js"), "The console's script", None,
@@ -310,8 +318,9 @@ ROUTES: list[Route] = [
 
 
 class AccessLog(AbstractAccessLogger):
-    """One record per request, its path without the query string: the live stream takes its
-    token in the query (an EventSource cannot set headers), and a token stays out of logs."""
+    """One record per request, its path without the query string: the live stream takes a
+    ticket in the query (an EventSource cannot set headers); even a used-up ticket, and a token
+    a client wrongly put in a URL, stay out of logs."""
 
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
         self.logger.info(

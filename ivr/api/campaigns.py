@@ -13,8 +13,17 @@ from typing import Any
 from aiohttp import web
 
 from ivr.api import console, schemas
+from ivr.api.guard import bearer_digest
 from ivr.api.openapi import Call
-from ivr.api.state import audit_write, config_key, json_response, load_roster, page, redis_key
+from ivr.api.state import (
+    audit_write,
+    config_key,
+    json_response,
+    load_roster,
+    page,
+    redis_key,
+    tickets_key,
+)
 from ivr.campaign import ops, store
 from ivr.campaign import report as reports
 from ivr.campaign.estimate import estimate
@@ -224,3 +233,11 @@ async def start_scenario(request: web.Request, call: Call) -> web.StreamResponse
         total=report["total"],
     )  # fmt: skip
     return json_response(report, status=201, headers={"Location": f"/api/campaigns/{cid}"})
+
+
+async def stream_ticket(request: web.Request, call: Call) -> web.StreamResponse:
+    cid, redis = request.match_info["id"], request.app[redis_key]
+    await store.require(redis, cid)
+    tickets = request.app[tickets_key]
+    ticket = await tickets.issue(bearer_digest(request), cid)
+    return json_response({"ticket": ticket, "expires_in": tickets.seconds})

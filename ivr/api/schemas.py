@@ -336,3 +336,11 @@ AUDIT_ENTRY: Schema = {
     },
     "required": ["id", "at", "who", "action"],
 }
+STREAM_TICKET: Schema = {
+    "type": "object",
+    "properties": {
+        "ticket": {"type": "string", "description": "for `?ticket=` of the stream, once"},
+        "expires_in": {"type": "integer", "description": "seconds"},
+    },
+    "required": ["ticket", "expires_in"],
+}

@@ -11,6 +11,7 @@ from aiohttp import web
 from redis.asyncio import Redis
 
 from ivr.access import audit
+from ivr.access.tickets import StreamTickets
 from ivr.access.tokens import TokenStore
 from ivr.api import console
 from ivr.api.guard import dumps
@@ -48,6 +49,7 @@ class RosterCache:
 config_key = web.AppKey("config", Config)
 redis_key = web.AppKey("redis", Redis)
 tokens_key = web.AppKey("tokens", TokenStore)
+tickets_key = web.AppKey("tickets", StreamTickets)
 ami_key = web.AppKey("ami", AmiStatus)
 #: The speech renderer shared with a worker in the same process (its cache size is a metric).
 speaker_key: web.AppKey[Speaker | None] = web.AppKey("speaker")

@@ -2,8 +2,9 @@
 // Plain browser JavaScript served by `ivr serve` itself: no build step, nothing from the internet.
 //
 // The token comes from the URL fragment (`/#token=...`, which browsers do not send to servers)
-// or the login field, and is kept in sessionStorage (gone when the tab closes). EventSource
-// cannot set headers, so the stream alone takes it as `?token=`.
+// or the login field, and is kept in sessionStorage (gone when the tab closes). It goes only
+// in the Authorization header: the live stream (EventSource cannot set headers) is opened with
+// a short single-use ticket instead.
 "use strict";
 
 const TOKEN_KEY = "ivr-token";
@@ -134,25 +135,54 @@ function select(cid) {
 
 // -- live stream of one campaign -----------------------------------------------------------
 
-function follow(cid) {
-  if (view.source) view.source.close();
+async function streamUrl(cid) {
+  // The token never goes in a URL: a single-use ticket of 30 s, asked for with the token in
+  // the header, opens the stream (EventSource cannot set headers).
+  const path = "/api/campaigns/" + encodeURIComponent(cid);
+  const response = await fetch(path + "/stream-ticket", {
+    method: "POST",
+    headers: { Authorization: "Bearer " + view.token, Accept: "application/json" },
+  });
+  if (response.status === 401 || response.status === 403) {
+    const body = await response.json().catch(() => ({}));
+    logout(body.message || "token refused");
+    return null;
+  }
+  if (!response.ok) return null;
+  const { ticket } = await response.json();
+  return path + "/stream?ticket=" + encodeURIComponent(ticket);
+}
+
+function retryFollow(cid, source) {
+  setTimeout(() => {
+    if (view.source === source) follow(cid);
+  }, POLL_MS);
+}
+
+async function follow(cid) {
+  if (view.source && view.source.close) view.source.close();
   view.source = null;
   view.cid = cid;
   $("campaign").hidden = cid === null;
   if (cid === null) return;
-  const url = "/api/campaigns/" + encodeURIComponent(cid) + "/stream?token="
-    + encodeURIComponent(view.token);
+  const marker = {};
+  view.source = marker;
+  const url = await streamUrl(cid).catch(() => null);
+  if (view.source !== marker) return; // another campaign was chosen meanwhile
+  if (url === null) {
+    badge("link", "lost", "reconnecting…");
+    retryFollow(cid, marker);
+    return;
+  }
   const source = new EventSource(url);
   view.source = source;
   source.addEventListener("open", () => badge("link", "live", "live"));
   source.addEventListener("error", () => {
     badge("link", "lost", "reconnecting…");
-    // EventSource retries a dropped stream itself, but not one refused (401, 404, 503).
-    if (source.readyState === EventSource.CLOSED && view.source === source) {
-      setTimeout(() => {
-        if (view.source === source) follow(cid);
-      }, POLL_MS);
-    }
+    // A ticket opens one stream: a dropped stream is opened again with a new ticket, not
+    // retried by EventSource with the used one.
+    source.close();
+    if (view.source === source) retryFollow(cid, source);
   });
   source.addEventListener("snapshot", (e) => {
     const data = JSON.parse(e.data);
