@@ -57,6 +57,12 @@ class TokenError(IvrError):
     exit_code = 2
 
 
+class TokenNotFound(TokenError):
+    """No live token has this name."""
+
+    error_id = "token_not_found"
+
+
 @dataclass(frozen=True)
 class TokenInfo:
     """A token as listed: never its secret."""
@@ -153,7 +159,7 @@ class TokenStore:
         if not await self._revoke(
             keys=[token_hashes_key, token_names_key], args=[name, round(time.time(), 3)]
         ):
-            raise TokenError(f"token: no live token named {name!r}")
+            raise TokenNotFound(f"token: no live token named {name!r}")
 
     async def lookup(self, token: str) -> TokenInfo | None:
         """The token's record (revoked ones included, see `revoked_at`); None if unknown."""

@@ -25,11 +25,10 @@ from aiohttp.abc import AbstractAccessLogger
 from redis.asyncio import Redis
 
 from ivr import __version__, limits, logs
-from ivr.access import audit
 from ivr.access.tickets import StreamTickets
 from ivr.access.tokens import Role, TokenStore
+from ivr.api import admin, console, metrics, openapi, schemas
 from ivr.api import campaigns as camp
-from ivr.api import console, metrics, openapi, schemas
 from ivr.api.guard import error_middleware, guarded
 from ivr.api.openapi import Call, Handler, Param, Route
 from ivr.api.state import (
@@ -42,6 +41,7 @@ from ivr.api.state import (
     json_response,
     load_roster,
     openapi_key,
+    own_speaker_key,
     page,
     redis_key,
     roster_key,
@@ -85,6 +85,7 @@ def make_app(
     app[tokens_key] = tokens = TokenStore(redis)
     app[tickets_key] = tickets = StreamTickets(redis)
     app[speaker_key] = speaker
+    app[own_speaker_key] = []
     app[ami_key] = AmiStatus(link)
     app[roster_key] = RosterCache()
     app[openapi_key] = openapi.document(ROUTES, version=__version__)
@@ -93,6 +94,7 @@ def make_app(
     app.on_response_prepare.append(_security_headers)
     app.on_shutdown.append(_closing)
     app.cleanup_ctx.append(_ami_link)
+    app.on_cleanup.append(_close_own_speaker)
     for route in ROUTES:
         app.router.add_route(route.method, route.path, guarded(route, tokens, tickets))
     return app
@@ -118,6 +120,11 @@ async def _security_headers(request: web.Request, response: web.StreamResponse) 
 
 async def _closing(app: web.Application) -> None:
     app[closing_key].set()
+
+
+async def _close_own_speaker(app: web.Application) -> None:
+    for speaker in app[own_speaker_key]:
+        await speaker.close()
 
 
 async def _ami_link(app: web.Application) -> AsyncIterator[None]:
@@ -232,12 +239,6 @@ async def _metrics(request: web.Request, call: Call) -> web.StreamResponse:
     return await metrics.respond(request, numbers)
 
 
-async def _audit_log(request: web.Request, call: Call) -> web.StreamResponse:
-    limit = call.query["limit"]
-    items = await audit.entries(request.app[redis_key], before=call.query["before"], limit=limit)
-    return json_response({"items": items, "next": items[-1]["id"] if len(items) == limit else None})
-
-
 # -- the route table ----------------------------------------------------------------------
 
 _OFFSET = Param("offset", {"type": "integer", "minimum": 0, "maximum": 10**9, "default": 0})
@@ -245,6 +246,17 @@ _LIMIT = Param("limit", {"type": "integer", "minimum": 1, "maximum": 1000, "defa
 _STREAM_ID = {"type": "string", "pattern": "^[0-9]{1,19}-[0-9]{1,19}$"}
 _PAGE = (_OFFSET, _LIMIT)
 _C = "/api/campaigns/{id}"
+_S = "/api/scenarios/{key}"
+_TEXT = {"type": "string", "minLength": 1, "maxLength": 200, "pattern": "^[^\\x00-\\x1f\\x7f]*$"}
+_AUDIT_FILTERS = (
+    Param(
+        "action",
+        {"type": "string", "pattern": "^[a-z_.]{1,40}$"},
+        "entries whose action starts with this (`campaign.` or `campaign.start`)",
+    ),
+    Param("who", _TEXT, "entries by this token name (or `cli:USER`, `phone:ID`)"),
+    Param("target", _TEXT, "entries on this campaign id, token name..."),
+)
 
 ROUTES: list[Route] = [
     Route("GET", "/api/health", _health, "Service, Redis and AMI link state", None,
@@ -258,6 +270,10 @@ ROUTES: list[Route] = [
     Route("POST", "/api/roster", _import_roster,
           "Replace the roster with a CSV export (all or nothing; problems listed by line)",
           Role.admin, raw_body="text/csv", response=schemas.ROSTER_IMPORTED),
+    Route("POST", "/api/roster/check", admin.check_roster,
+          "Check a roster CSV as an import would, changing nothing: the count per role and "
+          "unit, or every bad row with its line", Role.admin, raw_body="text/csv",
+          response=schemas.ROSTER_CHECKED),
     Route("GET", "/api/roster.csv", _export_roster, "The roster as CSV", Role.viewer,
           produces="text/csv"),
     Route("GET", "/api/campaigns", camp.list_campaigns, "Campaigns, newest first", Role.viewer,
@@ -280,9 +296,21 @@ ROUTES: list[Route] = [
     Route("GET", "/api/scenarios", camp.list_scenarios,
           "The prepared scenarios (IVR_SCENARIOS), with how many people each would call",
           Role.viewer, response=schemas.SCENARIOS),
+    Route("GET", _S, camp.preview_scenario,
+          "Who a scenario would call (per role and unit, against its quotas), the time to "
+          "meet them, its message and groups; starts nothing", Role.viewer,
+          response=schemas.SCENARIO_PREVIEW),
+    Route("GET", f"{_S}/audio", camp.scenario_audio,
+          "The scenario's message rendered by the text-to-speech, as staff will hear it",
+          Role.viewer, query=(Param("language", {"enum": ["fr", "en"]},
+                                    "default: the installation's IVR_LANGUAGE"),),
+          produces="audio/wav"),
     Route("POST", "/api/scenarios/{key}/start", camp.start_scenario,
           "Start a prepared scenario, as a drill or not", Role.operator,
           body=schemas.SCENARIO_START, response=schemas.REPORT, status=201),
+    Route("GET", f"{_C}/extensions", camp.extension_options,
+          "What the campaign can be extended to: its groups left (people each would add), "
+          "and the roster's roles and units", Role.viewer, response=schemas.EXTENSIONS),
     Route("GET", f"{_C}/people", camp.campaign_people, "Each person's state, in calling order",
           Role.viewer, query=_PAGE, response=schemas.page_of(schemas.CAMPAIGN_PERSON)),
     Route("GET", f"{_C}/events", camp.campaign_events, "The campaign's event log, oldest first",
@@ -308,9 +336,23 @@ ROUTES: list[Route] = [
           produces="text/javascript"),
     Route("GET", "/console.css", _static("console.css"), "The console's style", None,
           produces="text/css"),
-    Route("GET", "/api/audit", _audit_log, "The audit log, newest first", Role.admin,
-          query=(Param("before", _STREAM_ID, "the `next` of the previous page"), _LIMIT),
+    Route("GET", "/api/audit", admin.audit_log,
+          "The audit log, newest first, filtered by action, who and target (a filtered page "
+          "reads at most 20,000 entries: fewer items and a `next` when it matches little)",
+          Role.admin,
+          query=(Param("before", _STREAM_ID, "the `next` of the previous page"), _LIMIT,
+                 *_AUDIT_FILTERS),
           response=schemas.stream_of(schemas.AUDIT_ENTRY)),
+    Route("GET", "/api/pins", admin.pin_holders,
+          "Who has a PIN for the phone lines (never the PIN)", Role.admin,
+          response=schemas.PIN_HOLDERS),
+    Route("GET", "/api/tokens", admin.list_tokens, "The live API tokens (never a secret)",
+          Role.admin, response=schemas.TOKENS),
+    Route("POST", "/api/tokens", admin.create_token,
+          "Create a token: the answer is the only time it is shown", Role.admin,
+          body=schemas.TOKEN_NEW, response=schemas.TOKEN_CREATED, status=201),
+    Route("DELETE", "/api/tokens/{name}", admin.revoke_token, "Revoke a token at once",
+          Role.admin, response=schemas.TOKEN_REVOKED),
 ]  # fmt: skip
 
 

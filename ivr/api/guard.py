@@ -17,7 +17,7 @@ from aiohttp import web
 from redis.exceptions import RedisError
 
 from ivr.access.tickets import StreamTickets
-from ivr.access.tokens import Role, TokenError, TokenInfo, TokenStore, digest
+from ivr.access.tokens import Role, TokenError, TokenInfo, TokenNotFound, TokenStore, digest
 from ivr.api.openapi import Call, Param, Route
 from ivr.api.validate import Checker
 from ivr.campaign.scenarios import ScenarioNotFound
@@ -81,6 +81,7 @@ HTTP_STATUS: dict[type[IvrError], int] = {
     Forbidden: 403,
     CampaignNotFound: 404,
     ScenarioNotFound: 404,
+    TokenNotFound: 404,
     CampaignConflict: 409,
     PayloadTooLarge: 413,
     InvalidInput: 422,

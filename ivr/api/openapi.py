@@ -37,7 +37,7 @@ _ERROR_TEXT = {
     401: "No token, or an unknown or revoked one (`Authorization: Bearer <token>`); on the "
     "stream, a ticket unknown, expired or used already, or a token in the URL.",
     403: "The token's role may not do this.",
-    404: "No such campaign.",
+    404: "No such campaign, scenario or token.",
     409: "The campaign is not running.",
     413: "The body is too large.",
     422: "Bad input: malformed JSON, wrong types or values, a bad roster (with its lines).",

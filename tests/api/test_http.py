@@ -156,7 +156,7 @@ def free_port() -> int:
 
 
 def concrete(path: str, cid: str = "1") -> str:
-    return path.replace("{id}", cid).replace("{key}", "1")
+    return path.replace("{id}", cid).replace("{key}", "1").replace("{name}", "someone")
 
 
 # -- health, errors of aiohttp itself -----------------------------------------------------
