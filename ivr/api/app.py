@@ -226,6 +226,15 @@ def _static(name: str) -> Handler:
     return handler
 
 
+async def _console_page(request: web.Request, call: Call) -> web.StreamResponse:
+    return console.console_page(request.app[config_key].language)
+
+
+async def _whoami(request: web.Request, call: Call) -> web.StreamResponse:
+    assert call.who is not None
+    return json_response({"name": call.who.name, "role": call.who.role.value})
+
+
 async def _openapi(request: web.Request, call: Call) -> web.StreamResponse:
     return json_response(request.app[openapi_key])
 
@@ -259,6 +268,8 @@ _AUDIT_FILTERS = (
 )
 
 ROUTES: list[Route] = [
+    Route("GET", "/api/whoami", _whoami, "The token's name and role (what the console shows)",
+          Role.viewer, response=schemas.WHOAMI),
     Route("GET", "/api/health", _health, "Service, Redis and AMI link state", None,
           response=schemas.HEALTH),
     Route("GET", "/api/openapi.json", _openapi, "This document", None),
@@ -330,8 +341,10 @@ ROUTES: list[Route] = [
           "the PBX link changes. The token in the header, or `?ticket=` from "
           "`stream-ticket`", Role.viewer, produces="text/event-stream",
           ticket_in_query=True),
-    Route("GET", "/", _static("console.html"), "The live console (a web page)", None,
-          produces="text/html"),
+    Route("GET", "/", _console_page, "The console (a web page, in IVR_LANGUAGE by default)",
+          None, produces="text/html"),
+    Route("GET", "/console-catalogue.json", _static(console.CATALOGUE),
+          "The console's words, in French and English", None),
     Route("GET", "/console.js", _static("console.js"), "The console's script", None,
           produces="text/javascript"),
     Route("GET", "/console.css", _static("console.css"), "The console's style", None,

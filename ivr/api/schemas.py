@@ -447,3 +447,8 @@ TOKEN_REVOKED: Schema = {
     "properties": {"name": {"type": "string"}, "revoked": {"const": True}},
     "required": ["name", "revoked"],
 }
+WHOAMI: Schema = {
+    "type": "object",
+    "properties": {"name": {"type": "string"}, "role": {"enum": ["viewer", "operator", "admin"]}},
+    "required": ["name", "role"],
+}

@@ -39,9 +39,10 @@ async def test_console_page_and_files_need_nothing_from_outside(api: Api) -> Non
     assert page.status == 200 and page.content_type == "text/html"
     html = await page.text()
     assert "default-src 'self'" in page.headers["Content-Security-Policy"]
-    sources = re.findall(r'(?:src|href)="([^"]+)"', html)
+    sources = re.findall(r'(?:src|href)="([^"#]+)"', html)
     assert sorted(sources) == ["/console.css", "/console.js"]
-    for path, kind in (("/console.js", "text/javascript"), ("/console.css", "text/css")):
+    for path, kind in (("/console.js", "text/javascript"), ("/console.css", "text/css"),
+                       ("/console-catalogue.json", "application/json")):  # fmt: skip
         response = await api.call("GET", path, role=None)
         assert (response.status, response.content_type) == (200, kind)
         assert not re.search(r"https?://(?!www\.w3\.org/2000/svg)", await response.text())
