@@ -52,6 +52,8 @@ def test_french_and_english_say_the_same_things() -> None:
         assert fr[key].strip() and en[key].strip(), key
         placeholders = [set(re.findall(r"\{(\w+)\}", words[key])) for words in (fr, en)]
         assert placeholders[0] == placeholders[1], key
+        if key.endswith(".one"):  # a singular form goes with its plural
+            assert key.removesuffix(".one") in fr, key
     assert (fr["locale"], en["locale"]) == ("fr-FR", "en-GB")
     assert fr["tabs.start"] != en["tabs.start"], "French is French"
 
@@ -189,7 +191,8 @@ def test_words_numbers_and_dates_in_each_language(tmp_path: Path) -> None:
         "  view.language = language;\n"
         "  out[language] = [num(1234567.5), num(null), when(1764670910),\n"
         "    t('campaign.title', {id: 12, name: 'nuit'}), label('status.', 'running'),\n"
-        "    label('status.', 'weird'), t('people.more', {n: num(2500)}), t('no.such.key')];\n"
+        "    label('status.', 'weird'), t('people.more', {n: num(2500)}), t('no.such.key'),\n"
+        "    ...[0, 1, 2].map((count) => t('extend.done', {n: num(count), count, group: 'g'}))];\n"
         "}\nconsole.log(JSON.stringify(out));\n",
         encoding="utf-8",
     )
@@ -207,6 +210,9 @@ def test_words_numbers_and_dates_in_each_language(tmp_path: Path) -> None:
         "weird",
         f"… et 2{nbsp}500 de plus (voir le rapport)",
         "no.such.key",
+        "0 personne ajoutée (g).",
+        "1 personne ajoutée (g).",
+        "2 personnes ajoutées (g).",
     ]
     assert out["en"] == [
         "1,234,567.5",
@@ -217,6 +223,9 @@ def test_words_numbers_and_dates_in_each_language(tmp_path: Path) -> None:
         "weird",
         "… and 2,500 more (see the report)",
         "no.such.key",
+        "0 people added (g).",
+        "1 person added (g).",
+        "2 people added (g).",
     ]
 
 

@@ -57,8 +57,14 @@ function has(key) {
   return Object.prototype.hasOwnProperty.call(view.catalogue[view.language], key);
 }
 
+// `vars.count`, when given, picks the singular form `key.one` where the language says so
+// (French: 0 and 1; English: 1).
 function t(key, vars) {
   const words = view.catalogue[view.language];
+  if (vars && typeof vars.count === "number" && has(key + ".one")
+      && new Intl.PluralRules(t("locale")).select(vars.count) === "one") {
+    key += ".one";
+  }
   const text = has(key) ? words[key] : view.catalogue.fr[key] || key;
   return text.replace(/\{(\w+)\}/g, (whole, name) =>
     vars && Object.prototype.hasOwnProperty.call(vars, name) ? String(vars[name]) : whole);
@@ -771,7 +777,7 @@ async function extendCampaign() {
       return postJson(campaignPath("/extend"), chosen);
     },
   });
-  if (done) notice(t("extend.done", { n: num(done.added), group: done.group }), "good");
+  if (done) notice(t("extend.done", { n: num(done.added), count: done.added, group: done.group }), "good");
 }
 
 // -- starting a scenario -------------------------------------------------------------------
@@ -792,7 +798,7 @@ async function loadScenarios() {
     button.type = "button";
     button.dataset.scenario = s.key;
     button.append(el("span", s.key, "key"), el("span", s.labels[view.language] || s.name, "name"),
-                  el("span", t("start.targets", { n: num(s.targets) }), "targets"));
+                  el("span", t("start.targets", { n: num(s.targets), count: s.targets }), "targets"));
     button.addEventListener("click", () => preview(s.key));
     box.append(button);
   }
@@ -815,7 +821,7 @@ function drawPreview(s) {
   $("preview-title").tabIndex = -1;
   $("preview-title").textContent = t("preview.title", { key: s.key,
                                                         name: s.labels[view.language] || s.name });
-  $("preview-targets").textContent = t("preview.targets", { n: num(s.targets),
+  $("preview-targets").textContent = t("preview.targets", { n: num(s.targets), count: s.targets,
                                                             on_call: num(s.on_call) });
   const e = s.estimate;
   $("preview-eta").textContent = t("preview.eta", { minutes: num(e.total_minutes),
@@ -879,7 +885,7 @@ async function startScenario() {
   const banner = el("p", t(drill ? "confirm.drill" : "confirm.real"), drill ? "drill" : "real");
   const report = await ask({
     title: t("confirm.title", { name: s.labels[view.language] || s.name }),
-    body: [banner, el("p", t("confirm.body", { n: num(s.targets) }), "big")],
+    body: [banner, el("p", t("confirm.body", { n: num(s.targets), count: s.targets }), "big")],
     ok: t(drill ? "confirm.ok_drill" : "confirm.ok_real"),
     danger: !drill,
     action: () => postJson("/api/scenarios/" + encodeURIComponent(s.key) + "/start", { drill }),
@@ -887,7 +893,8 @@ async function startScenario() {
   if (!report) return;
   view.scenario = null;
   $("preview").hidden = true;
-  notice(t("start.done", { id: report.campaign, n: num(report.total) }), "good");
+  notice(t("start.done", { id: report.campaign, n: num(report.total),
+                        count: report.total }), "good");
   showTab("campaigns");
   await refreshCampaigns();
   select(String(report.campaign));
@@ -969,7 +976,7 @@ async function importRoster() {
 async function loadPins() {
   try {
     const got = await getJson("/api/pins");
-    $("pins-summary").textContent = t("pins.summary", { n: num(got.items.length),
+    $("pins-summary").textContent = t("pins.summary", { n: num(got.items.length), count: got.items.length,
                                                         roster: num(got.roster) });
     $("pins").replaceChildren(...got.items.map((p) => row([
       p.id, p.in_roster ? p.name : t("pins.not_in_roster"), p.role, p.unit,
