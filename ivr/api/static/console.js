@@ -226,6 +226,8 @@ function notice(text, kind = "info") {
   const el = $("notice");
   el.className = "notice " + kind;
   el.textContent = text;
+  // An action's effect on the list too, not only on the campaign followed live.
+  if (kind === "good") refreshCampaigns();
 }
 
 // -- tabs ----------------------------------------------------------------------------------
@@ -797,7 +799,7 @@ async function loadScenarios() {
     const button = el("button", null, "scenario");
     button.type = "button";
     button.dataset.scenario = s.key;
-    button.append(el("span", s.key, "key"), el("span", s.labels[view.language] || s.name, "name"),
+    button.append(el("span", s.key, "scenario-key"), el("span", s.labels[view.language] || s.name, "name"),
                   el("span", t("start.targets", { n: num(s.targets), count: s.targets }), "targets"));
     button.addEventListener("click", () => preview(s.key));
     box.append(button);
@@ -1012,7 +1014,7 @@ async function createToken(e) {
     $("token-value").textContent = made.token;
     $("token-new").hidden = false;
     $("token-name").value = "";
-    notice(t("tokens.created", { name: made.name, role: label("role.", made.role) }), "good");
+    notice(t("tokens.made", { name: made.name, role: label("role.", made.role) }), "good");
     loadTokens();
   } catch (err) {
     notice(errorText(err), "bad");
