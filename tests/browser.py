@@ -101,6 +101,16 @@ class Page:
         )
         await self.run(f"document.querySelector({json.dumps(selector)}).click()")
 
+    async def press(self, key: str) -> None:
+        """A key pressed and released on the keyboard (`Enter`, `Escape`, `Tab`, ` `)."""
+        codes = {"Enter": 13, "Escape": 27, "Tab": 9, " ": 32}
+        text = {"Enter": "\r", " ": " "}.get(key, "")
+        down = {"key": key, "code": "Space" if key == " " else key,
+                "windowsVirtualKeyCode": codes[key], "text": text}  # fmt: skip
+        await self.send("Input.dispatchKeyEvent", type="keyDown", **down)
+        await self.send("Input.dispatchKeyEvent", type="keyUp", key=key, code=down["code"],
+                        windowsVirtualKeyCode=codes[key])  # fmt: skip
+
     async def goto(self, url: str) -> None:
         await self.send("Page.navigate", url=url)
 

@@ -247,3 +247,44 @@ async def test_the_english_screens(api: Api) -> None:
         await page.until("document.querySelector('#campaign-status').textContent === 'en cours'")
         assert await page.run("localStorage.getItem('ivr-language')") == "fr"
         assert page.errors == []
+
+
+async def test_keyboard_only(api: Api) -> None:
+    """Tab reaches the actions with a visible focus, Enter opens a dialog, Escape cancels it."""
+    await api.json("POST", "/api/scenarios/2/start", "operator", 201, json={"drill": True})
+    async with browser.chromium() as page:
+        await page.goto(_url(api, "operator"))
+        await page.until("document.querySelector('#count-total').textContent === '7'")
+        focused = "document.activeElement"
+        await page.run(f"{focused}.blur()")
+        await page.press("Tab")
+        assert await page.run(f"{focused}.className") == "skip", "the first stop skips the header"
+        for _ in range(40):
+            if await page.run(f"{focused}.id") == "action-stop":
+                break
+            await page.press("Tab")
+        else:
+            raise AssertionError("Tab never reached the stop button")
+        outline = await page.run(f"getComputedStyle({focused}).outlineStyle")
+        width = await page.run(f"parseFloat(getComputedStyle({focused}).outlineWidth)")
+        assert outline != "none" and width >= 3, "the focus is visible"
+        assert await page.run(f"{focused}.getBoundingClientRect().height") >= 44, "a large target"
+        await page.press("Enter")
+        await page.until("document.querySelector('#dialog').open")
+        assert await page.run(f"{focused}.id") == "dialog-cancel"
+        await page.press("Escape")
+        await page.until("!document.querySelector('#dialog').open")
+        # Nothing was stopped, and the focus is back where it was.
+        assert await page.run(f"{focused}.id") == "action-stop"
+        assert (await api.json("GET", "/api/campaigns/1", "viewer"))["status"] == "running"
+        # Enter on the focused Cancel cancels too.
+        await page.press("Enter")
+        await page.until("document.querySelector('#dialog').open")
+        await page.press("Enter")
+        await page.until("!document.querySelector('#dialog').open")
+        assert (await api.json("GET", "/api/campaigns/1", "viewer"))["status"] == "running"
+        # A campaign row is chosen from the keyboard as well.
+        await page.run("document.querySelector('#campaign-list tr').focus()")
+        await page.press("Enter")
+        assert await page.run("location.hash") == "#campaign=1"
+        assert page.errors == []
