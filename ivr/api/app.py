@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+from collections import Counter
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -199,6 +200,18 @@ async def _import_roster(request: web.Request, call: Call) -> web.StreamResponse
     return json_response({"version": version, "count": len(people)})
 
 
+async def _roster_summary(request: web.Request, call: Call) -> web.StreamResponse:
+    version, people = await load_roster(request.app)
+    return json_response(
+        {
+            "version": version,
+            "total": len(people),
+            "roles": dict(sorted(Counter(p.role for p in people).items())),
+            "units": dict(sorted(Counter(p.unit for p in people).items())),
+        }
+    )
+
+
 async def _export_roster(request: web.Request, call: Call) -> web.StreamResponse:
     _, people = await load_roster(request.app)
     return web.Response(
@@ -281,6 +294,9 @@ ROUTES: list[Route] = [
     Route("POST", "/api/roster", _import_roster,
           "Replace the roster with a CSV export (all or nothing; problems listed by line)",
           Role.admin, raw_body="text/csv", response=schemas.ROSTER_IMPORTED),
+    Route("GET", "/api/roster/summary", _roster_summary,
+          "The roster in force in numbers: people per role and per unit (what a campaign can "
+          "target)", Role.viewer, response=schemas.ROSTER_SUMMARY),
     Route("POST", "/api/roster/check", admin.check_roster,
           "Check a roster CSV as an import would, changing nothing: the count per role and "
           "unit, or every bad row with its line", Role.admin, raw_body="text/csv",

@@ -452,3 +452,13 @@ WHOAMI: Schema = {
     "properties": {"name": {"type": "string"}, "role": {"enum": ["viewer", "operator", "admin"]}},
     "required": ["name", "role"],
 }
+ROSTER_SUMMARY: Schema = {
+    "type": "object",
+    "properties": {
+        "version": _STRING_OR_NULL,
+        "total": {"type": "integer"},
+        "roles": _COUNTS,
+        "units": _COUNTS,
+    },
+    "required": ["version", "total", "roles", "units"],
+}

@@ -54,6 +54,8 @@ def test_the_new_routes_need_their_roles() -> None:
     assert needed[("POST", "/api/scenarios/{key}/start")] is Role.operator
     assert needed[("GET", "/api/campaigns/{id}/extensions")] is Role.viewer
     assert needed[("POST", "/api/campaigns/{id}/stream-ticket")] is Role.viewer
+    assert needed[("GET", "/api/roster/summary")] is Role.viewer
+    assert needed[("GET", "/api/whoami")] is Role.viewer
     for admin_only in (("POST", "/api/roster/check"), ("GET", "/api/pins"),
                        ("GET", "/api/tokens"), ("POST", "/api/tokens"),
                        ("DELETE", "/api/tokens/{name}")):  # fmt: skip
@@ -148,6 +150,16 @@ async def test_extension_options_then_extend(api: Api) -> None:
         ("campaign.start", "operator"),
     ]  # fmt: skip
     await api.error("GET", "/api/campaigns/99/extensions", 404, "campaign_not_found", "viewer")
+
+
+async def test_roster_summary_counts_roles_and_units(api: Api) -> None:
+    got = await api.json("GET", "/api/roster/summary", "viewer")
+    assert got["total"] == 7 and got["version"]
+    assert got["roles"] == {"anaesthetist": 1, "doctor": 1, "midwife": 2, "nurse": 2,
+                            "secretary": 1}  # fmt: skip
+    assert got["units"]["maternite"] == 2 and sum(got["units"].values()) == 7
+    raw = json.dumps(got)
+    assert "06" not in raw and "Nurse One" not in raw, "numbers, not people"
 
 
 # -- roster and access --------------------------------------------------------------------

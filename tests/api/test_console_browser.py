@@ -288,3 +288,40 @@ async def test_keyboard_only(api: Api) -> None:
         await page.press("Enter")
         assert await page.run("location.hash") == "#campaign=1"
         assert page.errors == []
+
+
+async def test_a_free_campaign_from_the_form(api: Api) -> None:
+    async with browser.chromium() as page:
+        await page.goto(_url(api, "operator", "&lang=en"))
+        await page.click("[data-tab=start]")
+        await page.run("document.querySelector('#free').open = true")
+        await page.until("!!document.querySelector('#free-quota-nurse')")
+        await page.run("""(() => {
+            document.querySelector('#free-message-fr').value = 'Renfort demandé en réanimation.';
+            document.querySelector('#free-name').value = 'renfort rea';
+            document.querySelector('input[name=free-role][value=nurse]').checked = true;
+            document.querySelector('input[name=free-role][value=doctor]').checked = true;
+            document.querySelector('#free-quota-nurse').value = '1';
+            document.querySelector('#free-attempts').value = '2';
+            document.querySelector('#free-amd').checked = false; })()""")
+        await page.click("#free-estimate-button")
+        await page.until("document.querySelector('#free-estimate').textContent !== ''")
+        assert (await page.text("#free-estimate")).startswith("3 people would be called;")
+        assert (await api.json("GET", "/api/campaigns"))["total"] == 0
+        await page.screenshot(ARTIFACTS / "console-free-en.png")
+        await page.run("document.querySelector('#free-form').requestSubmit()")
+        await page.until("document.querySelector('#dialog').open")
+        assert "3 people will be called now." in await page.text("#dialog-body")
+        assert await page.text("#dialog-ok") == "Yes, start the drill"
+        await _confirm(page)
+        await page.until("document.querySelector('#campaign-title').textContent"
+                         " === 'Campaign 1 — renfort rea'")  # fmt: skip
+        [entry] = (await api.json("GET", "/api/audit?action=campaign.start"))["items"]
+        assert entry["who"] == "operator"
+        assert entry["details"] | {"total": 3} == {
+            "name": "renfort rea", "drill": True, "roles": ["doctor", "nurse"], "units": [],
+            "quotas": {"nurse": 1}, "total": 3,
+        }  # fmt: skip
+        spec = json.loads(await api.db.hget("ivr:campaign:1", "spec") or "{}")
+        assert (spec["attempts"], spec["amd"], spec["escalate"]) == (2, False, True)
+        assert page.errors == []

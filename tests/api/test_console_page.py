@@ -237,7 +237,9 @@ def test_the_page_makes_these_calls() -> None:
                  '"/audio?language="', '"/start", { drill }', '"/stream-ticket"',
                  'campaignPath("/stop")', 'campaignPath("/quota")', 'campaignPath("/extend")',
                  'campaignPath("/extensions")', '"/api/roster/check"', '"/api/roster"',
-                 '"/api/pins"', '"/api/tokens"', '"DELETE"', '"/api/audit?"'):  # fmt: skip
+                 '"/api/pins"', '"/api/tokens"', '"DELETE"', '"/api/audit?"',
+                 '"/api/roster/summary"', '"/api/campaigns/estimate"',
+                 '"/api/campaigns", body'):  # fmt: skip
         assert call in SCRIPT, call
 
 

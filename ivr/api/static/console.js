@@ -116,7 +116,10 @@ function translate() {
   drawCampaigns();
   draw();
   if (view.scenario) drawPreview(view.scenario);
-  if (view.tab === "start") loadScenarios();
+  if (view.tab === "start") {
+    loadScenarios();
+    loadFreeForm();
+  }
   if (view.tab === "admin") loadAdmin();
 }
 
@@ -238,7 +241,10 @@ function showTab(name) {
     button.setAttribute("aria-pressed", String(button.dataset.tab === name));
   }
   for (const tab of ["campaigns", "start", "admin"]) $("view-" + tab).hidden = tab !== name;
-  if (name === "start") loadScenarios();
+  if (name === "start") {
+    loadScenarios();
+    loadFreeForm();
+  }
   if (name === "admin") loadAdmin();
 }
 
@@ -895,11 +901,112 @@ async function startScenario() {
   if (!report) return;
   view.scenario = null;
   $("preview").hidden = true;
+  await started(report);
+}
+
+// A campaign just started, from a scenario or the free form: follow it.
+async function started(report) {
   notice(t("start.done", { id: report.campaign, n: num(report.total),
                         count: report.total }), "good");
   showTab("campaigns");
   await refreshCampaigns();
   select(String(report.campaign));
+}
+
+// -- a free campaign: everything `ivr campaign start` can do ------------------------------
+
+async function loadFreeForm() {
+  let roster;
+  try {
+    roster = await getJson("/api/roster/summary");
+  } catch (err) {
+    notice(errorText(err), "bad");
+    return;
+  }
+  const fill = (id, counts, name) => {
+    const box = $(id);
+    box.replaceChildren(box.querySelector("legend"));
+    for (const [value, count] of Object.entries(counts)) {
+      box.append(checkbox(value + " (" + num(count) + ")", value, name));
+    }
+  };
+  fill("free-roles", roster.roles, "free-role");
+  fill("free-units", roster.units, "free-unit");
+  const quotas = $("free-quotas");
+  quotas.replaceChildren(quotas.querySelector("legend"));
+  for (const role of Object.keys(roster.roles)) {
+    const input = document.createElement("input");
+    input.type = "number";
+    input.min = "1";
+    input.max = "100000";
+    input.dataset.role = role;
+    input.id = "free-quota-" + role;
+    input.placeholder = t("preview.everyone");
+    quotas.append(field(role, input));
+  }
+}
+
+function freeCampaign() {
+  const value = (id) => $(id).value.trim();
+  const checked = (name) => [...document.querySelectorAll(`input[name="${name}"]:checked`)]
+    .map((box) => box.value);
+  const body = { messages: { fr: value("free-message-fr") } };
+  if (value("free-message-en")) body.messages.en = value("free-message-en");
+  if (value("free-name")) body.name = value("free-name");
+  const roles = checked("free-role");
+  const units = checked("free-unit");
+  if (roles.length) body.roles = roles;
+  if (units.length) body.units = units;
+  const quotas = {};
+  for (const input of document.querySelectorAll("#free-quotas input")) {
+    if (input.value) quotas[input.dataset.role] = Number(input.value);
+  }
+  if (Object.keys(quotas).length) body.quotas = quotas;
+  for (const [key, id] of [["attempts", "free-attempts"], ["retry_delay", "free-retry"],
+                           ["ring_timeout", "free-ring"]]) {
+    if (value(id)) body[key] = Number(value(id));
+  }
+  if (value("free-callback")) body.callback_number = value("free-callback");
+  body.escalate = $("free-escalate").checked;
+  body.amd = $("free-amd").checked;
+  body.ask_eta = $("free-eta").checked;
+  body.drill = $("free-drill").checked;
+  return body;
+}
+
+async function estimateFree() {
+  const body = freeCampaign();
+  delete body.drill;
+  try {
+    const got = await postJson("/api/campaigns/estimate", body);
+    $("free-estimate").textContent = t("free.estimated", {
+      n: num(got.targets), count: got.targets, minutes: num(got.total_minutes),
+      lines: num(got.lines),
+    }) + (got.warnings.length ? " " + got.warnings.join(" ") : "");
+    return got;
+  } catch (err) {
+    $("free-estimate").textContent = errorText(err);
+    return null;
+  }
+}
+
+async function startFree(e) {
+  e.preventDefault();
+  const estimate = await estimateFree();
+  if (!estimate) return;
+  const body = freeCampaign();
+  const banner = el("p", t(body.drill ? "confirm.drill" : "confirm.real"),
+                    body.drill ? "drill" : "real");
+  const report = await ask({
+    title: t("confirm.title", { name: body.name || t("free.heading") }),
+    body: [banner, el("p", t("confirm.body", { n: num(estimate.targets), count: estimate.targets }),
+                      "big"),
+           el("blockquote", body.messages.fr)],
+    ok: t(body.drill ? "confirm.ok_drill" : "confirm.ok_real"),
+    danger: !body.drill,
+    action: () => postJson("/api/campaigns", body),
+  });
+  if (report) await started(report);
 }
 
 // -- roster and access ---------------------------------------------------------------------
@@ -1105,6 +1212,8 @@ async function start() {
     view.scenario = null;
     $("preview").hidden = true;
   });
+  $("free-estimate-button").addEventListener("click", estimateFree);
+  $("free-form").addEventListener("submit", startFree);
   $("roster-check").addEventListener("click", checkRoster);
   $("roster-import").addEventListener("click", importRoster);
   $("token-form").addEventListener("submit", createToken);
