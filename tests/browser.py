@@ -24,6 +24,8 @@ from typing import Any
 import aiohttp
 
 CHROMIUM = Path("/usr/bin/chromium")
+#: axe-core, installed by scripts/setup from the npm registry.
+AXE = Path(__file__).resolve().parents[1] / ".venv/node/node_modules/axe-core/axe.min.js"
 _LISTENING = re.compile(r"DevTools listening on (ws://\S+)")
 
 
@@ -110,6 +112,18 @@ class Page:
         await self.send("Input.dispatchKeyEvent", type="keyDown", **down)
         await self.send("Input.dispatchKeyEvent", type="keyUp", key=key, code=down["code"],
                         windowsVirtualKeyCode=codes[key])  # fmt: skip
+
+    async def accessibility(self) -> list[dict[str, Any]]:
+        """axe-core's violations on the page as it is now: rule id, impact, elements."""
+        if not await self.run("typeof axe !== 'undefined'"):
+            # Through the debugger, not a <script>: the page's CSP loads nothing foreign.
+            await self.run(await asyncio.to_thread(AXE.read_text, encoding="utf-8"))
+        found = await self.run(
+            "axe.run(document, {resultTypes: ['violations']}).then((r) => r.violations.map("
+            "(v) => ({id: v.id, impact: v.impact, help: v.help,"
+            " nodes: v.nodes.map((n) => n.target.join(' '))})))"
+        )
+        return list(found)
 
     async def goto(self, url: str) -> None:
         await self.send("Page.navigate", url=url)

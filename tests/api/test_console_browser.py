@@ -325,3 +325,35 @@ async def test_a_free_campaign_from_the_form(api: Api) -> None:
         spec = json.loads(await api.db.hget("ivr:campaign:1", "spec") or "{}")
         assert (spec["attempts"], spec["amd"], spec["escalate"]) == (2, False, True)
         assert page.errors == []
+
+
+async def test_accessibility_of_each_screen(api: Api) -> None:
+    """axe-core (its default rules, WCAG 2 A and AA among them) on each screen and dialog, in
+    French: no finding at all, whatever its impact."""
+    if not browser.AXE.exists():
+        unavailable("axe-core is not installed (scripts/setup)")
+    await api.json("POST", "/api/scenarios/1/start", "operator", 201, json={"drill": True})
+    findings: dict[str, list[dict[str, object]]] = {}
+    async with browser.chromium() as page:
+        await page.goto(str(api.client.make_url("/")))
+        await page.until("!document.querySelector('#login').hidden")
+        findings["login"] = await page.accessibility()
+        await page.goto(_url(api, "admin"))
+        await page.run("location.reload()")
+        await page.until("document.querySelector('#campaign-title').textContent !== ''")
+        findings["campaign"] = await page.accessibility()
+        await page.click("#action-extend")
+        await page.until("document.querySelector('#dialog').open")
+        findings["extend dialog"] = await page.accessibility()
+        await page.press("Escape")
+        await page.click("[data-tab=start]")
+        await page.click('[data-scenario="1"]')
+        await page.until("!document.querySelector('#preview').hidden")
+        await page.run("document.querySelector('#free').open = true")
+        await page.until("!!document.querySelector('#free-quota-nurse')")
+        findings["start"] = await page.accessibility()
+        await page.click("[data-tab=admin]")
+        await page.until("document.querySelectorAll('#audit tr').length > 0")
+        findings["admin"] = await page.accessibility()
+    (ARTIFACTS / "console-axe.json").write_text(json.dumps(findings, indent=1))
+    assert findings == {screen: [] for screen in findings}, json.dumps(findings, indent=1)
