@@ -31,6 +31,7 @@ from ivr.campaign.estimate import estimate
 from ivr.campaign.scenarios import Scenario, ScenarioNotFound, load_scenarios
 from ivr.campaign.spec import CampaignError, CampaignSpec, Group, select
 from ivr.config import Config
+from ivr.errors import TtsError
 from ivr.staff.roster import Person
 
 #: Characters of alert text spoken per second at the default 150 words per minute. The estimate
@@ -293,9 +294,13 @@ async def scenario_audio(request: web.Request, call: Call) -> web.StreamResponse
     # Staff without a message in their language hear the French one, as on a call.
     if language not in spec.messages:
         language = "fr" if "fr" in spec.messages else next(iter(spec.messages))
-    path = await speaker_for(app).render(spec.messages[language], language)
+    try:
+        path = await speaker_for(app).render(spec.messages[language], language)
+        audio = path.read_bytes()
+    except OSError as exc:  # the audio directory not writable, a file gone meanwhile
+        raise TtsError(f"the message cannot be rendered here: {exc}") from exc
     return web.Response(
-        body=path.read_bytes(),
+        body=audio,
         content_type="audio/wav",
         headers={"Content-Language": language},
     )

@@ -21,6 +21,7 @@ from ivr.access import audit
 from ivr.access.pins import PinStore
 from ivr.access.tokens import Role
 from ivr.api.app import ROUTES
+from ivr.api.state import own_speaker_key
 from ivr.config import Config
 from tests.api.test_http import Api, start_api
 from tests.conftest import unavailable
@@ -88,7 +89,7 @@ async def test_scenario_preview_says_who_would_be_called(api: Api) -> None:
     await api.error("GET", "/api/scenarios/7", 404, "scenario_not_found", "viewer")
 
 
-async def test_scenario_audio_is_the_rendered_message(api: Api) -> None:
+async def test_scenario_audio_is_the_rendered_message(api: Api, tmp_path: Path) -> None:
     if shutil.which("espeak-ng") is None or shutil.which("sox") is None:
         unavailable("espeak-ng and sox are needed to render speech")
     response = await api.call("GET", "/api/scenarios/3/audio", "viewer")
@@ -102,6 +103,11 @@ async def test_scenario_audio_is_the_rendered_message(api: Api) -> None:
     assert english.headers["Content-Language"] == "en"
     assert (await english.read()) != french
     await api.error("GET", "/api/scenarios/3/audio?language=de", 422, "invalid_input", "viewer")
+    # Where speech cannot be written: a clear 503, not a 500.
+    blocked = tmp_path / "not-a-directory"
+    blocked.write_text("")
+    api.client.app[own_speaker_key][0].audio_dir = blocked  # type: ignore[index]
+    await api.error("GET", "/api/scenarios/1/audio", 503, "tts_error", "viewer")
     await api.error("GET", "/api/scenarios/8/audio", 404, "scenario_not_found", "viewer")
 
 
