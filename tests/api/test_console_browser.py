@@ -198,6 +198,8 @@ async def test_an_admin_checks_rosters_and_manages_tokens(api: Api) -> None:
         assert actions == ["token.revoke", "token.create"]
         await page.screenshot(ARTIFACTS / "console-admin-fr.png")
         assert shown not in json.dumps(await api.json("GET", "/api/audit"))
+        await page.click("[data-tab=campaigns]")
+        assert shown not in await page.run("document.body.innerHTML"), "shown once, then gone"
         _no_token_in_urls(api, page, streams=False)
         assert page.errors == []
 

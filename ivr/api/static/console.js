@@ -237,6 +237,9 @@ function notice(text, kind = "info") {
 
 function showTab(name) {
   view.tab = name;
+  // A token shown once does not stay on screen behind another tab.
+  $("token-new").hidden = true;
+  $("token-value").textContent = "";
   for (const button of document.querySelectorAll("#tabs .tab")) {
     button.setAttribute("aria-pressed", String(button.dataset.tab === name));
   }
