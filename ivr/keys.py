@@ -67,3 +67,8 @@ pin_flood_key = "ivr:pins:flood"
 # -- health -------------------------------------------------------------------------------
 #: Prefix of the short-lived keys `ivr health` writes and deletes to prove Redis is writable.
 health_probe_prefix = "ivr:health:"
+
+# -- console: live stream tickets ---------------------------------------------------------
+#: String per ticket (key: the prefix and the ticket's sha256 hex digest), expiring with the
+#: ticket: JSON {digest: the token's digest, campaign}. Deleted by its first use.
+stream_ticket_prefix = "ivr:tickets:"
