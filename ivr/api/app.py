@@ -17,9 +17,7 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections import Counter
 from collections.abc import AsyncIterator
-from typing import Any
 
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
@@ -28,7 +26,7 @@ from redis.asyncio import Redis
 from ivr import __version__, limits, logs
 from ivr.access.tickets import StreamTickets
 from ivr.access.tokens import Role, TokenStore
-from ivr.api import admin, console, metrics, openapi, schemas
+from ivr.api import admin, console, console_schemas, metrics, openapi, roster, schemas
 from ivr.api import campaigns as camp
 from ivr.api.guard import error_middleware, guarded
 from ivr.api.openapi import Call, Handler, Param, Route
@@ -36,14 +34,11 @@ from ivr.api.state import (
     AmiStatus,
     RosterCache,
     ami_key,
-    audit_write,
     closing_key,
     config_key,
     json_response,
-    load_roster,
     openapi_key,
     own_speaker_key,
-    page,
     redis_key,
     roster_key,
     speaker_key,
@@ -57,8 +52,6 @@ from ivr.errors import AmiError, ConfigError
 from ivr.health import checks
 from ivr.health.state import State
 from ivr.pbx.ami import AmiLink
-from ivr.staff.csvfile import export_csv, parse_roster
-from ivr.staff.roster import Person, RosterStore
 from ivr.voice.tts import Speaker
 
 log = logging.getLogger(__name__)
@@ -174,54 +167,6 @@ async def _health(request: web.Request, call: Call) -> web.StreamResponse:
     )
 
 
-def _person(p: Person) -> dict[str, Any]:
-    return {
-        "id": p.id, "name": p.name, "role": p.role, "unit": p.unit, "phones": list(p.phones),
-        "language": p.language, "on_call": p.on_call, "backup": p.backup, "tags": sorted(p.tags),
-    }  # fmt: skip
-
-
-async def _list_roster(request: web.Request, call: Call) -> web.StreamResponse:
-    version, people = await load_roster(request.app)
-    return page([_person(p) for p in people], call, version=version)
-
-
-async def _import_roster(request: web.Request, call: Call) -> web.StreamResponse:
-    app = request.app
-    async with app[roster_key].importing:
-        # 100,000 rows parse in about 2 s: off the event loop, so health and metrics answer.
-        people = await asyncio.to_thread(
-            parse_roster, call.body, default_language=app[config_key].language
-        )
-        version = await RosterStore(app[redis_key]).replace(people)
-    await audit_write(
-        request, call, "roster.import", version, count=len(people), bytes=len(call.body)
-    )
-    return json_response({"version": version, "count": len(people)})
-
-
-async def _roster_summary(request: web.Request, call: Call) -> web.StreamResponse:
-    version, people = await load_roster(request.app)
-    return json_response(
-        {
-            "version": version,
-            "total": len(people),
-            "roles": dict(sorted(Counter(p.role for p in people).items())),
-            "units": dict(sorted(Counter(p.unit for p in people).items())),
-        }
-    )
-
-
-async def _export_roster(request: web.Request, call: Call) -> web.StreamResponse:
-    _, people = await load_roster(request.app)
-    return web.Response(
-        text=export_csv(people),
-        content_type="text/csv",
-        charset="utf-8",
-        headers={"Content-Disposition": 'attachment; filename="roster.csv"'},
-    )
-
-
 async def _campaign_stream(request: web.Request, call: Call) -> web.StreamResponse:
     app = request.app
     feed = live.CampaignFeed(app[redis_key], request.match_info["id"])
@@ -282,26 +227,26 @@ _AUDIT_FILTERS = (
 
 ROUTES: list[Route] = [
     Route("GET", "/api/whoami", _whoami, "The token's name and role (what the console shows)",
-          Role.viewer, response=schemas.WHOAMI),
+          Role.viewer, response=console_schemas.WHOAMI),
     Route("GET", "/api/health", _health, "Service, Redis and AMI link state", None,
           response=schemas.HEALTH),
     Route("GET", "/api/openapi.json", _openapi, "This document", None),
     Route("GET", "/metrics", _metrics,
           "Prometheus metrics (OpenMetrics on `Accept: application/openmetrics-text`)", None,
           produces=metrics.CONTENT_TYPE, also_produces=(metrics.CONTENT_TYPE_OPENMETRICS,)),
-    Route("GET", "/api/roster", _list_roster, "The roster in force, a page at a time",
+    Route("GET", "/api/roster", roster.list_roster, "The roster in force, a page at a time",
           Role.viewer, query=_PAGE, response=schemas.ROSTER_PAGE),
-    Route("POST", "/api/roster", _import_roster,
+    Route("POST", "/api/roster", roster.import_roster,
           "Replace the roster with a CSV export (all or nothing; problems listed by line)",
           Role.admin, raw_body="text/csv", response=schemas.ROSTER_IMPORTED),
-    Route("GET", "/api/roster/summary", _roster_summary,
+    Route("GET", "/api/roster/summary", roster.roster_summary,
           "The roster in force in numbers: people per role and per unit (what a campaign can "
-          "target)", Role.viewer, response=schemas.ROSTER_SUMMARY),
+          "target)", Role.viewer, response=console_schemas.ROSTER_SUMMARY),
     Route("POST", "/api/roster/check", admin.check_roster,
           "Check a roster CSV as an import would, changing nothing: the count per role and "
           "unit, or every bad row with its line", Role.admin, raw_body="text/csv",
-          response=schemas.ROSTER_CHECKED),
-    Route("GET", "/api/roster.csv", _export_roster, "The roster as CSV", Role.viewer,
+          response=console_schemas.ROSTER_CHECKED),
+    Route("GET", "/api/roster.csv", roster.export_roster, "The roster as CSV", Role.viewer,
           produces="text/csv"),
     Route("GET", "/api/campaigns", camp.list_campaigns, "Campaigns, newest first", Role.viewer,
           query=_PAGE, response=schemas.page_of(schemas.CAMPAIGN_SUMMARY)),
@@ -326,7 +271,7 @@ ROUTES: list[Route] = [
     Route("GET", _S, camp.preview_scenario,
           "Who a scenario would call (per role and unit, against its quotas), the time to "
           "meet them, its message and groups; starts nothing", Role.viewer,
-          response=schemas.SCENARIO_PREVIEW),
+          response=console_schemas.SCENARIO_PREVIEW),
     Route("GET", f"{_S}/audio", camp.scenario_audio,
           "The scenario's message rendered by the text-to-speech, as staff will hear it",
           Role.viewer, query=(Param("language", {"enum": ["fr", "en"]},
@@ -337,7 +282,7 @@ ROUTES: list[Route] = [
           body=schemas.SCENARIO_START, response=schemas.REPORT, status=201),
     Route("GET", f"{_C}/extensions", camp.extension_options,
           "What the campaign can be extended to: its groups left (people each would add), "
-          "and the roster's roles and units", Role.viewer, response=schemas.EXTENSIONS),
+          "and the roster's roles and units", Role.viewer, response=console_schemas.EXTENSIONS),
     Route("GET", f"{_C}/people", camp.campaign_people, "Each person's state, in calling order",
           Role.viewer, query=_PAGE, response=schemas.page_of(schemas.CAMPAIGN_PERSON)),
     Route("GET", f"{_C}/events", camp.campaign_events, "The campaign's event log, oldest first",
@@ -351,7 +296,7 @@ ROUTES: list[Route] = [
     Route("POST", f"{_C}/stream-ticket", camp.stream_ticket,
           "A ticket to open this campaign's live stream from a browser: single use, valid "
           "30 s (an EventSource cannot send the token in a header; a token never goes in a "
-          "URL)", Role.viewer, response=schemas.STREAM_TICKET),
+          "URL)", Role.viewer, response=console_schemas.STREAM_TICKET),
     Route("GET", f"{_C}/stream", _campaign_stream,
           "Live server-sent events: `snapshot`, then `update` on every change, `ami` when "
           "the PBX link changes. The token in the header, or `?ticket=` from "
@@ -374,14 +319,14 @@ ROUTES: list[Route] = [
           response=schemas.stream_of(schemas.AUDIT_ENTRY)),
     Route("GET", "/api/pins", admin.pin_holders,
           "Who has a PIN for the phone lines (never the PIN)", Role.admin,
-          response=schemas.PIN_HOLDERS),
+          response=console_schemas.PIN_HOLDERS),
     Route("GET", "/api/tokens", admin.list_tokens, "The live API tokens (never a secret)",
-          Role.admin, response=schemas.TOKENS),
+          Role.admin, response=console_schemas.TOKENS),
     Route("POST", "/api/tokens", admin.create_token,
           "Create a token: the answer is the only time it is shown", Role.admin,
-          body=schemas.TOKEN_NEW, response=schemas.TOKEN_CREATED, status=201),
+          body=schemas.TOKEN_NEW, response=console_schemas.TOKEN_CREATED, status=201),
     Route("DELETE", "/api/tokens/{name}", admin.revoke_token, "Revoke a token at once",
-          Role.admin, response=schemas.TOKEN_REVOKED),
+          Role.admin, response=console_schemas.TOKEN_REVOKED),
 ]  # fmt: skip
 
 

@@ -122,8 +122,8 @@ TOKEN_NEW: Schema = {
 
 # -- answers ------------------------------------------------------------------------------
 
-_NUMBER_OR_NULL = {"type": ["number", "null"]}
-_STRING_OR_NULL = {"type": ["string", "null"]}
+NUMBER_OR_NULL = {"type": ["number", "null"]}
+STRING_OR_NULL = {"type": ["string", "null"]}
 
 
 def page_of(item: Schema) -> Schema:
@@ -144,7 +144,7 @@ def stream_of(item: Schema) -> Schema:
     """A page of a log: `{items, next}` (`next`: the cursor for the following page)."""
     return {
         "type": "object",
-        "properties": {"items": {"type": "array", "items": item}, "next": _STRING_OR_NULL},
+        "properties": {"items": {"type": "array", "items": item}, "next": STRING_OR_NULL},
         "required": ["items", "next"],
     }
 
@@ -200,14 +200,14 @@ PERSON: Schema = {
         "phones": {"type": "array", "items": {"type": "string"}},
         "language": {"type": "string"},
         "on_call": {"type": "boolean"},
-        "backup": _STRING_OR_NULL,
+        "backup": STRING_OR_NULL,
         "tags": {"type": "array", "items": {"type": "string"}},
     },
     "required": ["id", "name", "role", "phones"],
 }
 ROSTER_PAGE: Schema = {
     **page_of(PERSON),
-    "properties": {**page_of(PERSON)["properties"], "version": _STRING_OR_NULL},
+    "properties": {**page_of(PERSON)["properties"], "version": STRING_OR_NULL},
 }
 ROSTER_IMPORTED: Schema = {
     "type": "object",
@@ -221,8 +221,8 @@ CAMPAIGN_SUMMARY: Schema = {
         "name": {"type": "string"},
         "status": {"type": "string"},
         "drill": {"type": "boolean"},
-        "created_at": _NUMBER_OR_NULL,
-        "finished_at": _NUMBER_OR_NULL,
+        "created_at": NUMBER_OR_NULL,
+        "finished_at": NUMBER_OR_NULL,
         "total": {"type": "integer"},
         "pending": {"type": "integer"},
         "available": {"type": "integer"},
@@ -318,11 +318,11 @@ CAMPAIGN_PERSON: Schema = {
         "unit": {"type": "string"},
         "on_call": {"type": "boolean"},
         "state": {"enum": ["queued", "calling", "done", "unknown"]},
-        "outcome": _STRING_OR_NULL,
+        "outcome": STRING_OR_NULL,
         "attempts": {"type": "integer"},
         "eta_minutes": {"type": ["integer", "null"]},
-        "finished_at": _NUMBER_OR_NULL,
-        "backup_for": _STRING_OR_NULL,
+        "finished_at": NUMBER_OR_NULL,
+        "backup_for": STRING_OR_NULL,
     },
     "required": ["id", "role", "state", "attempts"],
 }
@@ -345,120 +345,4 @@ AUDIT_ENTRY: Schema = {
         "details": {"type": "object"},
     },
     "required": ["id", "at", "who", "action"],
-}
-STREAM_TICKET: Schema = {
-    "type": "object",
-    "properties": {
-        "ticket": {"type": "string", "description": "for `?ticket=` of the stream, once"},
-        "expires_in": {"type": "integer", "description": "seconds"},
-    },
-    "required": ["ticket", "expires_in"],
-}
-_COUNTS = {"type": "object", "additionalProperties": {"type": "integer"}}
-ROSTER_CHECKED: Schema = {
-    "type": "object",
-    "properties": {
-        "count": {"type": "integer"},
-        "roles": _COUNTS,
-        "units": _COUNTS,
-        "added": {"type": "integer", "description": "ids not in the roster in force"},
-        "removed": {"type": "integer", "description": "ids of the roster in force not in it"},
-        "current": {"type": "object"},
-    },
-    "required": ["count", "roles", "units", "added", "removed"],
-}
-SCENARIO_PREVIEW: Schema = {
-    "type": "object",
-    "properties": {
-        "key": {"type": "string"},
-        "name": {"type": "string"},
-        "labels": {"type": "object"},
-        "messages": {"type": "object"},
-        "quotas": _COUNTS,
-        "targets": {"type": "integer"},
-        "on_call": {"type": "integer"},
-        "by_role": _COUNTS,
-        "by_unit": _COUNTS,
-        "groups": {"type": "array", "items": {"type": "object"}},
-        "estimate": ESTIMATED,
-    },
-    "required": ["key", "name", "messages", "targets", "by_role", "by_unit", "estimate"],
-}
-EXTENSIONS: Schema = {
-    "type": "object",
-    "properties": {
-        "groups": {"type": "array", "items": {"type": "object"}},
-        "roles": _COUNTS,
-        "units": _COUNTS,
-    },
-    "required": ["groups", "roles", "units"],
-}
-PIN_HOLDERS: Schema = {
-    "type": "object",
-    "properties": {
-        "items": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "properties": {
-                    "id": {"type": "string"},
-                    "name": _STRING_OR_NULL,
-                    "role": _STRING_OR_NULL,
-                    "unit": _STRING_OR_NULL,
-                    "in_roster": {"type": "boolean"},
-                },
-                "required": ["id", "in_roster"],
-            },
-        },
-        "roster": {"type": "integer", "description": "people in the roster in force"},
-    },
-    "required": ["items", "roster"],
-}
-TOKENS: Schema = {
-    "type": "object",
-    "properties": {
-        "items": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "properties": {
-                    "name": {"type": "string"},
-                    "role": {"enum": ["viewer", "operator", "admin"]},
-                    "created_at": {"type": "number"},
-                    "revoked_at": _NUMBER_OR_NULL,
-                },
-                "required": ["name", "role", "created_at"],
-            },
-        }
-    },
-    "required": ["items"],
-}
-TOKEN_CREATED: Schema = {
-    "type": "object",
-    "properties": {
-        "name": {"type": "string"},
-        "role": {"type": "string"},
-        "token": {"type": "string", "description": "shown this once: only its digest is kept"},
-    },
-    "required": ["name", "role", "token"],
-}
-TOKEN_REVOKED: Schema = {
-    "type": "object",
-    "properties": {"name": {"type": "string"}, "revoked": {"const": True}},
-    "required": ["name", "revoked"],
-}
-WHOAMI: Schema = {
-    "type": "object",
-    "properties": {"name": {"type": "string"}, "role": {"enum": ["viewer", "operator", "admin"]}},
-    "required": ["name", "role"],
-}
-ROSTER_SUMMARY: Schema = {
-    "type": "object",
-    "properties": {
-        "version": _STRING_OR_NULL,
-        "total": {"type": "integer"},
-        "roles": _COUNTS,
-        "units": _COUNTS,
-    },
-    "required": ["version", "total", "roles", "units"],
 }
