@@ -6,6 +6,13 @@ from __future__ import annotations
 
 from ivr.api.schemas import ESTIMATED, NUMBER_OR_NULL, STRING_OR_NULL, Schema
 
+
+def _list_of(properties: Schema, required: list[str]) -> Schema:
+    """An array of objects with these properties."""
+    item = {"type": "object", "properties": properties, "required": required}
+    return {"type": "array", "items": item}
+
+
 STREAM_TICKET: Schema = {
     "type": "object",
     "properties": {
@@ -56,20 +63,16 @@ EXTENSIONS: Schema = {
 PIN_HOLDERS: Schema = {
     "type": "object",
     "properties": {
-        "items": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "properties": {
-                    "id": {"type": "string"},
-                    "name": STRING_OR_NULL,
-                    "role": STRING_OR_NULL,
-                    "unit": STRING_OR_NULL,
-                    "in_roster": {"type": "boolean"},
-                },
-                "required": ["id", "in_roster"],
+        "items": _list_of(
+            {
+                "id": {"type": "string"},
+                "name": STRING_OR_NULL,
+                "role": STRING_OR_NULL,
+                "unit": STRING_OR_NULL,
+                "in_roster": {"type": "boolean"},
             },
-        },
+            ["id", "in_roster"],
+        ),
         "roster": {"type": "integer", "description": "people in the roster in force"},
     },
     "required": ["items", "roster"],
@@ -77,19 +80,15 @@ PIN_HOLDERS: Schema = {
 TOKENS: Schema = {
     "type": "object",
     "properties": {
-        "items": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "properties": {
-                    "name": {"type": "string"},
-                    "role": {"enum": ["viewer", "operator", "admin"]},
-                    "created_at": {"type": "number"},
-                    "revoked_at": NUMBER_OR_NULL,
-                },
-                "required": ["name", "role", "created_at"],
+        "items": _list_of(
+            {
+                "name": {"type": "string"},
+                "role": {"enum": ["viewer", "operator", "admin"]},
+                "created_at": {"type": "number"},
+                "revoked_at": NUMBER_OR_NULL,
             },
-        }
+            ["name", "role", "created_at"],
+        )
     },
     "required": ["items"],
 }
