@@ -15,6 +15,10 @@ or many, on one Asterisk or several) share a campaign without ever calling one p
   them through Asterisk's journal instead of calling again.
 
 Per-person state is `ivr.campaign.state.PersonState`; the scripts are `ivr.campaign.scripts`.
+
+Through Redis Sentinel (`ivr.db`), a claim, a result, an answer and an arrival time count only
+once a replica has them (`Replication`): a failover then loses none of them, and the client's
+retries of these scripts are safe, each being idempotent (`claim` through its token).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from dataclasses import dataclass
 from redis.asyncio import Redis
 
 from ivr.campaign import scripts
+from ivr.db import Replication
 from ivr.keys import campaign_key
 from ivr.staff.roster import Person
 
@@ -59,6 +64,7 @@ class Scheduler:
 
     def __init__(self, redis: Redis) -> None:
         self.redis = redis
+        self.replication = Replication(redis)
         self._claim = redis.register_script(scripts.CLAIM)
         self._finish = redis.register_script(scripts.FINISH)
         self._answer = redis.register_script(scripts.ANSWER)
@@ -72,10 +78,24 @@ class Scheduler:
         return [campaign_key(cid)] + [campaign_key(cid, p) for p in parts]
 
     async def claim(
-        self, cid: str, now_ms: int, *, lease_ms: int, worker: str, asterisk: str
+        self,
+        cid: str,
+        now_ms: int,
+        *,
+        lease_ms: int,
+        worker: str,
+        asterisk: str,
+        token: str = "",
     ) -> Claim | None:
-        keys = self.keys(cid, "state", "people", *TIERS, "leases", "counts", "quota", "events")
-        got = await self._claim(keys=keys, args=[now_ms, lease_ms, worker, asterisk])
+        """The next due person, or None. Sent again with the same `token` (a retry whose
+        answer was lost), it returns the same claim instead of taking another person."""
+        keys = self.keys(
+            cid, "state", "people", *TIERS, "leases", "counts", "quota", "events", "claims"
+        )
+        args: list[str | int] = [now_ms, lease_ms, worker, asterisk, token]
+        got = await self.replication.acknowledged(
+            lambda client: self._claim(keys=keys, args=args, client=client)
+        )
         if not got:
             return None
         pid, attempt, number, person, index, uid = got
@@ -99,15 +119,19 @@ class Scheduler:
         keys = self.keys(
             cid, "state", "people", *TIERS, "leases", "counts", "quota", "events", "reserve"
         )
-        got = await self._finish(
-            keys=keys, args=[pid, attempt, outcome, now_ms, worker, number, detail]
+        args: list[str | int] = [pid, attempt, outcome, now_ms, worker, number, detail]
+        got = await self.replication.acknowledged(
+            lambda client: self._finish(keys=keys, args=args, client=client)
         )
         return [str(x) for x in got]
 
     async def answer(self, cid: str, pid: str, outcome: str, now_ms: int, number: str) -> list[str]:
         """Record an answer given on the callback line (see `_ANSWER`)."""
         keys = self.keys(cid, "state", "people", *TIERS, "leases", "counts", "quota", "events")
-        got = await self._answer(keys=keys, args=[pid, outcome, now_ms, number])
+        args: list[str | int] = [pid, outcome, now_ms, number]
+        got = await self.replication.acknowledged(
+            lambda client: self._answer(keys=keys, args=args, client=client)
+        )
         return [str(x) for x in got]
 
     async def requeue(self, cid: str, pid: str, attempt: int, now_ms: int) -> bool:
@@ -141,4 +165,9 @@ class Scheduler:
             campaign_key(cid, "counts"),
             campaign_key(cid, "events"),
         ]
-        return bool(await self._eta(keys=keys, args=[pid, minutes, now_ms, role]))
+        args: list[str | int] = [pid, minutes, now_ms, role]
+        return bool(
+            await self.replication.acknowledged(
+                lambda client: self._eta(keys=keys, args=args, client=client)
+            )
+        )

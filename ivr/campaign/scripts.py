@@ -39,11 +39,24 @@ local function finalize(meta, state, counts, events, pid, st, role, outcome, now
 end
 """
 
-# KEYS: meta state people due0 due1 leases counts quota events
-# ARGV: now_ms lease_ms worker asterisk
+# KEYS: meta state people due0 due1 leases counts quota events claims
+# ARGV: now_ms lease_ms worker asterisk token
+# `token` names one claim of `worker`: the same token sent again (its answer was lost at a
+# failover, the client retries) gets the same person back instead of claiming a second one.
 CLAIM = (
     COMMON
     + r"""
+local last = redis.call('HGET', KEYS[10], ARGV[3])
+if ARGV[5] ~= '' and last then
+  local token, prev = string.match(last, '^(%S+) (.+)$')
+  if token == ARGV[5] then
+    local st = cjson.decode(redis.call('HGET', KEYS[2], prev))
+    if st.s ~= 'c' or st.w ~= ARGV[3] then return false end
+    local pjson = redis.call('HGET', KEYS[3], prev)
+    local person = cjson.decode(pjson)
+    return {prev, st.n, person.p[st.ph + 1], pjson, st.ix, redis.call('HGET', KEYS[1], 'uid')}
+  end
+end
 if redis.call('HGET', KEYS[1], 'status') ~= 'running' then return false end
 local now = tonumber(ARGV[1])
 -- Calls in flight for a role with a quota are capped at `overcall` times the answers still
@@ -75,6 +88,7 @@ for t = 4, 5 do
       redis.call('HSET', KEYS[2], pid, cjson.encode(st))
       redis.call('ZADD', KEYS[6], now + tonumber(ARGV[2]), pid)
       redis.call('HINCRBY', KEYS[7], 'flight:' .. role, 1)
+      if ARGV[5] ~= '' then redis.call('HSET', KEYS[10], ARGV[3], ARGV[5] .. ' ' .. pid) end
       return {pid, st.n, person.p[st.ph + 1], pjson, st.ix, redis.call('HGET', KEYS[1], 'uid')}
     end
   end

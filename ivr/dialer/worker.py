@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import logging
 import time
+import uuid
 from collections.abc import Coroutine
 from typing import Any, cast
 
@@ -117,6 +118,8 @@ class DialerWorker:
                 lease_ms=int(self.settings.lease * 1000),
                 worker=self.settings.name,
                 asterisk=self.settings.asterisk,
+                # Retried with the same token: a claim whose answer was lost comes back.
+                token=uuid.uuid4().hex,
             )
             if claim is not None:
                 return claim
@@ -130,9 +133,10 @@ class DialerWorker:
         now = _now_ms()
         for cid in await retrying(store.active, self.redis):
             for tier in TIERS:
-                later = await self.redis.zrangebyscore(
-                    campaign_key(cid, tier), f"({now}", "+inf", start=0, num=1, withscores=True
-                )
+                later = await retrying(
+                    self.redis.zrangebyscore,
+                    campaign_key(cid, tier), f"({now}", "+inf", start=0, num=1, withscores=True,
+                )  # fmt: skip
                 if later:
                     wait = min(wait, (float(later[0][1]) - now) / 1000)
         self._wake.clear()
