@@ -83,6 +83,20 @@ class BlockingSentinelPool(SentinelConnectionPool, BlockingConnectionPool):
     at MAX_CONNECTIONS instead of failing, as `connect` does for one server."""
 
 
+class SentinelClient(Redis):
+    """A client of the primary that also closes its connections to the Sentinels."""
+
+    async def aclose(self, close_connection_pool: bool | None = None) -> None:
+        closing = close_connection_pool or (
+            close_connection_pool is None and self.auto_close_connection_pool
+        )
+        await super().aclose(close_connection_pool)
+        pool = self.connection_pool
+        if closing and isinstance(pool, SentinelConnectionPool):
+            for node in pool.sentinel_manager.sentinels:
+                await node.aclose()
+
+
 def connect(url: str) -> Redis:
     """A client for one server at `url` (IVR_REDIS_URL) returning str, over a blocking pool."""
     pool = BlockingConnectionPool.from_url(
@@ -112,6 +126,7 @@ def connect_sentinel(
     retry = Retry(EqualJitterBackoff(base=BACKOFF_BASE, cap=BACKOFF_CAP), RETRIES)
     client: Redis = sentinel.master_for(
         master,
+        redis_class=SentinelClient,
         connection_pool_class=BlockingSentinelPool,
         connection_class=FollowingConnection,
         max_connections=MAX_CONNECTIONS,
@@ -221,7 +236,7 @@ class Replication:
             info = await self.redis.info("replication")
         except FAILOVER_ERRORS:
             return False
-        if int(info.get("connected_slaves", 0)) > 0:
+        if online_replicas(info):
             self.degraded = False
             log.warning("Redis: a replica is connected again; writes wait for it again")
             return True
@@ -242,6 +257,16 @@ class Replication:
             "them) until a replica is back",
             WAIT_TIMEOUT_MS,
         )
+
+
+def online_replicas(info: dict[str, Any]) -> int:
+    """Replicas in sync in INFO replication (`connected_slaves` also counts those still
+    loading a full copy, which acknowledge nothing yet)."""
+    return sum(
+        1
+        for key, value in info.items()
+        if key.startswith("slave") and isinstance(value, dict) and value.get("state") == "online"
+    )
 
 
 async def _wait(conn: Redis, timeout_ms: int) -> int:

@@ -125,7 +125,7 @@ class SentinelCluster:
         try:
             for server in self.servers:
                 server.start()
-            self.wait_replicated(timeout)
+            self.wait_replicated(self.servers[0], timeout)
             for sentinel in self.sentinels:
                 sentinel.start()
             self.wait_sentinels_agree(self.servers[0].port, timeout)
@@ -145,17 +145,18 @@ class SentinelCluster:
             raise SandboxError(f"the Sentinels do not agree on a primary: {named}")
         return self.server_on(int(ports.pop() or 0))
 
-    def wait_replicated(self, timeout: float) -> None:
-        """Until every replica is in sync with the primary."""
+    def wait_replicated(self, primary: RedisServer, timeout: float) -> None:
+        """Until every other running server is a replica of `primary`, in sync (a restarted
+        old primary is turned into one by the Sentinels, within about ten seconds)."""
         deadline = time.monotonic() + timeout
-        primary = self.servers[0]
+        running = sum(s.process is not None for s in self.servers)
         while time.monotonic() < deadline:
             info = _ask(primary.port, "INFO", "replication") or {}
             online = [v for k, v in info.items() if k.startswith("slave") and "online" in str(v)]
-            if len(online) >= len(self.servers) - 1:
+            if len(online) >= running - 1:
                 return
             time.sleep(0.05)
-        raise SandboxError(f"replicas not in sync within {timeout} s")
+        raise SandboxError(f"replicas not in sync with port {primary.port} within {timeout} s")
 
     def wait_sentinels_agree(self, port: int, timeout: float) -> None:
         """Until every running Sentinel names 127.0.0.1:`port` as the primary, and knows the
