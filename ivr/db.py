@@ -207,22 +207,26 @@ class Replication:
         self.unacked = 0
 
     async def acknowledged(self, write: Callable[[Redis], Awaitable[T]]) -> T:
+        return (await self.replicated(write))[0]
+
+    async def replicated(self, write: Callable[[Redis], Awaitable[T]]) -> tuple[T, bool]:
+        """The write's result, and False when it went on without a replica's acknowledgement
+        (always True for one server: there is nothing more to wait for)."""
         if not self.enabled:
-            return await write(self.redis)
+            return await write(self.redis), True
         delay = BACKOFF_BASE
         while True:
             async with self.redis.client() as conn:
                 result = await write(conn)
                 if not await self._should_wait():
                     self.unacked += 1
-                    return result
+                    return result, False
                 try:
                     replicas = await _wait(conn, WAIT_TIMEOUT_MS)
                 except FAILOVER_ERRORS as exc:
                     log.warning("Redis lost before a replica acknowledged a write (%s); again", exc)
                 else:
-                    self._note(replicas)
-                    return result
+                    return result, self._note(replicas)
             await asyncio.sleep(delay)  # backoff before writing again, not synchronisation
             delay = min(delay * 2, BACKOFF_CAP)
 
@@ -242,13 +246,14 @@ class Replication:
             return True
         return False
 
-    def _note(self, replicas: int) -> None:
+    def _note(self, replicas: int) -> bool:
+        """Count a WAIT's answer; True when a replica acknowledged."""
         if replicas >= 1:
             self.acked += 1
-            return
+            return True
         self.unacked += 1
         if self.degraded:
-            return  # writes that were already waiting when the first one gave up: said once
+            return False  # writes already waiting when the first one gave up: said once
         self.degraded = True
         self._recheck_at = time.monotonic() + RECHECK_SECONDS
         log.warning(
@@ -257,6 +262,7 @@ class Replication:
             "them) until a replica is back",
             WAIT_TIMEOUT_MS,
         )
+        return False
 
 
 def online_replicas(info: dict[str, Any]) -> int:

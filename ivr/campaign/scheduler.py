@@ -24,6 +24,7 @@ retries of these scripts are safe, each being idempotent (`claim` through its to
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from redis.asyncio import Redis
 
@@ -104,7 +105,11 @@ class Scheduler:
             cid, pid, int(attempt), str(number), Person.from_json(person, pid), int(index), str(uid)
         )
 
-    async def finish(
+    async def finish(self, *args: Any, **kwargs: Any) -> list[str]:
+        """`finish_replicated`, without saying whether a replica has the result."""
+        return (await self.finish_replicated(*args, **kwargs))[0]
+
+    async def finish_replicated(
         self,
         cid: str,
         pid: str,
@@ -115,15 +120,17 @@ class Scheduler:
         worker: str,
         number: str,
         detail: str,
-    ) -> list[str]:
+    ) -> tuple[list[str], bool]:
+        """Record an attempt's outcome (once; a replay is `stale`), then what comes next; and
+        whether a replica has it (`Replication.replicated`)."""
         keys = self.keys(
             cid, "state", "people", *TIERS, "leases", "counts", "quota", "events", "reserve"
         )
         args: list[str | int] = [pid, attempt, outcome, now_ms, worker, number, detail]
-        got = await self.replication.acknowledged(
+        got, safe = await self.replication.replicated(
             lambda client: self._finish(keys=keys, args=args, client=client)
         )
-        return [str(x) for x in got]
+        return [str(x) for x in got], safe
 
     async def answer(self, cid: str, pid: str, outcome: str, now_ms: int, number: str) -> list[str]:
         """Record an answer given on the callback line (see `_ANSWER`)."""

@@ -174,12 +174,13 @@ class DialerWorker:
             return
         self._prepare_failures.pop(claim.campaign, None)
         requeued = False
+        result: CallResult | None = None
         try:
             self.placed += 1
             result = await self.alerter.caller.call(request, lambda r: self._record(claim, r))
             await self._record_eta(claim, result)
         except InvalidNumberError as exc:
-            await self._finish(claim, "failed", claim.number, str(exc))
+            await self._finish(claim, "failed", claim.number, str(exc), None)
         except AmiError as exc:
             # Raised before anything was sent (the link stayed down): safe to place it again.
             log.warning("campaign %s: %s not placed: %s", claim.campaign, claim.pid, exc)
@@ -188,21 +189,28 @@ class DialerWorker:
         finally:
             self._in_flight.pop(key, None)
         if not requeued:
-            await self._release(claim)
+            await self._release(claim, result)
 
     async def _record(self, claim: Claim, result: CallResult) -> None:
         """Write an outcome to Redis (retrying while Redis is away); act on quota met."""
         if result.outcome is Outcome.FAILED and result.detail.startswith("not placed"):
             await self._requeue(claim)
             return
-        await self._finish(claim, result.outcome.value, result.number, result.detail)
+        await self._finish(claim, result.outcome.value, result.number, result.detail, result)
 
-    async def _finish(self, claim: Claim, outcome: str, number: str, detail: str) -> None:
-        got = await retrying(
-            self.scheduler.finish,
+    async def _finish(
+        self, claim: Claim, outcome: str, number: str, detail: str, result: CallResult | None
+    ) -> None:
+        got, safe = await retrying(
+            self.scheduler.finish_replicated,
             claim.campaign, claim.pid, claim.attempt, outcome, _now_ms(),
             worker=self.settings.name, number=number, detail=detail,
         )  # fmt: skip
+        if result is not None and not safe:
+            # No replica has it: a failover now could lose it. Asterisk's journal keeps the
+            # answer, and the attempt's lease, left to expire, brings a worker back to it
+            # (`_release`): it finds the outcome recorded, or records it from the journal.
+            result.keep_journal = True
         log.info("campaign %s: %s %s (%s)", claim.campaign, claim.pid, outcome, detail)
         # A result frees a slot of the role's cap, or queues the next number or a backup.
         self._wake.set()
@@ -283,7 +291,7 @@ class DialerWorker:
             await self._record_eta(claim, result)
         finally:
             self._in_flight.pop(claim.attempt_id, None)
-        await self._release(claim)
+        await self._release(claim, result)
 
     async def _unplaceable(self, cid: str, exc: IvrError) -> None:
         """A campaign whose calls cannot be prepared (its message does not render, its
@@ -303,8 +311,11 @@ class DialerWorker:
                 claim.campaign, claim.pid, result.eta, _now_ms(), claim.person.role,
             )  # fmt: skip
 
-    async def _release(self, claim: Claim) -> None:
-        """The call is over: its line is free, its lease can go."""
+    async def _release(self, claim: Claim, result: CallResult | None) -> None:
+        """The call is over: its line is free, its lease can go — unless no replica has its
+        outcome yet: the lease then expires and a worker comes back to the attempt."""
+        if result is not None and result.keep_journal:
+            return
         await retrying(
             self.scheduler.release, claim.campaign, claim.pid, claim.attempt, self.settings.name
         )
