@@ -137,3 +137,25 @@ async def test_requeue_and_reclaim(db: aioredis.Redis) -> None:
     assert sorted((p, n) for p, n, _ in taken) == [("a", 1), ("b", 1)]
     assert not await s.release(cid, "a", 1, "w1"), "only the holder releases"
     assert await s.release(cid, "a", 1, "w2")
+
+
+async def test_a_claim_sent_again_with_its_token_returns_the_same_person(
+    db: aioredis.Redis,
+) -> None:
+    """A claim whose answer was lost (a failover) is sent again as is: same token, same
+    person and attempt, nobody else taken; a new token takes the next person."""
+    cid, s = await start(db, [person("a", "nurse", "1"), person("b", "nurse", "2")])
+
+    async def take(token: str, worker: str = "w") -> tuple[str, int] | None:
+        got = await s.claim(cid, NOW, lease_ms=LEASE, worker=worker, asterisk="a", token=token)
+        return None if got is None else (got.pid, got.attempt)
+
+    assert await take("t1") == ("a", 1)
+    assert await take("t1") == ("a", 1), "the same claim, not b"
+    assert await take("t1", worker="other") == ("b", 1), "tokens are per worker"
+    assert await take("t2") is None
+    final = await states(db, cid)
+    assert (final["a"]["n"], final["b"]["n"]) == (1, 1)
+    # Once the claim is over, its token gives nothing back.
+    await s.finish(cid, "a", 1, "available", NOW, worker="w", number="1", detail="")
+    assert await take("t1") is None
