@@ -7,8 +7,9 @@ Two ways to reach Redis (docs/ivr.env.example, "Redis"):
   the client asks the Sentinels where the primary is each time it (re)connects, and follows it
   through a failover. The command in flight at a failover fails (the old primary is gone, or
   answers READONLY once demoted): the client retries it with backoff, reconnecting — so asking
-  the Sentinels again — for up to `FAILOVER_SECONDS`. Every write of the campaign engine is a
-  Lua script safe to repeat (`ivr.campaign.scripts`), so a retried command never counts twice.
+  the Sentinels again — `RETRIES` times (half a minute or so). Every write of the campaign
+  engine is a Lua script safe to repeat (`ivr.campaign.scripts`), so a retried command never
+  counts twice.
 
 Replication is asynchronous: a write the primary acknowledged can be lost when it dies before a
 replica has it. `Replication.acknowledged` runs a write then `WAIT 1 <timeout>` on the same
