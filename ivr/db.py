@@ -63,6 +63,9 @@ SENTINEL_TIMEOUT = 1.0
 WAIT_TIMEOUT_MS = 1000
 #: While no replica acknowledges, writes do not wait; every this many seconds, look again.
 RECHECK_SECONDS = 5.0
+#: While no replica acknowledges, how often a worker asks the Sentinels whether the primary it
+#: writes to is still theirs before it claims anyone (`Replication.may_claim`).
+CONFIRM_SECONDS = 2.0
 
 
 class FollowingConnection(SentinelManagedConnection):
@@ -203,6 +206,7 @@ class Replication:
         self.enabled = follows_sentinel(redis) if wait is None else wait
         self.degraded = False
         self._recheck_at = 0.0
+        self._confirmed: tuple[float, bool] = (0.0, True)
         #: Writes a replica acknowledged, and writes that went on without one.
         self.acked = 0
         self.unacked = 0
@@ -230,6 +234,30 @@ class Replication:
                     return result, self._note(replicas)
             await asyncio.sleep(delay)  # backoff before writing again, not synchronisation
             delay = min(delay * 2, BACKOFF_CAP)
+
+    async def may_claim(self) -> bool:
+        """False while this process may be writing to a stale primary: no replica acknowledges
+        its writes and a majority of the Sentinels does not name that primary (a site cut off
+        with its old primary: the other site's Sentinels promoted a replica and call from it).
+        A worker then claims nobody new and finishes only the calls it holds. Asked of the
+        Sentinels at most every CONFIRM_SECONDS; always True for one server or in sync."""
+        if not self.enabled or not self.degraded:
+            self._confirmed = (0.0, True)
+            return True
+        checked, allowed = self._confirmed
+        if time.monotonic() - checked < CONFIRM_SECONDS:
+            return allowed
+        now_allowed = await _majority_names_ours(self.redis)
+        self._confirmed = (time.monotonic(), now_allowed)
+        if now_allowed != allowed:
+            if now_allowed:
+                log.warning("Redis: the Sentinels name this primary again; claiming again")
+            else:
+                log.warning(
+                    "Redis: no replica, and most Sentinels unreachable or naming another "
+                    "primary: this site may be cut off; no new calls, only those in progress"
+                )
+        return now_allowed
 
     async def _should_wait(self) -> bool:
         if not self.degraded:
@@ -264,6 +292,19 @@ class Replication:
             WAIT_TIMEOUT_MS,
         )
         return False
+
+
+async def _majority_names_ours(redis: Redis) -> bool:
+    """Whether more than half of the configured Sentinels name the primary `redis` uses."""
+    pool = redis.connection_pool
+    view = await sentinel_state(redis)
+    if view is None or not isinstance(pool, SentinelConnectionPool):
+        return True
+    if pool.master_address is None:
+        return False
+    ours = "{}:{}".format(*pool.master_address)
+    agree = sum(1 for s in view["sentinels"] if s.get("primary") == ours and not s.get("down"))
+    return agree > len(view["sentinels"]) // 2
 
 
 def online_replicas(info: dict[str, Any]) -> int:

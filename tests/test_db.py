@@ -10,7 +10,8 @@ import redis.asyncio as aioredis
 
 from ivr import db as ivrdb
 from ivr.config import load_config
-from ivr.db import Replication, client_for, describe, follows_sentinel
+from ivr.db import Replication, client_for, connect_sentinel, describe, follows_sentinel
+from ivr.sandbox.sentinel import MASTER, SentinelCluster
 
 
 async def test_one_server_unless_sentinels_are_set() -> None:
@@ -56,3 +57,40 @@ async def test_no_replica_degrades_once_then_writes_stop_waiting(
     said = [r.getMessage() for r in caplog.records if "no replica acknowledged" in r.getMessage()]
     assert len(said) == 1, said
     assert (replication.acked, replication.unacked) == (0, 70)
+
+
+async def test_no_new_claims_while_a_majority_of_sentinels_cannot_vouch_for_the_primary(
+    sentinel_cluster: SentinelCluster,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Split brain: writes no replica acknowledges, and most Sentinels out of reach, is what a
+    site cut off with a stale primary sees. Claiming stops; it resumes when they are back."""
+    monkeypatch.setattr(ivrdb, "CONFIRM_SECONDS", 0.0)
+    monkeypatch.setattr(ivrdb, "WAIT_TIMEOUT_MS", 200)
+    client = connect_sentinel(sentinel_cluster.addresses, MASTER)
+    replication = Replication(client)
+
+    async def write(conn: aioredis.Redis) -> int:
+        return int(await conn.incr("n"))
+
+    try:
+        assert await replication.replicated(write) == (1, True)
+        assert await replication.may_claim()
+        sentinel_cluster.servers[1].stop()  # the replica
+        assert await replication.replicated(write) == (2, False)
+        assert replication.degraded
+        assert await replication.may_claim(), "every Sentinel names this primary: go on"
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="ivr.db"):
+            for sentinel in sentinel_cluster.sentinels[1:]:
+                sentinel.stop()
+            assert not await replication.may_claim(), "1 Sentinel of 3: perhaps cut off"
+            assert not await replication.may_claim()
+            for sentinel in sentinel_cluster.sentinels[1:]:
+                await asyncio.to_thread(sentinel.start)
+            assert await replication.may_claim()
+        said = [r.getMessage() for r in caplog.records]
+        assert len(said) == 2 and "cut off" in said[0] and "claiming again" in said[1], said
+    finally:
+        await client.aclose()

@@ -110,6 +110,8 @@ class DialerWorker:
                 await self.alerter.link.wait_up(1.0)
 
     async def _claim_next(self) -> Claim | None:
+        if not await self.scheduler.replication.may_claim():
+            return None  # perhaps a stale primary (ivr.db): the calls held go on, no new ones
         for cid in await retrying(store.active, self.redis):
             claim: Claim | None = await retrying(
                 self.scheduler.claim,
