@@ -13,6 +13,9 @@ or many, on one Asterisk or several) share a campaign without ever calling one p
   drop its lease. A campaign's calls in flight are its leases.
 - `reclaim`: hand the attempts of a dead worker (lease expired) to a live one, which follows
   them through Asterisk's journal instead of calling again.
+- `orphans`: the attempts of an Asterisk no worker dials through any more (a site lost): once
+  their lease expired longer ago than any call can last, a worker elsewhere ends them as lost
+  (`failed`), and the person's next number or round is called from a live site.
 
 Per-person state is `ivr.campaign.state.PersonState`; the scripts are `ivr.campaign.scripts`.
 
@@ -71,6 +74,7 @@ class Scheduler:
         self._answer = redis.register_script(scripts.ANSWER)
         self._requeue = redis.register_script(scripts.REQUEUE)
         self._reclaim = redis.register_script(scripts.RECLAIM)
+        self._orphans = redis.register_script(scripts.ORPHANS)
         self._eta = redis.register_script(scripts.ETA)
         self._release = redis.register_script(scripts.RELEASE)
 
@@ -154,6 +158,28 @@ class Scheduler:
         args: list[str | int] = [now_ms, lease_ms, worker, asterisk, "1" if own else "0"]
         got = await self._reclaim(keys=keys, args=args)
         return [(str(got[i]), int(got[i + 1]), int(got[i + 2])) for i in range(0, len(got), 3)]
+
+    async def orphans(
+        self,
+        cid: str,
+        now_ms: int,
+        *,
+        lease_ms: int,
+        worker: str,
+        asterisk: str,
+        orphan_after_ms: int,
+        live: list[str],
+    ) -> list[tuple[str, int, int, str]]:
+        """Attempts on an Asterisk none of the `live` ones (no worker dials through it any
+        more) whose lease expired over `orphan_after_ms` ago: (pid, attempt, phone, Asterisk),
+        now held by `worker`, to be ended as lost and called again from here."""
+        keys = [campaign_key(cid, "state"), campaign_key(cid, "leases")]
+        args: list[str | int] = [now_ms, lease_ms, worker, asterisk, orphan_after_ms, *live]
+        got = await self._orphans(keys=keys, args=args)
+        return [
+            (str(got[i]), int(got[i + 1]), int(got[i + 2]), str(got[i + 3]))
+            for i in range(0, len(got), 4)
+        ]
 
     async def release(self, cid: str, pid: str, attempt: int, worker: str) -> bool:
         """The attempt's call is over (its outcome was recorded before): drop its lease."""

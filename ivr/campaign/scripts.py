@@ -220,6 +220,31 @@ end
 return out
 """
 
+# KEYS: state leases ; ARGV: now_ms lease_ms worker asterisk orphan_after_ms live_asterisk...
+# Attempts on another Asterisk that no live worker dials through any more (a site lost), whose
+# lease expired more than `orphan_after_ms` ago: longer than any call lasts, so that Asterisk
+# can no longer deliver their key. This worker takes them, to end them as lost (`finish`).
+ORPHANS = r"""
+local now = tonumber(ARGV[1])
+local live = {}
+for i = 6, #ARGV do live[ARGV[i]] = true end
+local out = {}
+local old = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now - tonumber(ARGV[5]))
+for _, pid in ipairs(old) do
+  local st = cjson.decode(redis.call('HGET', KEYS[1], pid))
+  if st.s == 'c' and st.a ~= ARGV[4] and not live[st.a] then
+    table.insert(out, pid)
+    table.insert(out, st.n)
+    table.insert(out, st.ph)
+    table.insert(out, st.a)
+    st.w = ARGV[3]
+    redis.call('HSET', KEYS[1], pid, cjson.encode(st))
+    redis.call('ZADD', KEYS[2], now + tonumber(ARGV[2]), pid)
+  end
+end
+return out
+"""
+
 # KEYS: meta state people due0 due1 leases counts quota events
 # ARGV: pid outcome now_ms number
 # An answer given on the callback line: it ends the person's campaign like a key pressed on

@@ -34,6 +34,7 @@ from ivr.dialer.alerter import Alerter
 from ivr.dialer.audio import CampaignAudio, call_request, load_audio
 from ivr.dialer.retry import retrying
 from ivr.dialer.settings import PREPARE_ATTEMPTS, WorkerSettings
+from ivr.dialer.sites import end_lost_calls
 from ivr.errors import AmiError, InvalidNumberError, IvrError
 from ivr.health.heartbeat import Heartbeat
 from ivr.keys import campaign_key
@@ -251,11 +252,13 @@ class DialerWorker:
 
     async def _adopt(self, *, own: bool = False) -> None:
         """Follow the calls of dead workers on the same Asterisk (and, with `own`, those this
-        worker had in flight before a restart) instead of placing them again."""
+        worker had in flight before a restart) instead of placing them again; end those left
+        on a lost Asterisk (`ivr.dialer.sites`)."""
         recent = cast(list[str], await retrying(self.redis.zrevrange, keys.campaigns_key, 0, 50))
         for cid in recent:
             if not await self.redis.zcard(campaign_key(cid, "leases")):
                 continue
+            await end_lost_calls(self.redis, self.scheduler, self.settings, cid, self._finish)
             taken = await retrying(
                 self.scheduler.reclaim,
                 cid,

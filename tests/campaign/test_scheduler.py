@@ -159,3 +159,26 @@ async def test_a_claim_sent_again_with_its_token_returns_the_same_person(
     # Once the claim is over, its token gives nothing back.
     await s.finish(cid, "a", 1, "available", NOW, worker="w", number="1", detail="")
     assert await take("t1") is None
+
+
+async def test_orphans_of_a_lost_asterisk_only_after_their_time(db: aioredis.Redis) -> None:
+    """An attempt on Asterisk `a` whose workers all went silent: a worker on `b` takes it only
+    once its lease expired `orphan_after` ago, and never while `a` has a live worker."""
+    cid, s = await start(db, [person("x", "nurse", "1", "2"), person("y", "nurse", "3")])
+    await s.claim(cid, NOW, lease_ms=LEASE, worker="wa", asterisk="a")
+    await s.claim(cid, NOW, lease_ms=LEASE, worker="wb", asterisk="b")
+    after = 60_000
+
+    async def orphans(now: int, live: list[str]) -> list[tuple[str, int, int, str]]:
+        return await s.orphans(
+            cid, now, lease_ms=LEASE, worker="wb", asterisk="b", orphan_after_ms=after, live=live
+        )
+
+    expired = NOW + LEASE + 1
+    assert await orphans(expired, ["b"]) == [], "not before orphan_after"
+    assert await orphans(expired + after, ["a", "b"]) == [], "a still has a live worker"
+    assert await orphans(expired + after, ["b"]) == [("x", 1, 0, "a")], "b's own: never"
+    assert await orphans(expired + after, ["b"]) == [], "taken once"
+    # Ended as lost, the person's next number is called from b.
+    got = await s.finish(cid, "x", 1, "failed", NOW, worker="wb", number="1", detail="lost")
+    assert got == ["next_number"]
