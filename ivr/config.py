@@ -261,6 +261,11 @@ def _sentinels(raw: str) -> tuple[tuple[str, int], ...]:
     return tuple(out)
 
 
+def sentinels_text(sentinels: tuple[tuple[str, int], ...]) -> str:
+    """IVR_REDIS_SENTINELS as written: `host:port,[v6::addr]:port`."""
+    return ",".join(f"[{h}]:{p}" if ":" in h else f"{h}:{p}" for h, p in sentinels)
+
+
 def _sentinel_master(raw: str) -> str:
     if not re.fullmatch(r"[A-Za-z0-9._\-]{1,64}", raw):
         raise ConfigError(

@@ -33,7 +33,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ReadOnlyError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from ivr.config import Config
+from ivr.config import Config, sentinels_text
 from ivr.redact import safe_url
 
 log = logging.getLogger(__name__)
@@ -157,7 +157,7 @@ def client_for(config: Config) -> Redis:
 def describe(config: Config) -> str:
     """Where `config` says Redis is, secrets masked, for messages."""
     if config.redis_sentinels:
-        where = ",".join(f"{host}:{port}" for host, port in config.redis_sentinels)
+        where = sentinels_text(config.redis_sentinels)
         return f"Sentinel master {config.redis_sentinel_master!r} via {where}"
     return safe_url(config.redis_url)
 

@@ -298,6 +298,10 @@ def test_cli_config_hides_the_secret(
     assert "s3cret-Zq8" not in out + err
     assert "ami_secret = (set)" in out
     assert "ami_user = ivr" in out
+    assert "redis_sentinels = (none)" in out
+    clean_env.setenv("IVR_REDIS_SENTINELS", "10.0.1.5:26379,[fd00::3]:26380")
+    assert main(["config"]) == 0
+    assert "redis_sentinels = 10.0.1.5:26379,[fd00::3]:26380\n" in capsys.readouterr().out
 
 
 def test_cli_config_hides_the_redis_password(
