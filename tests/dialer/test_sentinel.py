@@ -1,5 +1,6 @@
 """Redis through Sentinel: the primary killed (SIGKILL) mid-campaign, Sentinel promotes the
-replica, the campaign goes on and completes.
+replica, the campaign goes on; the old primary comes back as a replica; the new primary is
+killed in turn; the campaign completes.
 
 Real processes: a Redis primary and a replica, three Sentinels, an `ivr worker` placing calls
 through the sandbox Asterisk to simulated phones. The invariants are those of
@@ -45,7 +46,8 @@ async def sentinel_db(sentinel_cluster: SentinelCluster) -> AsyncIterator[aiored
 async def start_worker(
     cluster: SentinelCluster, name: str, log: Path
 ) -> asyncio.subprocess.Process:
-    """`ivr worker` configured with IVR_REDIS_SENTINELS only (IVR_REDIS_URL left out)."""
+    """`ivr worker` finding Redis through IVR_REDIS_SENTINELS alone (IVR_REDIS_URL gives only
+    the database: no address)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("IVR_")}
     env.update(
         IVR_CONFIG=str(sandbox.env_file()),
