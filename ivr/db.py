@@ -7,7 +7,7 @@ Two ways to reach Redis (docs/ivr.env.example, "Redis"):
   the client asks the Sentinels where the primary is each time it (re)connects, and follows it
   through a failover. The command in flight at a failover fails (the old primary is gone, or
   answers READONLY once demoted): the client retries it with backoff, reconnecting — so asking
-  the Sentinels again — `RETRIES` times (half a minute or so). Every write of the campaign
+  the Sentinels again — for `FAILOVER_SECONDS`. Every write of the campaign
   engine is a Lua script safe to repeat (`ivr.campaign.scripts`), so a retried command never
   counts twice.
 
@@ -27,7 +27,12 @@ from typing import Any, TypeVar, cast
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.connection import parse_url
 from redis.asyncio.retry import Retry
-from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool, SentinelManagedConnection
+from redis.asyncio.sentinel import (
+    MasterNotFoundError,
+    Sentinel,
+    SentinelConnectionPool,
+    SentinelManagedConnection,
+)
 from redis.backoff import EqualJitterBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ReadOnlyError
@@ -49,11 +54,12 @@ MAX_CONNECTIONS = 64
 FAILOVER_ERRORS = (RedisConnectionError, RedisTimeoutError, ReadOnlyError)
 #: Backoff between two tries of a command through Sentinel: 50 ms doubling to 1 s, jittered.
 BACKOFF_BASE, BACKOFF_CAP = 0.05, 1.0
-#: Tries of one command through Sentinel, each reconnection tried as many times (redis-py
-#: nests the two): from about 6 s to a minute of backoff, enough for Sentinel to notice a dead
-#: primary (its down-after-milliseconds, 5 s in docs/deploy.md) and promote a replica. The
-#: dialer retries its own writes for ever on top (`ivr.dialer.retry`).
-RETRIES = 10
+#: Seconds one command through Sentinel is tried for: enough for Sentinel to notice a dead
+#: primary (its down-after-milliseconds, 5 s in the README) and promote a replica (7.7 s from
+#: a SIGKILL to the next write, bench/failover.py), short enough for a command line to give up
+#: on a Redis that is not there. The dialer retries its own writes for ever on top
+#: (`ivr.dialer.retry`).
+FAILOVER_SECONDS = 20.0
 #: Seconds a read may take before the connection counts as dead (a powered-off host sends no
 #: reset); blocking reads of the project (XREAD, pub/sub) block for 1 s at most.
 SOCKET_TIMEOUT = 5.0
@@ -68,18 +74,72 @@ RECHECK_SECONDS = 5.0
 CONFIRM_SECONDS = 2.0
 
 
+class DeadlineRetry(Retry):
+    """redis-py's retry, bounded by time (`seconds` from the first try) instead of a count."""
+
+    def __init__(self, seconds: float) -> None:
+        backoff = EqualJitterBackoff(base=BACKOFF_BASE, cap=BACKOFF_CAP)
+        super().__init__(backoff, retries=1_000_000, supported_errors=FAILOVER_ERRORS)
+        self.seconds = seconds
+
+    async def call_with_retry(
+        self,
+        do: Callable[[], Awaitable[T]],
+        fail: Callable[..., Any],
+        is_retryable: Callable[[Exception], bool] | None = None,
+        with_failure_count: bool = False,
+    ) -> T:
+        self._backoff.reset()  # type: ignore[no-untyped-call]
+        started, failures = time.monotonic(), 0
+        while True:
+            try:
+                return await do()
+            except self._supported_errors as error:
+                if is_retryable and not is_retryable(error):
+                    raise
+                failures += 1
+                await (fail(error, failures) if with_failure_count else fail(error))
+                if time.monotonic() - started >= self.seconds:
+                    raise
+                await asyncio.sleep(self._backoff.compute(failures))  # backoff
+
+
+class QuietSentinel(Sentinel):
+    """Sentinel whose "no primary" error is one line (redis-py's lists each Sentinel's repr)."""
+
+    async def discover_master(self, service_name: str) -> tuple[str, int]:
+        try:
+            return cast(tuple[str, int], await super().discover_master(service_name))
+        except MasterNotFoundError:
+            where = ",".join(
+                "{host}:{port}".format(**node.connection_pool.connection_kwargs)
+                for node in self.sentinels
+            )
+            raise MasterNotFoundError(
+                f"no Sentinel of {where} names a primary {service_name!r} (unreachable, a "
+                "failover under way, or IVR_REDIS_SENTINEL_MASTER not the name they monitor)"
+            ) from None
+
+
 class FollowingConnection(SentinelManagedConnection):
     """A connection that asks the Sentinels where the primary is before every connect.
 
     redis-py's own asks only when the pool hands out a new connection: a command retried on
     a broken connection reconnects to the address it had, the dead primary (redis-py 8.1,
     `Connection.send_packed_command` -> `connect_check_health`), until its retries run out.
+    Reconnecting is not retried on its own here either: the command's retry does it, so the
+    two are not nested (tries times tries) and FAILOVER_SECONDS bounds the whole.
     """
 
     async def _connect(self) -> None:
         if self.connection_pool.is_master:
             self.host, self.port = await self.connection_pool.get_master_address()
         await super()._connect()  # type: ignore[no-untyped-call]
+
+    async def connect_check_health(
+        self, check_health: bool = True, retry_socket_connect: bool = True
+    ) -> None:
+        await super().connect_check_health(check_health=check_health, retry_socket_connect=False)
 
 
 class BlockingSentinelPool(SentinelConnectionPool, BlockingConnectionPool):
@@ -120,14 +180,14 @@ def connect_sentinel(
     options: dict[str, Any] = {
         k: v for k, v in parse_url(url).items() if k in ("db", "username", "password")
     }
-    sentinel = Sentinel(  # type: ignore[no-untyped-call]
+    sentinel = QuietSentinel(  # type: ignore[no-untyped-call]
         list(sentinels),
         sentinel_kwargs={
             "socket_timeout": SENTINEL_TIMEOUT,
             "socket_connect_timeout": SENTINEL_TIMEOUT,
         },
     )
-    retry = Retry(EqualJitterBackoff(base=BACKOFF_BASE, cap=BACKOFF_CAP), RETRIES)
+    retry = DeadlineRetry(FAILOVER_SECONDS)
     client: Redis = sentinel.master_for(
         master,
         redis_class=SentinelClient,

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 
 import pytest
 import redis.asyncio as aioredis
 
 from ivr import db as ivrdb
+from ivr.cli.main import main
 from ivr.config import load_config
 from ivr.db import Replication, client_for, connect_sentinel, describe, follows_sentinel
+from ivr.sandbox.redisserver import free_port
 from ivr.sandbox.sentinel import MASTER, SentinelCluster
 
 
@@ -94,3 +97,24 @@ async def test_no_new_claims_while_a_majority_of_sentinels_cannot_vouch_for_the_
         assert len(said) == 2 and "cut off" in said[0] and "claiming again" in said[1], said
     finally:
         await client.aclose()
+
+
+def test_a_command_without_sentinels_gives_up_with_one_clear_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Nobody answers on IVR_REDIS_SENTINELS: exit 6 after FAILOVER_SECONDS, one line naming
+    the Sentinels and the key, not redis-py's list of client reprs."""
+    for key in [k for k in os.environ if k.startswith("IVR_")]:
+        monkeypatch.delenv(key)
+    monkeypatch.setattr(ivrdb, "FAILOVER_SECONDS", 0.5)
+    ports = free_port(), free_port()
+    monkeypatch.setenv("IVR_REDIS_SENTINELS", f"127.0.0.1:{ports[0]},127.0.0.1:{ports[1]}")
+    assert main(["token", "list"]) == 6
+    out, err = capsys.readouterr()
+    where = f"127.0.0.1:{ports[0]},127.0.0.1:{ports[1]}"
+    assert err == (
+        f"ivr: error: Redis (Sentinels {where}): no Sentinel of {where} names a primary 'ivr' "
+        "(unreachable, a failover under way, or IVR_REDIS_SENTINEL_MASTER not the name they "
+        "monitor) (IVR_REDIS_SENTINELS)\n"
+    )
+    assert out == ""

@@ -68,10 +68,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except RedisError as exc:
         # Only the commands that need Redis get here: say which server, not a traceback.
         url = os.environ.get("IVR_REDIS_URL", "the configured Redis")
-        print(
-            f"ivr: error: Redis ({safe_url(url)}): {redact(str(exc))} (IVR_REDIS_URL)",
-            file=sys.stderr,
-        )
+        where, key = safe_url(url), "IVR_REDIS_URL"
+        if os.environ.get("IVR_REDIS_SENTINELS", "").strip():
+            where = f"Sentinels {os.environ['IVR_REDIS_SENTINELS'].strip()}"
+            key = "IVR_REDIS_SENTINELS"
+        print(f"ivr: error: Redis ({where}): {redact(str(exc))} ({key})", file=sys.stderr)
         return REDIS_EXIT
     except KeyboardInterrupt:
         print("ivr: interrupted", file=sys.stderr)
