@@ -25,6 +25,7 @@ from ivr.cli import (
     sandbox,
     selftest,
     serve,
+    status,
     token,
     worker,
 )
@@ -34,8 +35,8 @@ from ivr.redact import redact, safe_url
 
 #: The command modules, in the order `ivr --help` lists them.
 COMMANDS = (
-    call, demo, sandbox, config, health, selftest, prompts, roster, campaign, serve, token, pin,
-    worker,
+    call, demo, sandbox, config, health, status, selftest, prompts, roster, campaign, serve,
+    token, pin, worker,
 )  # fmt: skip
 #: Exit code when Redis cannot be reached.
 REDIS_EXIT = 6
