@@ -320,6 +320,34 @@ redis.call('XADD', KEYS[3], '*', 'type', 'eta', 'pid', ARGV[1], 'minutes', minut
 return 1
 """
 
+# KEYS: meta state counts events ; ARGV: now_ms
+# A campaign whose creator stopped before writing everyone (`meta.writing`: how many it was to
+# hold): `open` counted them all from the start, so it would never end. Count those written,
+# take the others out of `open` and `total`, say so in an event, and end it if nobody is left.
+UNWRITTEN = r"""
+local expected = tonumber(redis.call('HGET', KEYS[1], 'writing') or '-1')
+if expected < 0 then return -1 end
+local written = 0
+for _, raw in ipairs(redis.call('HVALS', KEYS[2])) do
+  if cjson.decode(raw).ix < expected then written = written + 1 end
+end
+local missing = expected - written
+local now = tonumber(ARGV[1])
+redis.call('HDEL', KEYS[1], 'writing')
+redis.call('HINCRBY', KEYS[3], 'total', -missing)
+local open = redis.call('HINCRBY', KEYS[3], 'open', -missing)
+if missing > 0 then
+  redis.call('XADD', KEYS[4], '*', 'type', 'incomplete', 'written', written,
+    'expected', expected, 't', now)
+end
+if open <= 0 and redis.call('HGET', KEYS[1], 'status') == 'running' then
+  redis.call('HSET', KEYS[1], 'status', 'done', 'finished_at', now)
+  redis.call('XADD', KEYS[4], '*', 'type', 'done', 't', now)
+  redis.call('SREM', '@ACTIVE@', redis.call('HGET', KEYS[1], 'id'))
+end
+return missing
+""".replace("@ACTIVE@", active_campaigns_key)
+
 # KEYS: meta state people due0 due1 counts events ; ARGV: now_ms status reason
 # Ends a running campaign as `stopped` (an operator) or `failed` (it cannot run: its message
 # cannot be rendered...): nobody else is called, everyone still queued ends `cancelled`; calls

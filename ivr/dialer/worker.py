@@ -253,7 +253,9 @@ class DialerWorker:
     async def _adopt(self, *, own: bool = False) -> None:
         """Follow the calls of dead workers on the same Asterisk (and, with `own`, those this
         worker had in flight before a restart) instead of placing them again; end those left
-        on a lost Asterisk (`ivr.dialer.sites`)."""
+        on a lost Asterisk (`ivr.dialer.sites`) and the writing of campaigns their creator left."""
+        for cid in await store.repair_unwritten(self.redis):
+            log.warning("campaign %s: its creator stopped before writing everyone", cid)
         recent = cast(list[str], await retrying(self.redis.zrevrange, keys.campaigns_key, 0, 50))
         for cid in recent:
             if not await self.redis.zcard(campaign_key(cid, "leases")):
