@@ -40,6 +40,11 @@ class Config:
     #: Seconds an AMI action may wait for its answer.
     ami_timeout: float = 10.0
     redis_url: str = "redis://127.0.0.1:6379/0"
+    #: Redis Sentinels (host, port) that name the primary; empty: IVR_REDIS_URL's server.
+    #: With them, IVR_REDIS_URL gives only the database, the user and the password.
+    redis_sentinels: tuple[tuple[str, int], ...] = ()
+    #: The name the Sentinels monitor the primary under (`sentinel monitor NAME ...`).
+    redis_sentinel_master: str = "ivr"
     #: Turns a staff number into an Asterisk channel; must contain `{number}`.
     dial_template: str = "PJSIP/{number}@trunk"
     caller_id: str = ""
@@ -235,6 +240,41 @@ def _redis_url(raw: str) -> str:
     return raw
 
 
+def _sentinels(raw: str) -> tuple[tuple[str, int], ...]:
+    """`host:port,host:port,...` ("[::1]:26379" for an IPv6 address)."""
+    out: list[tuple[str, int]] = []
+    for item in (i.strip() for i in raw.split(",")):
+        if not item:
+            continue
+        host, sep, port = item.rpartition(":")
+        host = host.strip("[]") if host.startswith("[") and host.endswith("]") else host
+        valid_host = re.fullmatch(r"[A-Za-z0-9._\-]{1,253}|[0-9A-Fa-f:.]{2,45}", host)
+        if not sep or not valid_host or not port.isdigit() or not 1 <= int(port) <= 65535:
+            raise ConfigError(
+                f"IVR_REDIS_SENTINELS: expected host:port,host:port,..., got {item!r}"
+            )
+        out.append((host, int(port)))
+    if not out:
+        raise ConfigError("IVR_REDIS_SENTINELS: expected host:port,host:port,..., got nothing")
+    if len(set(out)) != len(out):
+        raise ConfigError("IVR_REDIS_SENTINELS: a Sentinel is listed twice")
+    return tuple(out)
+
+
+def sentinels_text(sentinels: tuple[tuple[str, int], ...]) -> str:
+    """IVR_REDIS_SENTINELS as written: `host:port,[v6::addr]:port`."""
+    return ",".join(f"[{h}]:{p}" if ":" in h else f"{h}:{p}" for h, p in sentinels)
+
+
+def _sentinel_master(raw: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9._\-]{1,64}", raw):
+        raise ConfigError(
+            "IVR_REDIS_SENTINEL_MASTER: expected the name Sentinel monitors "
+            f"(letters, digits, '.', '_', '-'), got {raw!r}"
+        )
+    return raw
+
+
 _log_format = _one_of("IVR_LOG_FORMAT", LOG_FORMATS)
 
 
@@ -273,6 +313,8 @@ def load_config(
     take("IVR_AMI_SECRET", "ami_secret", _text("IVR_AMI_SECRET"))
     take("IVR_AMI_TIMEOUT", "ami_timeout", _float("IVR_AMI_TIMEOUT", 0.5, 300))
     take("IVR_REDIS_URL", "redis_url", _redis_url)
+    take("IVR_REDIS_SENTINELS", "redis_sentinels", _sentinels)
+    take("IVR_REDIS_SENTINEL_MASTER", "redis_sentinel_master", _sentinel_master)
     take("IVR_DIAL_TEMPLATE", "dial_template", _dial_template)
     take("IVR_CALLER_ID", "caller_id", _caller_id)
     take("IVR_LANGUAGE", "language", _one_of("IVR_LANGUAGE", LANGUAGES))
@@ -296,6 +338,11 @@ def load_config(
     if "audio_dir" in kwargs and "audio_dir_asterisk" not in kwargs:
         kwargs["audio_dir_asterisk"] = kwargs["audio_dir"]
 
+    if kwargs.get("redis_sentinels") and str(kwargs.get("redis_url", "")).startswith("unix:"):
+        raise ConfigError(
+            "IVR_REDIS_URL: a unix:// socket cannot go with IVR_REDIS_SENTINELS "
+            "(Sentinel names the primary by host and port)"
+        )
     if require_ami_credentials:
         for key, attr in (("IVR_AMI_USER", "ami_user"), ("IVR_AMI_SECRET", "ami_secret")):
             if not kwargs.get(attr):

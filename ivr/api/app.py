@@ -347,9 +347,9 @@ class AccessLog(AbstractAccessLogger):
 
 async def serve(config: Config) -> None:
     """Serve the API on IVR_HTTP_HOST:IVR_HTTP_PORT until SIGINT or SIGTERM."""
-    from ivr.db import connect
+    from ivr.db import client_for
 
-    redis = connect(config.redis_url)
+    redis = client_for(config)
     runner = web.AppRunner(make_app(config, redis), access_log_class=AccessLog)
     try:
         await runner.setup()

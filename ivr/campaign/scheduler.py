@@ -13,17 +13,26 @@ or many, on one Asterisk or several) share a campaign without ever calling one p
   drop its lease. A campaign's calls in flight are its leases.
 - `reclaim`: hand the attempts of a dead worker (lease expired) to a live one, which follows
   them through Asterisk's journal instead of calling again.
+- `orphans`: the attempts of an Asterisk no worker dials through any more (a site lost): once
+  their lease expired longer ago than any call can last, a worker elsewhere ends them as lost
+  (`failed`), and the person's next number or round is called from a live site.
 
 Per-person state is `ivr.campaign.state.PersonState`; the scripts are `ivr.campaign.scripts`.
+
+Through Redis Sentinel (`ivr.db`), a claim, a result, an answer and an arrival time count only
+once a replica has them (`Replication`): a failover then loses none of them, and the client's
+retries of these scripts are safe, each being idempotent (`claim` through its token).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from redis.asyncio import Redis
 
 from ivr.campaign import scripts
+from ivr.db import Replication
 from ivr.keys import campaign_key
 from ivr.staff.roster import Person
 
@@ -59,11 +68,13 @@ class Scheduler:
 
     def __init__(self, redis: Redis) -> None:
         self.redis = redis
+        self.replication = Replication(redis)
         self._claim = redis.register_script(scripts.CLAIM)
         self._finish = redis.register_script(scripts.FINISH)
         self._answer = redis.register_script(scripts.ANSWER)
         self._requeue = redis.register_script(scripts.REQUEUE)
         self._reclaim = redis.register_script(scripts.RECLAIM)
+        self._orphans = redis.register_script(scripts.ORPHANS)
         self._eta = redis.register_script(scripts.ETA)
         self._release = redis.register_script(scripts.RELEASE)
 
@@ -72,10 +83,24 @@ class Scheduler:
         return [campaign_key(cid)] + [campaign_key(cid, p) for p in parts]
 
     async def claim(
-        self, cid: str, now_ms: int, *, lease_ms: int, worker: str, asterisk: str
+        self,
+        cid: str,
+        now_ms: int,
+        *,
+        lease_ms: int,
+        worker: str,
+        asterisk: str,
+        token: str = "",
     ) -> Claim | None:
-        keys = self.keys(cid, "state", "people", *TIERS, "leases", "counts", "quota", "events")
-        got = await self._claim(keys=keys, args=[now_ms, lease_ms, worker, asterisk])
+        """The next due person, or None. Sent again with the same `token` (a retry whose
+        answer was lost), it returns the same claim instead of taking another person."""
+        keys = self.keys(
+            cid, "state", "people", *TIERS, "leases", "counts", "quota", "events", "claims"
+        )
+        args: list[str | int] = [now_ms, lease_ms, worker, asterisk, token]
+        got = await self.replication.acknowledged(
+            lambda client: self._claim(keys=keys, args=args, client=client)
+        )
         if not got:
             return None
         pid, attempt, number, person, index, uid = got
@@ -84,7 +109,11 @@ class Scheduler:
             cid, pid, int(attempt), str(number), Person.from_json(person, pid), int(index), str(uid)
         )
 
-    async def finish(
+    async def finish(self, *args: Any, **kwargs: Any) -> list[str]:
+        """`finish_replicated`, without saying whether a replica has the result."""
+        return (await self.finish_replicated(*args, **kwargs))[0]
+
+    async def finish_replicated(
         self,
         cid: str,
         pid: str,
@@ -95,19 +124,25 @@ class Scheduler:
         worker: str,
         number: str,
         detail: str,
-    ) -> list[str]:
+    ) -> tuple[list[str], bool]:
+        """Record an attempt's outcome (once; a replay is `stale`), then what comes next; and
+        whether a replica has it (`Replication.replicated`)."""
         keys = self.keys(
             cid, "state", "people", *TIERS, "leases", "counts", "quota", "events", "reserve"
         )
-        got = await self._finish(
-            keys=keys, args=[pid, attempt, outcome, now_ms, worker, number, detail]
+        args: list[str | int] = [pid, attempt, outcome, now_ms, worker, number, detail]
+        got, safe = await self.replication.replicated(
+            lambda client: self._finish(keys=keys, args=args, client=client)
         )
-        return [str(x) for x in got]
+        return [str(x) for x in got], safe
 
     async def answer(self, cid: str, pid: str, outcome: str, now_ms: int, number: str) -> list[str]:
         """Record an answer given on the callback line (see `_ANSWER`)."""
         keys = self.keys(cid, "state", "people", *TIERS, "leases", "counts", "quota", "events")
-        got = await self._answer(keys=keys, args=[pid, outcome, now_ms, number])
+        args: list[str | int] = [pid, outcome, now_ms, number]
+        got = await self.replication.acknowledged(
+            lambda client: self._answer(keys=keys, args=args, client=client)
+        )
         return [str(x) for x in got]
 
     async def requeue(self, cid: str, pid: str, attempt: int, now_ms: int) -> bool:
@@ -123,6 +158,28 @@ class Scheduler:
         args: list[str | int] = [now_ms, lease_ms, worker, asterisk, "1" if own else "0"]
         got = await self._reclaim(keys=keys, args=args)
         return [(str(got[i]), int(got[i + 1]), int(got[i + 2])) for i in range(0, len(got), 3)]
+
+    async def orphans(
+        self,
+        cid: str,
+        now_ms: int,
+        *,
+        lease_ms: int,
+        worker: str,
+        asterisk: str,
+        orphan_after_ms: int,
+        live: list[str],
+    ) -> list[tuple[str, int, int, str]]:
+        """Attempts on an Asterisk none of the `live` ones (no worker dials through it any
+        more) whose lease expired over `orphan_after_ms` ago: (pid, attempt, phone, Asterisk),
+        now held by `worker`, to be ended as lost and called again from here."""
+        keys = [campaign_key(cid, "state"), campaign_key(cid, "leases")]
+        args: list[str | int] = [now_ms, lease_ms, worker, asterisk, orphan_after_ms, *live]
+        got = await self._orphans(keys=keys, args=args)
+        return [
+            (str(got[i]), int(got[i + 1]), int(got[i + 2]), str(got[i + 3]))
+            for i in range(0, len(got), 4)
+        ]
 
     async def release(self, cid: str, pid: str, attempt: int, worker: str) -> bool:
         """The attempt's call is over (its outcome was recorded before): drop its lease."""
@@ -141,4 +198,9 @@ class Scheduler:
             campaign_key(cid, "counts"),
             campaign_key(cid, "events"),
         ]
-        return bool(await self._eta(keys=keys, args=[pid, minutes, now_ms, role]))
+        args: list[str | int] = [pid, minutes, now_ms, role]
+        return bool(
+            await self.replication.acknowledged(
+                lambda client: self._eta(keys=keys, args=args, client=client)
+            )
+        )

@@ -46,11 +46,24 @@ end
 """
 )
 
-# KEYS: meta state people due0 due1 leases counts quota events
-# ARGV: now_ms lease_ms worker asterisk
+# KEYS: meta state people due0 due1 leases counts quota events claims
+# ARGV: now_ms lease_ms worker asterisk token
+# `token` names one claim of `worker`: the same token sent again (its answer was lost at a
+# failover, the client retries) gets the same person back instead of claiming a second one.
 CLAIM = (
     COMMON
     + r"""
+local last = redis.call('HGET', KEYS[10], ARGV[3])
+if ARGV[5] ~= '' and last then
+  local token, prev = string.match(last, '^(%S+) (.+)$')
+  if token == ARGV[5] then
+    local st = cjson.decode(redis.call('HGET', KEYS[2], prev))
+    if st.s ~= 'c' or st.w ~= ARGV[3] then return false end
+    local pjson = redis.call('HGET', KEYS[3], prev)
+    local person = cjson.decode(pjson)
+    return {prev, st.n, person.p[st.ph + 1], pjson, st.ix, redis.call('HGET', KEYS[1], 'uid')}
+  end
+end
 if redis.call('HGET', KEYS[1], 'status') ~= 'running' then return false end
 local now = tonumber(ARGV[1])
 -- Calls in flight for a role with a quota are capped at `overcall` times the answers still
@@ -82,6 +95,7 @@ for t = 4, 5 do
       redis.call('HSET', KEYS[2], pid, cjson.encode(st))
       redis.call('ZADD', KEYS[6], now + tonumber(ARGV[2]), pid)
       redis.call('HINCRBY', KEYS[7], 'flight:' .. role, 1)
+      if ARGV[5] ~= '' then redis.call('HSET', KEYS[10], ARGV[3], ARGV[5] .. ' ' .. pid) end
       return {pid, st.n, person.p[st.ph + 1], pjson, st.ix, redis.call('HGET', KEYS[1], 'uid')}
     end
   end
@@ -217,6 +231,31 @@ end
 return out
 """
 
+# KEYS: state leases ; ARGV: now_ms lease_ms worker asterisk orphan_after_ms live_asterisk...
+# Attempts on another Asterisk that no live worker dials through any more (a site lost), whose
+# lease expired more than `orphan_after_ms` ago: longer than any call lasts, so that Asterisk
+# can no longer deliver their key. This worker takes them, to end them as lost (`finish`).
+ORPHANS = r"""
+local now = tonumber(ARGV[1])
+local live = {}
+for i = 6, #ARGV do live[ARGV[i]] = true end
+local out = {}
+local old = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now - tonumber(ARGV[5]))
+for _, pid in ipairs(old) do
+  local st = cjson.decode(redis.call('HGET', KEYS[1], pid))
+  if st.s == 'c' and st.a ~= ARGV[4] and not live[st.a] then
+    table.insert(out, pid)
+    table.insert(out, st.n)
+    table.insert(out, st.ph)
+    table.insert(out, st.a)
+    st.w = ARGV[3]
+    redis.call('HSET', KEYS[1], pid, cjson.encode(st))
+    redis.call('ZADD', KEYS[2], now + tonumber(ARGV[2]), pid)
+  end
+end
+return out
+"""
+
 # KEYS: meta state people due0 due1 leases counts quota events
 # ARGV: pid outcome now_ms number
 # An answer given on the callback line: it ends the person's campaign like a key pressed on
@@ -292,6 +331,38 @@ redis.call('HINCRBY', KEYS[2], 'eta:' .. ARGV[4] .. ':' .. bucket, 1)
 redis.call('XADD', KEYS[3], '*', 'type', 'eta', 'pid', ARGV[1], 'minutes', minutes, 't', ARGV[3])
 return 1
 """
+
+# KEYS: meta state counts events ; ARGV: now_ms
+# A campaign whose creator stopped before writing everyone (`meta.writing`: how many it was to
+# hold): `open` counted them all from the start, so it would never end. Count those written,
+# take the others out of `open` and `total`, say so in an event, and end it if nobody is left.
+UNWRITTEN = (
+    COMMON
+    + r"""
+local expected = tonumber(redis.call('HGET', KEYS[1], 'writing') or '-1')
+if expected < 0 then return -1 end
+local written = 0
+for _, raw in ipairs(redis.call('HVALS', KEYS[2])) do
+  if cjson.decode(raw).ix < expected then written = written + 1 end
+end
+local missing = expected - written
+local now = tonumber(ARGV[1])
+redis.call('HDEL', KEYS[1], 'writing')
+redis.call('HINCRBY', KEYS[3], 'total', -missing)
+local open = redis.call('HINCRBY', KEYS[3], 'open', -missing)
+if missing > 0 then
+  redis.call('XADD', KEYS[4], '*', 'type', 'incomplete', 'written', written,
+    'expected', expected, 't', now)
+end
+if open <= 0 and redis.call('HGET', KEYS[1], 'status') == 'running' then
+  redis.call('HSET', KEYS[1], 'status', 'done', 'finished_at', now)
+  redis.call('XADD', KEYS[4], '*', 'type', 'done', 't', now)
+  redis.call('SREM', '@ACTIVE@', redis.call('HGET', KEYS[1], 'id'))
+  recall_note(KEYS[1], 'end', now, '', '')
+end
+return missing
+"""
+).replace("@ACTIVE@", active_campaigns_key)
 
 # KEYS: meta state people due0 due1 counts events ; ARGV: now_ms status reason by phone
 # (by, phone: the staff id who stopped it by phone, and that phone: ivr.campaign.recall)

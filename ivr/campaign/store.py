@@ -35,6 +35,9 @@ from ivr.staff.roster import Person
 FIRST_BATCH = 250
 #: People per later write.
 BATCH = 2000
+#: Seconds after its start that a campaign still being written counts as abandoned by its
+#: creator (100,000 people take about 2 s to write): `repair_unwritten`.
+WRITING_ABANDONED_AFTER = 120
 _ID = re.compile(r"[0-9]{1,18}")
 
 
@@ -88,6 +91,9 @@ async def create(
     if recall:
         meta["recall"] = recall
     pipe.hset(campaign_key(cid), mapping=cast(Any, meta))
+    if len(ordered) > FIRST_BATCH:
+        # Until every person is written: a creator that stops before leaves this behind.
+        pipe.hset(campaign_key(cid), "writing", len(ordered))
     pipe.zadd(keys.campaigns_key, {cid: started})
     pipe.sadd(keys.active_campaigns_key, cid)
     pipe.publish(keys.wake_channel, f"start {cid}")
@@ -96,7 +102,27 @@ async def create(
     for start in range(FIRST_BATCH, len(ordered), BATCH):
         _add_people(rest, cid, start, ordered[start : start + BATCH], started)
         await rest.execute()
+    if len(ordered) > FIRST_BATCH:
+        await redis.hdel(campaign_key(cid), "writing")
     return cid
+
+
+async def repair_unwritten(redis: Redis, now: int | None = None) -> list[str]:
+    """End the writing of the running campaigns whose creator stopped (a crash, a site lost)
+    before writing everyone, WRITING_ABANDONED_AFTER s after their start: the people written
+    are called, the others are not counted (an `incomplete` event says how many). A worker
+    does this when it starts and at each round of its upkeep. Returns the campaigns repaired."""
+    now = now_ms() if now is None else now
+    repaired = []
+    for cid in await active(redis):
+        meta = await redis.hmget(campaign_key(cid), ["writing", "started_at"])
+        if meta[0] is None or now - int(meta[1] or 0) < WRITING_ABANDONED_AFTER * 1000:
+            continue
+        keys_ = [campaign_key(cid), *(campaign_key(cid, k) for k in ("state", "counts", "events"))]
+        missing = await redis.eval(scripts.UNWRITTEN, len(keys_), *keys_, now)
+        if int(missing) >= 0:
+            repaired.append(cid)
+    return repaired
 
 
 def _meta(cid: str, spec: CampaignSpec, started: int, count: int) -> dict[str, str | int | float]:

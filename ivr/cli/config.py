@@ -7,7 +7,7 @@ import dataclasses
 from typing import Any
 
 from ivr.cli.common import Commands
-from ivr.config import load_config
+from ivr.config import load_config, sentinels_text
 from ivr.redact import safe_url
 
 
@@ -23,6 +23,7 @@ def run(args: argparse.Namespace) -> int:
     shown: dict[str, Any] = dataclasses.asdict(config)
     shown["ami_secret"] = "(set)" if config.ami_secret else "(missing)"
     shown["redis_url"] = safe_url(config.redis_url)
+    shown["redis_sentinels"] = sentinels_text(config.redis_sentinels) or "(none)"
     for key, value in shown.items():
         print(f"{key} = {value}")
     return 0

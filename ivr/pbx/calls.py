@@ -104,7 +104,8 @@ class Caller:
 
         `on_outcome` is awaited exactly once, as soon as the outcome is known (for a callee who
         presses 1, while the confirmation is still playing); the journal entry is removed only
-        after it returns, so a crash inside it leaves the journal for the next reconciliation.
+        after it returns, so a crash inside it leaves the journal for the next reconciliation
+        (and not at all if it sets `result.keep_journal`).
         With `hang_up_on_cancel`, a cancelled call (Ctrl-C on `ivr call`) is hung up in
         Asterisk rather than left ringing; a worker leaves its calls to be adopted instead.
         """
@@ -131,8 +132,7 @@ class Caller:
                 if hang_up_on_cancel:
                     await self._hang_up(request.attempt_id)
                 raise
-        with contextlib.suppress(AmiError):
-            await self.astdb.forget(request.attempt_id)
+        await self._forget(result)
         return result
 
     async def follow(
@@ -156,9 +156,19 @@ class Caller:
                 originate=None, on_outcome=on_outcome,
             )  # fmt: skip
             await follower.run()
-        with contextlib.suppress(AmiError):
-            await self.astdb.forget(attempt_id)
+        await self._forget(result)
         return result
+
+    async def _forget(self, result: CallResult) -> None:
+        """The call is over and its outcome recorded: its journal entry can go (unless the
+        record is not safe yet: `CallResult.keep_journal`)."""
+        if result.keep_journal:
+            log.info(
+                "attempt %s: journal entry kept (outcome not on a replica yet)", result.attempt_id
+            )
+            return
+        with contextlib.suppress(AmiError):
+            await self.astdb.forget(result.attempt_id)
 
     async def _hang_up(self, attempt_id: str) -> None:
         """Hang up an attempt's call, ringing or answered (a short, bounded wait)."""
