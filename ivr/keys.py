@@ -30,6 +30,16 @@ def campaign_key(cid: str, part: str = "") -> str:
     """`ivr:campaign:<cid>` or `ivr:campaign:<cid>:<part>` (people, state, due:<tier>, ...)."""
     return f"{campaign_prefix}{cid}:{part}" if part else f"{campaign_prefix}{cid}"
 
+#: Parts of a campaign's SMS keys (`campaign_key(cid, part)`), see `ivr.campaign.plan`: the SMS
+#: steps due (sorted set of `<pid>:<step>` by due time), those being sent (by lease expiry),
+#: and each step's fate (hash `<pid>:<step>` -> sending:<worker>/sent/failed/skipped/unknown:
+#: a step is handed out once ever, so nobody gets the same SMS twice).
+sms_due_part = "sms:due"
+sms_sending_part = "sms:sending"
+sms_jobs_part = "sms:jobs"
+#: Stream: SMS from numbers no campaign knows, or texts that are no answer (kept for audit).
+sms_inbox_key = "ivr:sms:inbox"
+
 
 # -- console: API tokens and audit log ----------------------------------------------------
 #: Hash: sha256 hex digest of an API token -> JSON {name, role, created_at[, revoked_at]}.

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from redis.asyncio import Redis
 
 from ivr.campaign import scripts
-from ivr.keys import campaign_key
+from ivr.keys import campaign_key, sms_due_part, sms_jobs_part, sms_sending_part
 from ivr.staff.roster import Person
 
 #: Tiers of the due queue, claimed in this order.
@@ -54,6 +54,25 @@ def attempt_id(uid: str, index: int, attempt: int) -> str:
     return f"ivr-{uid}-{index}-{attempt}"
 
 
+@dataclass(frozen=True)
+class SmsClaim:
+    """One SMS step a sender must send (at most once: see `Scheduler.sms_claim`)."""
+
+    campaign: str
+    #: `<pid>:<step>`, the step's key in the campaign's SMS queues.
+    job: str
+    pid: str
+    step: int
+    person: Person
+    index: int
+    uid: str
+
+    @property
+    def message_id(self) -> str:
+        """Deterministic, like attempt ids: `ivr-<uid>-<index>-s<step>`."""
+        return f"ivr-{self.uid}-{self.index}-s{self.step}"
+
+
 class Scheduler:
     """The Lua scripts bound to one Redis connection."""
 
@@ -66,6 +85,8 @@ class Scheduler:
         self._reclaim = redis.register_script(scripts.RECLAIM)
         self._eta = redis.register_script(scripts.ETA)
         self._release = redis.register_script(scripts.RELEASE)
+        self._sms_claim = redis.register_script(scripts.SMS_CLAIM)
+        self._sms_done = redis.register_script(scripts.SMS_DONE)
 
     @staticmethod
     def keys(cid: str, *parts: str) -> list[str]:
@@ -74,7 +95,9 @@ class Scheduler:
     async def claim(
         self, cid: str, now_ms: int, *, lease_ms: int, worker: str, asterisk: str
     ) -> Claim | None:
-        keys = self.keys(cid, "state", "people", *TIERS, "leases", "counts", "quota", "events")
+        keys = self.keys(
+            cid, "state", "people", *TIERS, "leases", "counts", "quota", "events", sms_due_part
+        )
         got = await self._claim(keys=keys, args=[now_ms, lease_ms, worker, asterisk])
         if not got:
             return None
@@ -97,18 +120,55 @@ class Scheduler:
         detail: str,
     ) -> list[str]:
         keys = self.keys(
-            cid, "state", "people", *TIERS, "leases", "counts", "quota", "events", "reserve"
-        )
+            cid, "state", "people", *TIERS, "leases", "counts", "quota", "events", "reserve",
+            sms_due_part,
+        )  # fmt: skip
         got = await self._finish(
             keys=keys, args=[pid, attempt, outcome, now_ms, worker, number, detail]
         )
         return [str(x) for x in got]
 
-    async def answer(self, cid: str, pid: str, outcome: str, now_ms: int, number: str) -> list[str]:
-        """Record an answer given on the callback line (see `_ANSWER`)."""
+    async def answer(
+        self, cid: str, pid: str, outcome: str, now_ms: int, number: str, channel: str = "callback"
+    ) -> list[str]:
+        """Record an answer given on the callback line or by SMS (`channel`; see `ANSWER`)."""
         keys = self.keys(cid, "state", "people", *TIERS, "leases", "counts", "quota", "events")
-        got = await self._answer(keys=keys, args=[pid, outcome, now_ms, number])
+        got = await self._answer(keys=keys, args=[pid, outcome, now_ms, number, channel])
         return [str(x) for x in got]
+
+    async def sms_claim(
+        self, cid: str, now_ms: int, *, lease_ms: int, worker: str
+    ) -> SmsClaim | None:
+        """The next SMS step due in campaign `cid`, handed out once ever (see `SMS_CLAIM`)."""
+        keys = self.keys(
+            cid, "state", "people", sms_due_part, sms_sending_part, sms_jobs_part, "counts",
+            "quota", "events",
+        )  # fmt: skip
+        got = await self._sms_claim(keys=keys, args=[now_ms, lease_ms, worker])
+        if not got:
+            return None
+        job, pid, step, person, index, uid = got
+        return SmsClaim(
+            cid, str(job), str(pid), int(step), Person.from_json(person, str(pid)), int(index),
+            str(uid),
+        )  # fmt: skip
+
+    async def sms_done(
+        self, cid: str, job: str, result: str, now_ms: int, *, number: str, detail: str
+    ) -> list[str]:
+        """Record how SMS step `job` ended (sent, failed, skipped, unknown), once; move its
+        person on in their plan."""
+        keys = self.keys(
+            cid, "state", "people", *TIERS, sms_due_part, sms_sending_part, sms_jobs_part,
+            "counts", "events",
+        )  # fmt: skip
+        got = await self._sms_done(keys=keys, args=[job, result, now_ms, number, detail])
+        return [str(x) for x in got]
+
+    async def sms_expired(self, cid: str, now_ms: int) -> list[str]:
+        """SMS steps whose sender died while sending (lease expired)."""
+        got = await self.redis.zrangebyscore(campaign_key(cid, sms_sending_part), "-inf", now_ms)
+        return [str(job) for job in got]
 
     async def requeue(self, cid: str, pid: str, attempt: int, now_ms: int) -> bool:
         keys = self.keys(cid, "state", "people", *TIERS, "leases", "counts", "events")

@@ -18,6 +18,36 @@ local function quota_reached(counts, quota, events, role, now)
   end
   return false
 end
+local function plan_of(meta)
+  local raw = redis.call('HGET', meta, 'plan')
+  if raw then return cjson.decode(raw) end
+  -- A campaign from before plans: `attempts` voice rounds.
+  local steps = {}
+  for i = 1, tonumber(redis.call('HGET', meta, 'attempts') or '1') do steps[i] = 'voice' end
+  return steps
+end
+local function has(step, channel)
+  return step ~= nil and string.find(step, channel, 1, true) ~= nil
+end
+-- Moves the person to their plan's next step, one interval (the retry delay) from `now`: into
+-- the voice queue, the SMS queue or both. Returns the due time, or false when the plan is over.
+local function advance(meta, state, due0, due1, smsq, person, pid, st, now)
+  local plan = plan_of(meta)
+  local k = st.rd + 1
+  if k >= #plan then return false end
+  local step = plan[k + 1]
+  local due = now + tonumber(redis.call('HGET', meta, 'retry_delay_ms') or '0')
+  st.rd = k; st.ph = 0
+  if has(step, 'sms') then redis.call('ZADD', smsq, 'NX', due, pid .. ':' .. k) end
+  if has(step, 'voice') then
+    st.s = 'q'
+    redis.call('ZADD', (person.o == 1 or st.esc) and due0 or due1, due, pid)
+  else
+    st.s = 'm'
+  end
+  redis.call('HSET', state, pid, cjson.encode(st))
+  return due
+end
 local function finalize(meta, state, counts, events, pid, st, role, outcome, now)
   st.s = 'd'; st.o = outcome; st.ft = now
   redis.call('HSET', state, pid, cjson.encode(st))
@@ -39,7 +69,7 @@ local function finalize(meta, state, counts, events, pid, st, role, outcome, now
 end
 """
 
-# KEYS: meta state people due0 due1 leases counts quota events
+# KEYS: meta state people due0 due1 leases counts quota events sms
 # ARGV: now_ms lease_ms worker asterisk
 CLAIM = (
     COMMON
@@ -71,6 +101,11 @@ for t = 4, 5 do
       offset = offset + 1
     else
       redis.call('ZREM', KEYS[t], pid)
+      if st.ph == 0 and has(plan_of(KEYS[1])[st.rd + 1], 'sms') then
+        -- A voice+sms step: its SMS leaves with its first call (once: NX, and the SMS
+        -- sender skips a step already sent).
+        redis.call('ZADD', KEYS[10], 'NX', now, pid .. ':' .. st.rd)
+      end
       st.s = 'c'; st.n = st.n + 1; st.w = ARGV[3]; st.a = ARGV[4]
       redis.call('HSET', KEYS[2], pid, cjson.encode(st))
       redis.call('ZADD', KEYS[6], now + tonumber(ARGV[2]), pid)
@@ -83,7 +118,7 @@ return false
 """
 )
 
-# KEYS: meta state people due0 due1 leases counts quota events reserve
+# KEYS: meta state people due0 due1 leases counts quota events reserve sms
 # ARGV: pid attempt_no outcome now_ms worker number detail
 FINISH = (
     COMMON
@@ -109,8 +144,6 @@ if outcome == 'available' or outcome == 'unavailable' or outcome == 'cancelled' 
   end
   return {'final', outcome}
 end
-local rounds = tonumber(redis.call('HGET', KEYS[1], 'attempts') or '1')
-local delay = tonumber(redis.call('HGET', KEYS[1], 'retry_delay_ms') or '0')
 local tier = (person.o == 1 or st.esc) and 4 or 5
 if st.ph + 1 < #person.p then
   st.ph = st.ph + 1; st.s = 'q'
@@ -118,11 +151,12 @@ if st.ph + 1 < #person.p then
   redis.call('ZADD', KEYS[tier], now, pid)
   return {'next_number'}
 end
-if st.rd + 1 < rounds then
-  st.rd = st.rd + 1; st.ph = 0; st.s = 'q'
-  redis.call('HSET', KEYS[2], pid, cjson.encode(st))
-  redis.call('ZADD', KEYS[tier], now + delay, pid)
-  return {'retry', now + delay}
+-- The last voice outcome is the final one if the plan ends on an SMS nobody answers.
+st.lo = outcome
+local due = advance(KEYS[1], KEYS[2], KEYS[4], KEYS[5], KEYS[11], person, pid, st, now)
+if due then
+  if st.s == 'm' then return {'sms', due} end
+  return {'retry', due}
 end
 finalize(KEYS[1], KEYS[2], KEYS[7], KEYS[9], pid, st, role, outcome, now)
 local backup = person.b
@@ -207,10 +241,11 @@ return out
 """
 
 # KEYS: meta state people due0 due1 leases counts quota events
-# ARGV: pid outcome now_ms number
-# An answer given on the callback line: it ends the person's campaign like a key pressed on
-# an alert call, once. A person who already answered keeps their answer; one who was not
-# reached (or is queued, or being called right now) gets this one as their final outcome.
+# ARGV: pid outcome now_ms number channel(callback|sms)
+# An answer given on the callback line or by an SMS reply: it ends the person's campaign like
+# a key pressed on an alert call, once. A person who already answered keeps their answer; one
+# who was not reached (or is queued, waiting for an SMS step, or being called right now) gets
+# this one as their final outcome: the rest of their plan is dropped.
 ANSWER = (
     COMMON
     + r"""
@@ -227,9 +262,16 @@ local person = cjson.decode(redis.call('HGET', KEYS[3], pid))
 local role = person.r
 redis.call('HINCRBY', KEYS[7], 'attempts', 1)
 redis.call('HINCRBY', KEYS[7], 'attempt:' .. outcome, 1)
+local channel = ARGV[5]
 redis.call('XADD', KEYS[9], '*', 'type', 'attempt', 'pid', pid, 'n', st.n, 'outcome', outcome,
-  'number', ARGV[4], 'w', 'callback', 'detail', 'callback line', 't', now)
-st.cb = 1
+  'number', ARGV[4], 'w', channel,
+  'detail', channel == 'sms' and 'SMS reply' or 'callback line', 't', now)
+if channel == 'sms' then
+  st.sr = 1
+  redis.call('HINCRBY', KEYS[7], 'sms:answered', 1)
+else
+  st.cb = 1
+end
 if st.s == 'd' then
   redis.call('HINCRBY', KEYS[7], 'final:' .. st.o, -1)
   redis.call('HINCRBY', KEYS[7], 'role:' .. role .. ':' .. st.o, -1)
@@ -281,7 +323,7 @@ redis.call('XADD', KEYS[3], '*', 'type', 'eta', 'pid', ARGV[1], 'minutes', minut
 return 1
 """
 
-# KEYS: meta state people due0 due1 counts events ; ARGV: now_ms status reason
+# KEYS: meta state people due0 due1 counts events sms sms_sending ; ARGV: now_ms status reason
 # Ends a running campaign as `stopped` (an operator) or `failed` (it cannot run: its message
 # cannot be rendered...): nobody else is called, everyone still queued ends `cancelled`; calls
 # in progress finish and are counted. Returns the campaign's status afterwards.
@@ -303,6 +345,93 @@ for t = 4, 5 do
     finalize(KEYS[1], KEYS[2], KEYS[6], KEYS[7], pid, st, person.r, 'cancelled', now)
   end
 end
+-- SMS steps not sent yet are dropped; one being sent goes, but its person's plan ends here.
+for t = 8, 9 do
+  for _, job in ipairs(redis.call('ZRANGE', KEYS[t], 0, -1)) do
+    if t == 8 then redis.call('ZREM', KEYS[t], job) end
+    local pid = string.match(job, '^(.*):%d+$')
+    local st = cjson.decode(redis.call('HGET', KEYS[2], pid))
+    if st.s == 'm' then
+      local person = cjson.decode(redis.call('HGET', KEYS[3], pid))
+      finalize(KEYS[1], KEYS[2], KEYS[6], KEYS[7], pid, st, person.r, 'cancelled', now)
+    end
+  end
+end
 return ARGV[2]
+"""
+).replace("@ACTIVE@", active_campaigns_key)
+
+# KEYS: meta state people sms sms_sending sms_jobs counts quota events
+# ARGV: now_ms lease_ms worker
+# The next SMS step due, marked "sending" by `worker` (lease: its expiry) and returned as
+# {job, pid, step, person JSON, index, uid}; false when none is due. A step is handed out once
+# ever (its `sms:jobs` entry): a sender that dies while sending is not replaced by a second
+# SMS (`SMS_DONE` records it as unknown). Steps of people who answered meanwhile, or whose
+# role's quota is met, are skipped; a person waiting on that step then ends `cancelled`.
+SMS_CLAIM = (
+    COMMON
+    + r"""
+local now = tonumber(ARGV[1])
+local running = redis.call('HGET', KEYS[1], 'status') == 'running'
+for _ = 1, 200 do
+  local items = redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', now, 'LIMIT', 0, 1)
+  if #items == 0 then return false end
+  local job = items[1]
+  redis.call('ZREM', KEYS[4], job)
+  if redis.call('HSETNX', KEYS[6], job, 'sending:' .. ARGV[3]) == 1 then
+    local pid, step = string.match(job, '^(.*):(%d+)$')
+    local st = cjson.decode(redis.call('HGET', KEYS[2], pid))
+    local pjson = redis.call('HGET', KEYS[3], pid)
+    local person = cjson.decode(pjson)
+    local quota = tonumber(redis.call('HGET', KEYS[8], person.r) or '0')
+    local got = tonumber(redis.call('HGET', KEYS[7], 'role:' .. person.r .. ':available') or '0')
+    local skip = nil
+    if st.s == 'd' then skip = 'answered'
+    elseif not running then skip = 'stopped'
+    elseif quota > 0 and got >= quota then skip = 'quota met' end
+    if skip then
+      redis.call('HSET', KEYS[6], job, 'skipped')
+      redis.call('HINCRBY', KEYS[7], 'sms:skipped', 1)
+      if st.s == 'm' then
+        finalize(KEYS[1], KEYS[2], KEYS[7], KEYS[9], pid, st, person.r, 'cancelled', now)
+      end
+    else
+      redis.call('ZADD', KEYS[5], now + tonumber(ARGV[2]), job)
+      return {job, pid, tonumber(step), pjson, st.ix, redis.call('HGET', KEYS[1], 'uid')}
+    end
+  end
+end
+return false
+"""
+).replace("@ACTIVE@", active_campaigns_key)
+
+# KEYS: meta state people due0 due1 sms sms_sending sms_jobs counts events
+# ARGV: job result(sent|failed|skipped|unknown) now_ms number detail
+# The end of one SMS step, once (a replay, or the sender of an expired lease coming back, is
+# ignored): counted, logged, and a person who was waiting on it moves to their plan's next step
+# after the interval, or ends with their last call's outcome when the plan is over.
+SMS_DONE = (
+    COMMON
+    + r"""
+local job = ARGV[1]
+local was = redis.call('HGET', KEYS[8], job)
+if not was or string.sub(was, 1, 8) ~= 'sending:' then return {'stale'} end
+local now = tonumber(ARGV[3])
+local result = ARGV[2]
+redis.call('HSET', KEYS[8], job, result)
+redis.call('ZREM', KEYS[7], job)
+redis.call('HINCRBY', KEYS[9], 'sms:' .. result, 1)
+local pid, step = string.match(job, '^(.*):(%d+)$')
+redis.call('XADD', KEYS[10], '*', 'type', 'sms', 'pid', pid, 'step', step, 'result', result,
+  'number', ARGV[4], 'detail', ARGV[5], 't', now)
+local st = cjson.decode(redis.call('HGET', KEYS[2], pid))
+if st.s ~= 'm' or st.rd ~= tonumber(step) then return {result} end
+local person = cjson.decode(redis.call('HGET', KEYS[3], pid))
+if redis.call('HGET', KEYS[1], 'status') == 'running'
+   and advance(KEYS[1], KEYS[2], KEYS[4], KEYS[5], KEYS[6], person, pid, st, now) then
+  return {result, 'next'}
+end
+finalize(KEYS[1], KEYS[2], KEYS[9], KEYS[10], pid, st, person.r, st.lo or 'no_answer', now)
+return {result, 'final'}
 """
 ).replace("@ACTIVE@", active_campaigns_key)

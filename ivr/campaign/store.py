@@ -13,6 +13,7 @@ spec, uid...), `people` (id -> `Person` JSON), `state` (id -> `PersonState` JSON
 
 from __future__ import annotations
 
+import json
 import re
 import secrets
 import time
@@ -27,7 +28,7 @@ from ivr.campaign import scripts
 from ivr.campaign.scheduler import TIERS
 from ivr.campaign.spec import CampaignError, CampaignSpec, select
 from ivr.campaign.state import PersonState
-from ivr.keys import campaign_key
+from ivr.keys import campaign_key, sms_due_part, sms_sending_part
 from ivr.numbers import number_key
 from ivr.staff.roster import Person
 
@@ -54,8 +55,14 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-async def create(redis: Redis, spec: CampaignSpec, people: list[Person]) -> str:
-    """Create and start a campaign over `people` (the roster); return its id (a number)."""
+async def create(
+    redis: Redis, spec: CampaignSpec, people: list[Person], *, sms: bool = False
+) -> str:
+    """Create and start a campaign over `people` (the roster); return its id (a number).
+
+    `sms`: the installation can send SMS (`Config.sms_ready`): a spec without a delivery plan
+    gets the default one (voice, SMS, voice); without it, a plan that sends SMS is refused."""
+    spec = spec.with_default_plan(sms)
     spec.validate()
     targets = select(people, spec)
     if not targets:
@@ -106,6 +113,8 @@ def _meta(cid: str, spec: CampaignSpec, started: int, count: int) -> dict[str, s
         "attempts": spec.attempts,
         "retry_delay_ms": spec.retry_delay * 1000,
         "escalate": "1" if spec.escalate else "0",
+        # The delivery plan the scheduler walks (`ivr.campaign.plan`).
+        "plan": json.dumps(list(spec.steps())),
         "overcall": spec.overcall,
         "next_ix": count,
     }
@@ -141,7 +150,12 @@ def reserve_of(
 
 def number_index(people: Iterable[Person]) -> dict[str, str]:
     """`number_key` of each of `people`'s numbers -> their staff id."""
-    return {number_key(n): p.id for p in people for n in p.phones if number_key(n)}
+    return {
+        number_key(n): p.id
+        for p in people
+        for n in (*p.phones, *([p.sms] if p.sms else []))
+        if number_key(n)
+    }
 
 
 def _index_numbers(pipe: Pipeline, cid: str, people: list[Person]) -> None:
@@ -203,9 +217,8 @@ async def fail(redis: Redis, cid: str, reason: str) -> str:
 
 async def _end(redis: Redis, cid: str, status: str, reason: str) -> str:
     await get_meta(redis, cid)
-    names = [campaign_key(cid)] + [
-        campaign_key(cid, part) for part in ("state", "people", *TIERS, "counts", "events")
-    ]
+    parts = ("state", "people", *TIERS, "counts", "events", sms_due_part, sms_sending_part)
+    names = [campaign_key(cid)] + [campaign_key(cid, part) for part in parts]
     script = redis.register_script(scripts.END)
     return str(await script(keys=names, args=[now_ms(), status, reason]))
 
