@@ -74,6 +74,20 @@ class Config:
     selftest_busy: tuple[str, ...] = ()
     #: `text` or `json` (one object per line, the campaign, attempt, worker, channel as fields).
     log_format: str = "text"
+    #: SMS over SIP MESSAGE through Asterisk (AMI MessageSend): the `To` with `{number}`, such
+    #: as `pjsip:gsm-gateway/sip:{number}@192.168.10.20` (empty: no SMS).
+    sms_sip_to: str = ""
+    #: The `From` of those messages (what the phone shows, where replies go back).
+    sms_sip_from: str = ""
+    #: Messages the gateway sends at once (its SIM ports), and per second on each port.
+    sms_sip_ports: int = 1
+    sms_sip_rate: float = 0.1
+
+    @property
+    def sms_ready(self) -> bool:
+        """True when an SMS transport is configured: campaigns then default to the plan
+        voice, SMS, voice (`ivr.campaign.plan`)."""
+        return bool(self.sms_sip_to)
 
     def asterisk_path(self, local: Path) -> str:
         """The path Asterisk must use for a file the service wrote under `audio_dir`."""
@@ -157,6 +171,23 @@ def _dial_template(raw: str) -> str:
         )
     if any(ch in raw for ch in "\r\n&,;"):
         raise ConfigError("IVR_DIAL_TEMPLATE: must not contain '&', ',', ';' or line breaks")
+    return raw
+
+
+def _sms_to(raw: str) -> str:
+    if raw.count("{number}") != 1 or not re.fullmatch(
+        r"[A-Za-z0-9:@._/+=\-]*", raw.replace("{number}", "")
+    ):
+        raise ConfigError(
+            "IVR_SMS_SIP_TO: must contain {number} once and otherwise only letters, digits and "
+            f":@._/+=- (such as pjsip:gateway/sip:{{number}}@192.168.10.20), got {raw!r}"
+        )
+    return raw
+
+
+def _sms_from(raw: str) -> str:
+    if not re.fullmatch(r'[\w +"<>.:@\-]{1,120}', raw):
+        raise ConfigError(f"IVR_SMS_SIP_FROM: unexpected characters in {raw!r}")
     return raw
 
 
@@ -293,6 +324,10 @@ def load_config(
     take("IVR_SELFTEST_TARGETS", "selftest_targets", _targets("IVR_SELFTEST_TARGETS"))
     take("IVR_SELFTEST_BUSY", "selftest_busy", _targets("IVR_SELFTEST_BUSY"))
     take("IVR_LOG_FORMAT", "log_format", _log_format)
+    take("IVR_SMS_SIP_TO", "sms_sip_to", _sms_to)
+    take("IVR_SMS_SIP_FROM", "sms_sip_from", _sms_from)
+    take("IVR_SMS_SIP_PORTS", "sms_sip_ports", _int("IVR_SMS_SIP_PORTS", 1, 64))
+    take("IVR_SMS_SIP_RATE", "sms_sip_rate", _float("IVR_SMS_SIP_RATE", 0.001, 100))
     if "audio_dir" in kwargs and "audio_dir_asterisk" not in kwargs:
         kwargs["audio_dir_asterisk"] = kwargs["audio_dir"]
 

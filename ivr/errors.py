@@ -95,3 +95,11 @@ class SandboxError(IvrError):
 
     error_id = "sandbox_error"
     exit_code = 5
+
+
+class SmsRefused(IvrError):
+    """An SMS gateway (or Asterisk on its way) refused one message: this number, this text.
+    The message is not retried; the person's plan goes on."""
+
+    error_id = "sms_refused"
+    exit_code = 3

@@ -30,6 +30,7 @@ def campaign_key(cid: str, part: str = "") -> str:
     """`ivr:campaign:<cid>` or `ivr:campaign:<cid>:<part>` (people, state, due:<tier>, ...)."""
     return f"{campaign_prefix}{cid}:{part}" if part else f"{campaign_prefix}{cid}"
 
+
 #: Parts of a campaign's SMS keys (`campaign_key(cid, part)`), see `ivr.campaign.plan`: the SMS
 #: steps due (sorted set of `<pid>:<step>` by due time), those being sent (by lease expiry),
 #: and each step's fate (hash `<pid>:<step>` -> sending:<worker>/sent/failed/skipped/unknown:
@@ -39,6 +40,9 @@ sms_sending_part = "sms:sending"
 sms_jobs_part = "sms:jobs"
 #: Stream: SMS from numbers no campaign knows, or texts that are no answer (kept for audit).
 sms_inbox_key = "ivr:sms:inbox"
+#: Key per inbound SMS (its Asterisk Uniqueid), set by the one worker that handles it: every
+#: worker on that Asterisk sees the event.
+sms_seen_prefix = "ivr:sms:seen:"
 
 
 # -- console: API tokens and audit log ----------------------------------------------------

@@ -229,6 +229,19 @@ async def active(redis: Redis) -> list[str]:
     return sorted(ids, key=int)
 
 
+async def recent(redis: Redis, window_hours: int) -> list[str]:
+    """Running campaigns, and those ended within `window_hours`; newest first. They still take
+    answers (the callback line, SMS replies)."""
+    since = (time.time() - window_hours * 3600) * 1000
+    ids = cast(list[str], await redis.zrevrange(keys.campaigns_key, 0, 49))
+    out = []
+    for cid in ids:
+        status, finished = await redis.hmget(campaign_key(cid), ["status", "finished_at"])
+        if status == "running" or (status == "done" and int(finished or 0) >= since):
+            out.append(cid)
+    return out
+
+
 async def latest(redis: Redis) -> str | None:
     """The newest campaign's id, if any."""
     got = cast(list[str], await redis.zrevrange(keys.campaigns_key, 0, 0))

@@ -16,6 +16,7 @@ from ivr.config import Config, load_config
 from ivr.dialer.alerter import Alerter
 from ivr.dialer.worker import DialerWorker, WorkerSettings
 from ivr.lines.server import serving
+from ivr.sms import service as sms
 
 log = logging.getLogger(__name__)
 
@@ -78,4 +79,7 @@ async def _run(
         if not args.no_lines:
             await stack.enter_async_context(serving(config, db, alerter.speaker, alerter.link))
         logs.status.info("worker %s: %d channels", settings.name, settings.capacity)
-        await DialerWorker(alerter, db, settings).run(stop)
+        await asyncio.gather(
+            DialerWorker(alerter, db, settings).run(stop),
+            sms.run(config, alerter.link, db, settings.name, stop),
+        )

@@ -28,10 +28,10 @@ from redis.exceptions import RedisError
 from ivr import keys, logs
 from ivr.campaign import store
 from ivr.campaign.scheduler import TIERS, Claim, Scheduler, attempt_id
+from ivr.db import retrying
 from ivr.dialer import heartbeat
 from ivr.dialer.alerter import Alerter
 from ivr.dialer.audio import CampaignAudio, call_request, load_audio
-from ivr.dialer.retry import retrying
 from ivr.dialer.settings import PREPARE_ATTEMPTS, WorkerSettings
 from ivr.errors import AmiError, InvalidNumberError, IvrError
 from ivr.health.heartbeat import Heartbeat

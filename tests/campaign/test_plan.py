@@ -158,9 +158,7 @@ async def test_voice_and_sms_at_once(db: aioredis.Redis) -> None:
     assert again is not None and again.attempt == 1  # type: ignore[attr-defined]
     assert await sms_claim(s, cid, NOW) is None
     await s.finish(cid, "a", 1, "available", NOW + 5, worker="w", number="1", detail="")
-    assert await s.sms_done(cid, "a:0", "sent", NOW + 6, number="0611111111", detail="") == [
-        "sent"
-    ]
+    assert await s.sms_done(cid, "a:0", "sent", NOW + 6, number="0611111111", detail="") == ["sent"]
     report = await reports.report(db, cid)
     assert (report["available"], report["status"]) == (1, "done")
     assert await sms_claim(s, cid, NOW + DELAY) is None
