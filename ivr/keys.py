@@ -40,7 +40,7 @@ sms_sending_part = "sms:sending"
 sms_jobs_part = "sms:jobs"
 #: Stream: SMS from numbers no campaign knows, or texts that are no answer (kept for audit).
 sms_inbox_key = "ivr:sms:inbox"
-#: Key per inbound SMS (its Asterisk Uniqueid), set by the one worker that handles it: every
+#: Key per inbound SMS (its SIP Call-ID), set by the one worker that handles it: every
 #: worker on that Asterisk sees the event.
 sms_seen_prefix = "ivr:sms:seen:"
 

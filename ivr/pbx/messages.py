@@ -32,7 +32,7 @@ class InboundMessage:
     body: str
     #: The sender as Asterisk gave it (for the audit of unknown senders).
     raw_sender: str = ""
-    #: Asterisk's id of the message (its Uniqueid): the same for every AMI session.
+    #: The message's SIP Call-ID: the same for every AMI session that sees it.
     message_id: str = ""
 
 
@@ -90,7 +90,7 @@ def parse_event(message: Any) -> InboundMessage:
         sender = normalize_number(match.group(1)) if match else ""
     except InvalidNumberError:
         sender = ""
-    return InboundMessage(sender, body, raw, str(message.get("Uniqueid", "")))
+    return InboundMessage(sender, body, raw, str(message.get("Id", "")))
 
 
 def _b64(text: str) -> str:

@@ -13,7 +13,7 @@ _YES = r"1|OUI|O|YES|Y|DISPO|DISPONIBLE|AVAILABLE"
 _NO = r"2|NON|N|NO|PAS DISPO|PAS DISPONIBLE|INDISPONIBLE|NOT AVAILABLE|UNAVAILABLE"
 _REPLY = re.compile(
     rf"(?P<word>{_YES}|{_NO})"
-    r"(?:[ ,.:;/-]*(?P<minutes>[0-9]{1,3})[ ]*(?:MN|MIN|MINS|MINUTES?|M)?)?[ .!]*"
+    r"(?:[ ,.:;/-]+(?P<minutes>[0-9]{1,3})[ ]*(?:MN|MIN|MINS|MINUTES?|M)?)?[ .!]*"
 )
 #: Minutes to arrival taken from a reply, at most (twelve hours).
 MAX_MINUTES = 720
