@@ -59,6 +59,15 @@ CAMPAIGN_FIELDS: dict[str, Schema] = {
     "amd": {"type": "boolean"},
     "ask_eta": {"type": "boolean"},
     "callback_number": {"type": "string", "maxLength": 40, "pattern": "^[0-9+*#() .-]*$"},
+    "plan": {
+        "type": "array",
+        "description": "Delivery plan: voice, sms or voice+sms steps, one retry_delay apart; "
+        "the first with voice. Absent: voice, sms, voice when the installation sends SMS, "
+        "else `attempts` voice rounds.",
+        "items": {"enum": ["voice", "sms", "voice+sms"]},
+        "minItems": 1,
+        "maxItems": 10,
+    },
 }
 _UNITS = CAMPAIGN_FIELDS["units"]
 #: More people to call when the campaign is extended: roles and/or units of the roster.
@@ -236,6 +245,18 @@ REPORT: Schema = {
         "in_flight": {"type": "integer"},
         "by_role": {"type": "object"},
         "forecast": {"type": "object"},
+        "plan": {
+            "type": "array",
+            "items": {"type": "string"},
+            "description": "the delivery plan: voice, sms, voice+sms steps",
+        },
+        "sms": {
+            "type": "object",
+            "description": "SMS steps sent (handed to the gateway), failed (refused), skipped "
+            "(answered before, no SMS number, quota met), unknown (sender lost while sending), "
+            "and answers given by SMS reply",
+            "additionalProperties": {"type": "integer"},
+        },
     },
     "required": ["campaign", "status", "total", "by_role"],
 }

@@ -69,6 +69,11 @@ def uses_sms(steps: Sequence[str]) -> bool:
     return any(SMS in step for step in steps)
 
 
+def without_sms(steps: Sequence[str]) -> tuple[str, ...]:
+    """The plan with its SMS left out: `voice+sms` becomes `voice`, `sms` steps go."""
+    return tuple(VOICE for step in steps if VOICE in step)
+
+
 def text(steps: Sequence[str]) -> str:
     """The plan as the CLI takes it: `voice,sms,voice`."""
     return ",".join(steps)

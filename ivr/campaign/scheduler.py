@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
-from ivr.campaign import scripts
+from ivr.campaign import scripts, smsscripts
 from ivr.keys import campaign_key, sms_due_part, sms_jobs_part, sms_sending_part
 from ivr.staff.roster import Person
 
@@ -85,8 +85,8 @@ class Scheduler:
         self._reclaim = redis.register_script(scripts.RECLAIM)
         self._eta = redis.register_script(scripts.ETA)
         self._release = redis.register_script(scripts.RELEASE)
-        self._sms_claim = redis.register_script(scripts.SMS_CLAIM)
-        self._sms_done = redis.register_script(scripts.SMS_DONE)
+        self._sms_claim = redis.register_script(smsscripts.SMS_CLAIM)
+        self._sms_done = redis.register_script(smsscripts.SMS_DONE)
 
     @staticmethod
     def keys(cid: str, *parts: str) -> list[str]:

@@ -113,16 +113,22 @@ class CampaignSpec:
         return self.plan or (plans.VOICE,) * self.attempts
 
     def with_default_plan(self, sms: bool) -> CampaignSpec:
-        """This spec, with `plan.DEFAULT` when it names no plan and the installation can send
-        SMS (`sms`); refused when its plan sends SMS and the installation cannot."""
+        """This spec as an installation that can send SMS (`sms`) or not runs it: no plan
+        gets `plan.DEFAULT` with SMS; without SMS, the plan's SMS steps are left out (a
+        prepared scenario still calls when the gateway is not configured)."""
+        if sms and not self.plan:
+            return replace(self, plan=plans.DEFAULT)
+        if not sms and plans.uses_sms(self.plan):
+            return replace(self, plan=plans.without_sms(self.plan))
+        return self
+
+    def check_sms(self, sms: bool) -> None:
+        """Refuse a plan asked for with SMS steps on an installation that cannot send SMS."""
         if not sms and plans.uses_sms(self.plan):
             raise CampaignError(
                 "campaign: the delivery plan sends SMS but no SMS transport is configured "
                 "(IVR_SMS_SIP_TO)"
             )
-        if sms and not self.plan:
-            return replace(self, plan=plans.DEFAULT)
-        return self
 
     def _validate_messages(self) -> None:
         if not any(t.strip() for t in self.messages.values()) and not self.recordings:

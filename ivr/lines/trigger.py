@@ -72,7 +72,8 @@ class TriggerLine:
             await call.play(call.p("cancelled"))
             return
         spec = scenario.campaign(drill=drill, recordings=recordings)
-        cid = await store.create(self.context.redis, spec, people)
+        sms = self.context.config.sms_ready
+        cid = await store.create(self.context.redis, spec, people, sms=sms)
         logs.bind(campaign_id=cid)  # this call's own task (ivr.pbx.agi)
         await audit.record(
             self.context.redis,

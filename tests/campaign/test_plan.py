@@ -54,10 +54,14 @@ def test_parse_normalises_and_refuses_with_the_step() -> None:
             plan.parse(text)
 
 
-async def test_a_plan_with_sms_needs_a_transport(db: aioredis.Redis) -> None:
-    spec = CampaignSpec(messages={"fr": "x"}, plan=("voice", "sms"))
+async def test_plans_as_the_installation_runs_them(db: aioredis.Redis) -> None:
+    asked = CampaignSpec(messages={"fr": "x"}, plan=("voice+sms", "sms", "voice"))
     with pytest.raises(CampaignError, match="no SMS transport"):
-        await store.create(db, spec, [person("a", "nurse", "1")])
+        asked.check_sms(False)
+    asked.check_sms(True)
+    # A prepared scenario still calls where no gateway is configured: its SMS steps go.
+    cid = await store.create(db, asked, [person("a", "nurse", "1")])
+    assert json.loads(await db.hget(campaign_key(cid), "plan")) == ["voice", "voice"]
     default = CampaignSpec(messages={"fr": "x"}, attempts=2)
     cid = await store.create(db, default, [person("a", "nurse", "1")], sms=True)
     assert json.loads(await db.hget(campaign_key(cid), "plan")) == list(plan.DEFAULT)
