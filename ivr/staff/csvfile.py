@@ -191,6 +191,7 @@ class _Parser:
         if backup:
             self.backups.append((line, pid, backup))
         tags = self.tags(row, line)
+        sms = self.sms(row, line)
         if self.problems.total > before:
             return None
         return Person(
@@ -203,6 +204,7 @@ class _Parser:
             on_call=on_call,
             backup=backup or None,
             tags=tags,
+            sms=sms,
         )
 
     def fields_fit(self, row: list[str], line: int) -> bool:
@@ -277,6 +279,17 @@ class _Parser:
             self.add(line, c.tags, f"tag {tag!r}: only a-z, 0-9 and _, 40 at most")
         return tags
 
+    def sms(self, row: list[str], line: int) -> str | None:
+        """The row's SMS number, validated like the phones (None: the first mobile)."""
+        c = self.columns
+        if c.sms is None or not row[c.sms].strip():
+            return None
+        try:
+            return normalize_number(row[c.sms].translate(_SPACES))
+        except InvalidNumberError as exc:
+            self.add(line, c.sms, str(exc))
+            return None
+
     def phones(self, row: list[str], line: int) -> tuple[str, ...]:
         """Every number of the row's phone columns, in column order, each once."""
         before = self.problems.total
@@ -320,10 +333,13 @@ def export_csv(people: Iterable[Person]) -> str:
             "1" if p.on_call else "0",
             p.backup or "",
             "|".join(sorted(p.tags)),
+            p.sms or "",
         )
         for p in people
     )
     return spreadsheet.write([EXPORT_COLUMNS, *rows])
 
 
-EXPORT_COLUMNS = ("id", "name", "role", "unit", "phones", "language", "on_call", "backup", "tags")
+EXPORT_COLUMNS = (
+    "id", "name", "role", "unit", "phones", "language", "on_call", "backup", "tags", "sms",
+)  # fmt: skip

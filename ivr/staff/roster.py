@@ -67,6 +67,12 @@ class Person:
         """Where this person's SMS go: `sms`, else the first mobile number of `phones`."""
         return self.sms or next((n for n in self.phones if is_mobile(n)), None)
 
+    @property
+    def single_number(self) -> bool:
+        """One number for calls and SMS alike: a flat battery or a lost phone and nothing
+        reaches them (flagged at import)."""
+        return len({*self.phones, *([self.sms] if self.sms else [])}) <= 1
+
     def to_json(self, *, with_id: bool = True) -> str:
         """Compact JSON, short keys, defaults left out (about 100 bytes for most people).
 

@@ -48,6 +48,7 @@ def test_roster_import_export_and_bad_file_changes_nothing(redis_url: str, tmp_p
     done = ivr(redis_url, "roster", "import", str(good), tmp=tmp_path)
     assert done.returncode == 0, done.stderr
     assert "4 staff imported" in done.stdout
+    assert "3 staff have a single number (one phone to reach them): A001, A003, A004" in done.stdout
     before = ivr(redis_url, "roster", "export", tmp=tmp_path).stdout
     assert "A003" in before and "anesthesiste" in before
 
