@@ -82,12 +82,22 @@ class Config:
     #: Messages the gateway sends at once (its SIM ports), and per second on each port.
     sms_sip_ports: int = 1
     sms_sip_rate: float = 0.1
+    #: SMS over SMPP 3.4 to a GSM gateway or an SMSC (empty host: none), bound as transceiver.
+    sms_smpp_host: str = ""
+    sms_smpp_port: int = 2775
+    sms_smpp_system_id: str = ""
+    sms_smpp_password: str = field(default="", repr=False)
+    #: The sender address phones show (a number, or a name if the SMSC allows it).
+    sms_smpp_source: str = ""
+    #: Messages in flight at once, and per second on each.
+    sms_smpp_ports: int = 1
+    sms_smpp_rate: float = 1.0
 
     @property
     def sms_ready(self) -> bool:
         """True when an SMS transport is configured: campaigns then default to the plan
         voice, SMS, voice (`ivr.campaign.plan`)."""
-        return bool(self.sms_sip_to)
+        return bool(self.sms_sip_to or self.sms_smpp_host)
 
     def asterisk_path(self, local: Path) -> str:
         """The path Asterisk must use for a file the service wrote under `audio_dir`."""
@@ -183,6 +193,17 @@ def _sms_to(raw: str) -> str:
             f":@._/+=- (such as pjsip:gateway/sip:{{number}}@192.168.10.20), got {raw!r}"
         )
     return raw
+
+
+def _smpp_text(key: str, longest: int) -> Callable[[str], str]:
+    """SMPP 3.4's C-octet strings: printable ASCII, `longest` characters at most."""
+
+    def parse(raw: str) -> str:
+        if not re.fullmatch(r"[\x21-\x7e]+", raw) or len(raw) > longest:
+            raise ConfigError(f"{key}: printable ASCII, no space, {longest} characters at most")
+        return raw
+
+    return parse
 
 
 def _sms_from(raw: str) -> str:
@@ -328,6 +349,13 @@ def load_config(
     take("IVR_SMS_SIP_FROM", "sms_sip_from", _sms_from)
     take("IVR_SMS_SIP_PORTS", "sms_sip_ports", _int("IVR_SMS_SIP_PORTS", 1, 64))
     take("IVR_SMS_SIP_RATE", "sms_sip_rate", _float("IVR_SMS_SIP_RATE", 0.001, 100))
+    take("IVR_SMS_SMPP_HOST", "sms_smpp_host", _host("IVR_SMS_SMPP_HOST"))
+    take("IVR_SMS_SMPP_PORT", "sms_smpp_port", _int("IVR_SMS_SMPP_PORT", 1, 65535))
+    take("IVR_SMS_SMPP_SYSTEM_ID", "sms_smpp_system_id", _smpp_text("IVR_SMS_SMPP_SYSTEM_ID", 15))
+    take("IVR_SMS_SMPP_PASSWORD", "sms_smpp_password", _smpp_text("IVR_SMS_SMPP_PASSWORD", 8))
+    take("IVR_SMS_SMPP_SOURCE", "sms_smpp_source", _smpp_text("IVR_SMS_SMPP_SOURCE", 20))
+    take("IVR_SMS_SMPP_PORTS", "sms_smpp_ports", _int("IVR_SMS_SMPP_PORTS", 1, 64))
+    take("IVR_SMS_SMPP_RATE", "sms_smpp_rate", _float("IVR_SMS_SMPP_RATE", 0.001, 1000))
     if "audio_dir" in kwargs and "audio_dir_asterisk" not in kwargs:
         kwargs["audio_dir_asterisk"] = kwargs["audio_dir"]
 
@@ -336,6 +364,8 @@ def load_config(
             if not kwargs.get(attr):
                 raise ConfigError(f"{key}: missing (set it in the environment or in IVR_CONFIG)")
     config = Config(**kwargs)  # type: ignore[arg-type]
+    if config.sms_smpp_host and not config.sms_smpp_system_id:
+        raise ConfigError("IVR_SMS_SMPP_SYSTEM_ID: missing (IVR_SMS_SMPP_HOST is set)")
     # Whatever prints or logs from now on masks them (ivr.redact).
-    redact.register(config.ami_secret, url_password(config.redis_url))
+    redact.register(config.ami_secret, url_password(config.redis_url), config.sms_smpp_password)
     return config

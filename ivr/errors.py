@@ -103,3 +103,17 @@ class SmsRefused(IvrError):
 
     error_id = "sms_refused"
     exit_code = 3
+
+
+class SmsNotSent(IvrError):
+    """The SMS link is down: nothing left, the message can go again later."""
+
+    error_id = "sms_not_sent"
+    exit_code = 3
+
+
+class SmsLinkLost(IvrError):
+    """The SMS link dropped before the gateway answered: sent or not, nobody knows."""
+
+    error_id = "sms_link_lost"
+    exit_code = 3

@@ -40,6 +40,11 @@ sms_sending_part = "sms:sending"
 sms_jobs_part = "sms:jobs"
 #: Stream: SMS from numbers no campaign knows, or texts that are no answer (kept for audit).
 sms_inbox_key = "ivr:sms:inbox"
+#: Key per SMS an SMSC gave a message id (SMPP): `<campaign> <pid>:<step>`, for its delivery
+#: receipt; they expire after three days.
+sms_message_prefix = "ivr:sms:msg:"
+#: Part of a campaign: hash `<pid>:<step>` -> the first delivery receipt's status.
+sms_receipts_part = "sms:receipts"
 #: Key per inbound SMS (its SIP Call-ID), set by the one worker that handles it: every
 #: worker on that Asterisk sees the event.
 sms_seen_prefix = "ivr:sms:seen:"

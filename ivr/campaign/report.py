@@ -27,7 +27,7 @@ from ivr.staff.roster import Person
 #: per role against quota, arrivals forecast); the console, the CLI and the report line read it.
 Report = dict[str, Any]
 #: What became of SMS steps, and the answers given by SMS (`ivr.campaign.scripts`).
-SMS_RESULTS = ("sent", "failed", "skipped", "unknown", "answered")
+SMS_RESULTS = ("sent", "failed", "skipped", "unknown", "delivered", "undelivered", "answered")
 #: Previous drills a drill report compares with, newest first.
 MAX_DRILLS = 10
 #: Arrival buckets (minutes) of the forecast.

@@ -24,7 +24,13 @@ from dataclasses import dataclass
 from redis.asyncio import Redis
 
 from ivr.campaign import scripts, smsscripts
-from ivr.keys import campaign_key, sms_due_part, sms_jobs_part, sms_sending_part
+from ivr.keys import (
+    campaign_key,
+    sms_due_part,
+    sms_jobs_part,
+    sms_receipts_part,
+    sms_sending_part,
+)
 from ivr.staff.roster import Person
 
 #: Tiers of the due queue, claimed in this order.
@@ -164,6 +170,22 @@ class Scheduler:
         )  # fmt: skip
         got = await self._sms_done(keys=keys, args=[job, result, now_ms, number, detail])
         return [str(x) for x in got]
+
+    async def sms_receipt(self, cid: str, job: str, status: str, now_ms: int) -> bool:
+        """Count the first delivery receipt of SMS step `job` (`delivered` or another status
+        the SMSC gave); a repeated receipt is ignored (False)."""
+        if not await self.redis.hsetnx(campaign_key(cid, sms_receipts_part), job, status):
+            return False
+        result = "delivered" if status == "delivered" else "undelivered"
+        pid, _, step = job.rpartition(":")
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.hincrby(campaign_key(cid, "counts"), f"sms:{result}", 1)
+        pipe.xadd(
+            campaign_key(cid, "events"),
+            {"type": "sms_receipt", "pid": pid, "step": step, "status": status, "t": now_ms},
+        )
+        await pipe.execute()
+        return True
 
     async def sms_expired(self, cid: str, now_ms: int) -> list[str]:
         """SMS steps whose sender died while sending (lease expired)."""

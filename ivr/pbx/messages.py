@@ -51,7 +51,7 @@ class SipMessages:
     async def wait_up(self, timeout: float) -> None:
         await self.link.wait_up(timeout)
 
-    async def send(self, number: str, text: str) -> None:
+    async def send(self, number: str, text: str) -> str | None:
         """Send `text` to `number`. SmsRefused: Asterisk or the peer said no (not retried);
         AmiNotConnected: nothing was sent; other AmiErrors: sent or not, nobody knows."""
         try:
@@ -67,7 +67,7 @@ class SipMessages:
             fields["From"] = self.sender
         reply = await self.link.action(fields)
         if not isinstance(reply, list) and reply.get("Response") == "Success":
-            return
+            return None  # Asterisk gives no message id (nor any receipt)
         said = reply[0].get("Message") if isinstance(reply, list) else reply.get("Message")
         raise SmsRefused(f"SMS to {number} refused by Asterisk: {said or 'no reason given'}")
 

@@ -23,7 +23,11 @@ class Sender(Protocol):
 
     async def wait_up(self, timeout: float) -> None: ...
 
-    async def send(self, number: str, text: str) -> None: ...
+    async def send(self, number: str, text: str) -> str | None:
+        """Send `text`; the gateway's message id when it gives one (for delivery receipts).
+        SmsRefused: refused, not retried; AmiNotConnected or SmsNotSent: nothing left;
+        another AmiError or SmsLinkLost: sent or not, nobody knows."""
+        ...
 
 
 class Slot:

@@ -16,12 +16,12 @@ import time
 
 from redis.asyncio import Redis
 
-from ivr import logs
+from ivr import keys, logs
 from ivr.campaign import store
 from ivr.campaign.scheduler import Scheduler, SmsClaim
 from ivr.campaign.spec import CampaignSpec
 from ivr.db import retrying
-from ivr.errors import AmiError, AmiNotConnected, SmsRefused
+from ivr.errors import AmiError, AmiNotConnected, SmsLinkLost, SmsNotSent, SmsRefused
 from ivr.keys import campaign_key, sms_due_part, sms_jobs_part, sms_sending_part
 from ivr.sms import texts
 from ivr.sms.gateway import Gateway
@@ -30,6 +30,8 @@ log = logging.getLogger(__name__)
 
 #: Seconds at most between two looks at the queues when nothing is due.
 IDLE = 0.5
+#: Days a delivery receipt may take to come back.
+RECEIPT_DAYS = 3
 #: Seconds a claimed SMS step may take to be sent before it counts as lost (`unknown`).
 LEASE = 60.0
 
@@ -94,19 +96,25 @@ class Messenger:
             return
         try:
             text = texts.alert(await self._spec(job.campaign), job.person.language)
-            await self.gateway.sender.send(number, text)
+            gateway_id = await self.gateway.sender.send(number, text)
         except SmsRefused as exc:
             await self._done(job, "failed", number, str(exc))
             return
-        except AmiNotConnected:
+        except (AmiNotConnected, SmsNotSent):
             # Nothing left: the step goes back to the queue, for this or another sender.
             await retrying(self._give_back, job)
             return
-        except AmiError as exc:
+        except (AmiError, SmsLinkLost) as exc:
             await self._done(job, "unknown", number, str(exc))
             return
         self.sent += 1
-        await self._done(job, "sent", number, f"{self.gateway.name} {job.message_id}")
+        if gateway_id:
+            await retrying(
+                self.redis.set, keys.sms_message_prefix + gateway_id,
+                f"{job.campaign} {job.job}", ex=RECEIPT_DAYS * 86400,
+            )  # fmt: skip
+        detail = f"{self.gateway.name} {job.message_id}" + (f" {gateway_id}" if gateway_id else "")
+        await self._done(job, "sent", number, detail)
 
     async def _done(self, job: SmsClaim, result: str, number: str, detail: str) -> None:
         await retrying(

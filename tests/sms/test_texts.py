@@ -45,11 +45,20 @@ def test_alert_text_carries_message_how_to_answer_and_callback() -> None:
     assert fr.startswith("EXERCICE. Plan blanc déclenché.\nRépondez 1")
     assert fr.endswith("Ou rappelez le 0140000000.")
     en = texts.alert(spec, "en")
-    assert "White plan." in en and "Reply 1 if you are available" in en
+    assert "White plan." in en and "Reply 1 if available" in en
     # A language without its own text gets the French message with the English instructions.
     only_fr = CampaignSpec(messages={"fr": "Plan blanc."})
     assert texts.alert(only_fr, "en").startswith("Plan blanc.\nReply 1")
     assert "plan blanc" in texts.alert(CampaignSpec(messages={}, recordings={"fr": "a"}), "fr")
+
+
+def test_fixed_texts_are_gsm_so_a_short_alert_is_one_sms() -> None:
+    # One character outside GSM 03.38 (ê, ç, «) would make every SMS UCS-2: 70 characters.
+    for language in ("fr", "en"):
+        for name, text in texts.texts(language).items():
+            assert encoding.segments(text)[0] == "gsm", (language, name)
+    spec = CampaignSpec(messages={"fr": "Plan blanc : venez."}, callback_number="0140000000")
+    assert encoding.segments(texts.alert(spec, "fr")) == ("gsm", 1)
 
 
 def test_both_languages_have_the_same_texts() -> None:
