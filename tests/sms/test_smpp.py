@@ -5,6 +5,7 @@ answers, long and accented texts in parts, a refused number, the SMSC dropping t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import Counter
 from collections.abc import AsyncIterator
 
@@ -37,23 +38,32 @@ async def bound(port: int) -> SmppLink:
     return link
 
 
-async def test_plan_steps_receipts_and_replies(db: aioredis.Redis, smsc: Smsc) -> None:
-    cid = await missed_by_voice(db, 3)
-    link = await bound(smsc.port)
+@contextlib.asynccontextmanager
+async def sending(
+    db: aioredis.Redis, port: int, ports: int, rate: float
+) -> AsyncIterator[SmppLink]:
+    """A worker's SMS service on one SMPP link to 127.0.0.1:`port`, sending until the end."""
+    link = await bound(port)
     service = SmsService(db, window_hours=1)
-    service.add_smpp(link, ports=2, rate=50)
+    service.add_smpp(link, ports=ports, rate=rate)
     stop = asyncio.Event()
     task = asyncio.create_task(service.run("w", stop))
     try:
+        yield link
+    finally:
+        stop.set()
+        await task
+        await link.close()
+
+
+async def test_plan_steps_receipts_and_replies(db: aioredis.Redis, smsc: Smsc) -> None:
+    cid = await missed_by_voice(db, 3)
+    async with sending(db, smsc.port, ports=2, rate=50):
         await wait_events(db, cid, "sms_receipt", 3)
         # A nurse replies "1 15" from her phone: available, there in 15 minutes.
         await smsc.mo("+33611000001", b"1 15")
         await smsc.wait_for(submits=4)  # the acknowledgement, once the answer is counted
         report = await wait_done(db, cid)
-    finally:
-        stop.set()
-        await task
-        await link.close()
     first = smsc.submits[:3]
     assert sorted(s.destination for s in first) == ["0611000000", "0611000001", "0611000002"]
     assert all(s.registered_delivery == 1 and s.source == "0140000000" for s in first)
@@ -101,21 +111,14 @@ async def test_smsc_dropping_the_link_mid_campaign(db: aioredis.Redis, smsc: Sms
     cid = await missed_by_voice(db, count)
     proxy = TcpProxy("127.0.0.1", smsc.port)
     await proxy.start()
-    link = await bound(proxy.port)
-    service = SmsService(db, window_hours=1)
-    service.add_smpp(link, ports=1, rate=40)
-    stop = asyncio.Event()
-    task = asyncio.create_task(service.run("w", stop))
     try:
-        await smsc.wait_for(submits=4)
-        proxy.cut()
-        await asyncio.wait_for(link.wait_down(), 10)
-        proxy.restore()
-        report = await wait_done(db, cid, timeout=60)
+        async with sending(db, proxy.port, ports=1, rate=40) as link:
+            await smsc.wait_for(submits=4)
+            proxy.cut()
+            await asyncio.wait_for(link.wait_down(), 10)
+            proxy.restore()
+            report = await wait_done(db, cid, timeout=60)
     finally:
-        stop.set()
-        await task
-        await link.close()
         await proxy.close()
     assert link.binds == 2 and smsc.binds == 2
     per_number = Counter(s.destination for s in smsc.submits)
