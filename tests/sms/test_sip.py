@@ -4,6 +4,7 @@ as the staff's phone replying, a real redis-server, the real dialer."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -21,9 +22,9 @@ from ivr.errors import SmsRefused
 from ivr.keys import campaign_key
 from ivr.pbx.ami import AmiLink
 from ivr.pbx.messages import InboundMessage, SipMessages
+from ivr.sms import service as sms
 from ivr.sms.gateway import Gateway
 from ivr.sms.inbox import Handled, SmsInbox
-from ivr.sms.messenger import Messenger
 from tests import smsphone
 from tests.campaigntools import events, person, states, wait_done, wait_events
 from tests.dialer.test_campaigns import Workers
@@ -62,47 +63,48 @@ class Replies:
 
 
 async def test_default_plan_reaches_by_sms_whom_the_call_missed(
-    alerter: Alerter, db: aioredis.Redis, sipp: Sipp
+    alerter: Alerter, db: aioredis.Redis, sipp: Sipp, sandbox_config: Config
 ) -> None:
-    """Voice, then SMS to whoever the call missed, then voice: one person answers only by SMS
-    (and keys minutes to arrival in it), one presses 1 at once and gets no SMS, one never
-    answers and gets one SMS and two calls."""
+    """Voice, then SMS to whoever the call missed, then voice, with the SMS service a worker
+    runs (`ivr.sms.service`): one person answers only by SMS (with minutes to arrival), one
+    presses 1 at once and gets no SMS, one never answers and gets one SMS and two calls."""
     people = [
         person("sms", "nurse", "2000", sms="0633000001"),
         person("key", "nurse", "1070", sms="0633000002"),
         person("none", "nurse", "3000", sms="0633000003"),
     ]
     workers = Workers(alerter, db)
+    stop = asyncio.Event()
     async with smsphone.receive(sipp, 2) as gateway:
-        sender = SipMessages(alerter.link, gateway.to_template, "sip:0140000000@ivr")
-        gw = Gateway("sip", sender, ports=2, rate=10)
-        replies = Replies(alerter.link, SmsInbox(db, gw, window_hours=1), {"0633000001"})
-        stop = asyncio.Event()
-        messenger = asyncio.create_task(Messenger(db, gw, name="m").run(stop))
-        workers.start(capacity=3)
-        spec = CampaignSpec(
-            messages={"fr": "Plan blanc, venez."}, ring_timeout=5, amd=False, retry_delay=0,
-            callback_number="0140000000",
+        config = dataclasses.replace(
+            sandbox_config, sms_sip_to=gateway.to_template, sms_sip_from="sip:0140000000@ivr",
+            sms_sip_ports=2, sms_sip_rate=10,
         )  # fmt: skip
-        cid = await store.create(db, spec, people, sms=True)
-        await wait_events(db, cid, "sms", 2)
-        sent = await gateway.messages()
-        assert sorted(m.to_user for m in sent) == ["0633000001", "0633000003"]
-        assert all(m.body.startswith("Plan blanc, venez.\nRépondez 1") for m in sent)
-        assert all("0140000000" in m.from_header for m in sent)
-        # The nurse reads it and replies "oui 20": available, there in 20 minutes.
-        async with smsphone.receive(sipp, 1) as phone:
-            sender.to_template = phone.to_template
-            assert (await smsphone.send(sipp, "+33633000001", "Oui 20")).ok
-            handled = await replies.next()
-            got = (handled.status, handled.pid, handled.outcome)
-            assert got == ("answered", "sms", "available")
-            thanks = await phone.messages()
-        assert thanks[0].body == "Merci, réponse enregistrée : disponible, sur place dans 20 min."
-        report = await wait_done(db, cid)
-        stop.set()
-        await messenger
-        await workers.close()
+        async with sms.configured(config, alerter.link, db) as service:
+            running = asyncio.create_task(service.run("w0", stop))
+            workers.start(capacity=3)
+            spec = CampaignSpec(
+                messages={"fr": "Plan blanc, venez."}, ring_timeout=5, amd=False, retry_delay=0,
+                callback_number="0140000000",
+            )  # fmt: skip
+            cid = await store.create(db, spec, people, sms=config.sms_ready)
+            await wait_events(db, cid, "sms", 2)
+            sent = await gateway.messages()
+            # The nurse reads it and replies "oui 20": available, there in 20 minutes.
+            async with smsphone.receive(sipp, 1) as phone:
+                sip = service.gateways[0].sender
+                assert isinstance(sip, SipMessages)
+                sip.to_template = phone.to_template
+                assert (await smsphone.send(sipp, "+33633000001", "Oui 20")).ok
+                thanks = await phone.messages()
+            report = await wait_done(db, cid)
+            stop.set()
+            await running
+            await workers.close()
+    assert sorted(m.to_user for m in sent) == ["0633000001", "0633000003"]
+    assert all(m.body.startswith("Plan blanc, venez.\nRépondez 1") for m in sent)
+    assert all("0140000000" in m.from_header for m in sent)
+    assert thanks[0].body == "Merci, réponse enregistrée : disponible, sur place dans 20 min."
     st = await states(db, cid)
     assert (st["sms"]["o"], st["sms"]["sr"], st["sms"]["eta"]) == ("available", 1, 20)
     assert st["key"]["o"] == "available" and "sr" not in st["key"]
