@@ -93,6 +93,17 @@ class Config:
     sms_smpp_ports: int = 1
     sms_smpp_rate: float = 1.0
 
+    #: The hospital's mail server for informative mails (empty: no mail); never waited for.
+    smtp_host: str = ""
+    smtp_port: int = 587
+    smtp_user: str = ""
+    smtp_password: str = field(default="", repr=False)
+    smtp_from: str = ""
+    #: STARTTLS before authenticating (yes unless the server is on the same host).
+    smtp_starttls: bool = True
+    #: Seconds a mail may take (connection included) before it counts as failed.
+    smtp_timeout: float = 10.0
+
     @property
     def sms_ready(self) -> bool:
         """True when an SMS transport is configured: campaigns then default to the plan
@@ -204,6 +215,21 @@ def _smpp_text(key: str, longest: int) -> Callable[[str], str]:
         return raw
 
     return parse
+
+
+def _yes_no(key: str) -> Callable[[str], bool]:
+    def parse(raw: str) -> bool:
+        if raw.lower() not in ("yes", "no", "true", "false", "1", "0"):
+            raise ConfigError(f"{key}: expected yes or no, got {raw!r}")
+        return raw.lower() in ("yes", "true", "1")
+
+    return parse
+
+
+def _mail_from(raw: str) -> str:
+    if not re.fullmatch(r'[\w +"<>.@\-]{3,200}', raw) or "@" not in raw:
+        raise ConfigError(f"IVR_SMTP_FROM: expected a mail address, got {raw!r}")
+    return raw
 
 
 def _sms_from(raw: str) -> str:
@@ -356,6 +382,13 @@ def load_config(
     take("IVR_SMS_SMPP_SOURCE", "sms_smpp_source", _smpp_text("IVR_SMS_SMPP_SOURCE", 20))
     take("IVR_SMS_SMPP_PORTS", "sms_smpp_ports", _int("IVR_SMS_SMPP_PORTS", 1, 64))
     take("IVR_SMS_SMPP_RATE", "sms_smpp_rate", _float("IVR_SMS_SMPP_RATE", 0.001, 1000))
+    take("IVR_SMTP_HOST", "smtp_host", _host("IVR_SMTP_HOST"))
+    take("IVR_SMTP_PORT", "smtp_port", _int("IVR_SMTP_PORT", 1, 65535))
+    take("IVR_SMTP_USER", "smtp_user", _text("IVR_SMTP_USER"))
+    take("IVR_SMTP_PASSWORD", "smtp_password", _text("IVR_SMTP_PASSWORD"))
+    take("IVR_SMTP_FROM", "smtp_from", _mail_from)
+    take("IVR_SMTP_STARTTLS", "smtp_starttls", _yes_no("IVR_SMTP_STARTTLS"))
+    take("IVR_SMTP_TIMEOUT", "smtp_timeout", _float("IVR_SMTP_TIMEOUT", 1, 120))
     if "audio_dir" in kwargs and "audio_dir_asterisk" not in kwargs:
         kwargs["audio_dir_asterisk"] = kwargs["audio_dir"]
 
@@ -367,5 +400,8 @@ def load_config(
     if config.sms_smpp_host and not config.sms_smpp_system_id:
         raise ConfigError("IVR_SMS_SMPP_SYSTEM_ID: missing (IVR_SMS_SMPP_HOST is set)")
     # Whatever prints or logs from now on masks them (ivr.redact).
-    redact.register(config.ami_secret, url_password(config.redis_url), config.sms_smpp_password)
+    redact.register(
+        config.ami_secret, url_password(config.redis_url), config.sms_smpp_password,
+        config.smtp_password,
+    )  # fmt: skip
     return config

@@ -45,6 +45,9 @@ sms_inbox_key = "ivr:sms:inbox"
 sms_message_prefix = "ivr:sms:msg:"
 #: Part of a campaign: hash `<pid>:<step>` -> the first delivery receipt's status.
 sms_receipts_part = "sms:receipts"
+#: Part of a campaign: hash staff id -> sending:<worker>/sent/failed of their informative mail
+#: (one mail per person ever).
+mail_part = "mail"
 #: Key per inbound SMS (its SIP Call-ID), set by the one worker that handles it: every
 #: worker on that Asterisk sees the event.
 sms_seen_prefix = "ivr:sms:seen:"

@@ -315,12 +315,14 @@ def test_sms_settings_checked_and_the_smpp_password_hidden(
     assert config.sms_ready and config.sms_sip_rate == 0.1
     for key, value in {
         "IVR_SMS_SMPP_HOST": "smsc.example", "IVR_SMS_SMPP_SYSTEM_ID": "chu",
-        "IVR_SMS_SMPP_PASSWORD": "Pw7-x!q", **base,
+        "IVR_SMS_SMPP_PASSWORD": "Pw7-x!q", "IVR_SMTP_HOST": "mail.chu.example",
+        "IVR_SMTP_PASSWORD": "Mail-Pw-91", **base,
     }.items():  # fmt: skip
         clean_env.setenv(key, value)
     assert main(["config"]) == 0
     out, err = capsys.readouterr()
     assert "Pw7-x!q" not in out + err and "sms_smpp_password = (set)" in out
+    assert "Mail-Pw-91" not in out + err and "smtp_password = (set)" in out
     assert "Pw7-x!q" not in repr(load_config())
 
 

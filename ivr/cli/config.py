@@ -23,7 +23,8 @@ def run(args: argparse.Namespace) -> int:
     shown: dict[str, Any] = dataclasses.asdict(config)
     shown["ami_secret"] = "(set)" if config.ami_secret else "(missing)"
     shown["redis_url"] = safe_url(config.redis_url)
-    shown["sms_smpp_password"] = "(set)" if config.sms_smpp_password else ""
+    for secret in ("sms_smpp_password", "smtp_password"):
+        shown[secret] = "(set)" if getattr(config, secret) else ""
     for key, value in shown.items():
         print(f"{key} = {value}")
     return 0

@@ -16,6 +16,7 @@ from ivr.config import Config, load_config
 from ivr.dialer.alerter import Alerter
 from ivr.dialer.worker import DialerWorker, WorkerSettings
 from ivr.lines.server import serving
+from ivr.sms import mail
 from ivr.sms import service as sms
 
 log = logging.getLogger(__name__)
@@ -82,4 +83,5 @@ async def _run(
         await asyncio.gather(
             DialerWorker(alerter, db, settings).run(stop),
             sms.run(config, alerter.link, db, settings.name, stop),
+            mail.run(config, db, settings.name, stop),
         )

@@ -41,6 +41,10 @@ _ON_CALL = {
 _ROLE = re.compile(r"[a-z0-9_]{1,40}")
 _TAG = re.compile(r"[a-z0-9_]{1,40}")
 _TAG_SEPARATORS = re.compile(r"[|,\s]+")
+#: A mail address as mail servers take it: no spaces, quotes, angle brackets or line breaks.
+_EMAIL = re.compile(
+    r"(?=.{3,254}$)[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+"
+)
 # Controls and the format characters that reorder text on screen (U+202E...): a name holding
 # them shows in the console, the reports and the CSV as something else.
 _CONTROL = UNPRINTABLE
@@ -192,6 +196,7 @@ class _Parser:
             self.backups.append((line, pid, backup))
         tags = self.tags(row, line)
         sms = self.sms(row, line)
+        email = self.email(row, line)
         if self.problems.total > before:
             return None
         return Person(
@@ -205,6 +210,7 @@ class _Parser:
             backup=backup or None,
             tags=tags,
             sms=sms,
+            email=email,
         )
 
     def fields_fit(self, row: list[str], line: int) -> bool:
@@ -290,6 +296,16 @@ class _Parser:
             self.add(line, c.sms, str(exc))
             return None
 
+    def email(self, row: list[str], line: int) -> str | None:
+        c = self.columns
+        if c.email is None or not row[c.email].strip():
+            return None
+        address = row[c.email].strip()
+        if not _EMAIL.fullmatch(address):
+            self.add(line, c.email, f"{address!r} is not a mail address")
+            return None
+        return address
+
     def phones(self, row: list[str], line: int) -> tuple[str, ...]:
         """Every number of the row's phone columns, in column order, each once."""
         before = self.problems.total
@@ -334,6 +350,7 @@ def export_csv(people: Iterable[Person]) -> str:
             p.backup or "",
             "|".join(sorted(p.tags)),
             p.sms or "",
+            p.email or "",
         )
         for p in people
     )
@@ -342,4 +359,5 @@ def export_csv(people: Iterable[Person]) -> str:
 
 EXPORT_COLUMNS = (
     "id", "name", "role", "unit", "phones", "language", "on_call", "backup", "tags", "sms",
+    "email",
 )  # fmt: skip

@@ -62,6 +62,8 @@ class Person:
     tags: frozenset[str] = field(default_factory=frozenset)
     #: The number SMS go to, when it is not the first mobile of `phones` (`sms_number`).
     sms: str | None = None
+    #: Where an informative mail goes (when the installation has a mail server).
+    email: str | None = None
 
     def sms_number(self) -> str | None:
         """Where this person's SMS go: `sms`, else the first mobile number of `phones`."""
@@ -94,6 +96,8 @@ class Person:
             record["t"] = sorted(self.tags)
         if self.sms:
             record["s"] = self.sms
+        if self.email:
+            record["e"] = self.email
         return json.dumps(record, separators=(",", ":"), ensure_ascii=False)
 
     @classmethod
@@ -111,6 +115,7 @@ class Person:
             backup=record.get("b"),
             tags=frozenset(record.get("t", ())),
             sms=record.get("s"),
+            email=record.get("e"),
         )
 
 
