@@ -328,12 +328,17 @@ CAMPAIGN_PERSON: Schema = {
         "role": {"type": "string"},
         "unit": {"type": "string"},
         "on_call": {"type": "boolean"},
-        "state": {"enum": ["queued", "calling", "done", "unknown"]},
+        "state": {
+            "enum": ["queued", "calling", "sms", "done", "unknown"],
+            "description": "sms: waiting on an SMS step of the delivery plan",
+        },
         "outcome": _STRING_OR_NULL,
         "attempts": {"type": "integer"},
         "eta_minutes": {"type": ["integer", "null"]},
         "finished_at": _NUMBER_OR_NULL,
         "backup_for": _STRING_OR_NULL,
+        "step": {"type": "integer", "description": "where the person is in the plan (0-based)"},
+        "answered_by": {"enum": ["voice", "callback", "sms", None]},
     },
     "required": ["id", "role", "state", "attempts"],
 }

@@ -194,6 +194,8 @@ def person_row(person: Person, state: PersonState) -> dict[str, Any]:
         "eta_minutes": state.eta,
         "finished_at": state.finished_ms / 1000 if state.finished_ms else None,
         "backup_for": state.backup_for,
+        "step": state.round,
+        "answered_by": state.answered_by,
     }
 
 

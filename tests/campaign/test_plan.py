@@ -120,6 +120,8 @@ async def test_an_sms_reply_ends_the_plan_and_counts_once(db: aioredis.Redis) ->
         plan=("voice", "sms", "voice"), quotas={"nurse": 1},
     )  # fmt: skip
     await miss(s, cid, "a", NOW)
+    rows = {r["id"]: r for r in await reports.people(db, cid)}
+    assert (rows["a"]["state"], rows["a"]["step"]) == ("sms", 1), "waiting on its SMS step"
     job = await sms_claim(s, cid, NOW + DELAY)
     assert job is not None
     await s.sms_done(cid, "a:1", "sent", NOW + DELAY, number="0611111111", detail="")
@@ -134,6 +136,8 @@ async def test_an_sms_reply_ends_the_plan_and_counts_once(db: aioredis.Redis) ->
     assert (report["available"], report["cancelled"], report["status"]) == (1, 1, "done")
     st = (await states(db, cid))["a"]
     assert st["sr"] == 1 and st["o"] == "available"
+    rows = {r["id"]: r for r in await reports.people(db, cid)}
+    assert rows["a"]["answered_by"] == "sms" and rows["b"]["answered_by"] is None
     counts = await db.hgetall(campaign_key(cid, "counts"))
     assert counts["sms:answered"] == "1"
 
