@@ -223,6 +223,9 @@ function drawCounts(r) {
     $("count-" + key).textContent = r[key];
   }
   $("count-forecast").textContent = r.forecast["+30"] + r.forecast["+60"];
+  const sms = r.sms || {};
+  $("count-sms").textContent = sms.sent || 0;
+  $("count-sms-answered").textContent = sms.answered || 0;
 }
 
 function drawRoles(r) {
@@ -349,7 +352,8 @@ function drawPeople() {
   body.replaceChildren();
   for (const p of people.slice(0, MAX_PEOPLE_ROWS)) {
     const state = stateOf(p);
-    const tr = row([p.name || p.id, p.role, p.unit, [state, state],
+    const label = p.answered_by === "sms" ? state + " (SMS)" : state;
+    const tr = row([p.name || p.id, p.role, p.unit, [label, state],
                     [p.attempts, "n"], [p.eta_minutes, "n"]]);
     tr.dataset.person = p.id;
     body.append(tr);
