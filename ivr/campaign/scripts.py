@@ -245,7 +245,8 @@ return out
 # An answer given on the callback line or by an SMS reply: it ends the person's campaign like
 # a key pressed on an alert call, once. A person who already answered keeps their answer; one
 # who was not reached (or is queued, waiting for an SMS step, or being called right now) gets
-# this one as their final outcome: the rest of their plan is dropped.
+# this one as their final outcome: the rest of their plan is dropped. A yes by SMS once the
+# role's quota is met is refused ({'quota_full', role}), as a key press would hear "enough".
 ANSWER = (
     COMMON
     + r"""
@@ -260,9 +261,16 @@ local now = tonumber(ARGV[3])
 local outcome = ARGV[2]
 local person = cjson.decode(redis.call('HGET', KEYS[3], pid))
 local role = person.r
+local channel = ARGV[5]
+if channel == 'sms' and outcome == 'available' then
+  -- A late yes by SMS, once the role has its answers, is thanked but not counted (a key press
+  -- then hears "enough staff"): checked here, atomically with the count.
+  local wanted = tonumber(redis.call('HGET', KEYS[8], role) or '0')
+  local got = tonumber(redis.call('HGET', KEYS[7], 'role:' .. role .. ':available') or '0')
+  if wanted > 0 and got >= wanted then return {'quota_full', role} end
+end
 redis.call('HINCRBY', KEYS[7], 'attempts', 1)
 redis.call('HINCRBY', KEYS[7], 'attempt:' .. outcome, 1)
-local channel = ARGV[5]
 redis.call('XADD', KEYS[9], '*', 'type', 'attempt', 'pid', pid, 'n', st.n, 'outcome', outcome,
   'number', ARGV[4], 'w', channel,
   'detail', channel == 'sms' and 'SMS reply' or 'callback line', 't', now)

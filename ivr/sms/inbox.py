@@ -25,7 +25,6 @@ from ivr.campaign.state import PersonState
 from ivr.db import retrying
 from ivr.errors import AmiError, SmsRefused
 from ivr.keys import campaign_key
-from ivr.outcomes import Outcome
 from ivr.pbx.messages import InboundMessage
 from ivr.sms import replies, texts
 from ivr.sms.gateway import Gateway
@@ -109,11 +108,11 @@ class SmsInbox:
         if state.outcome is not None and state.answered:
             return Handled("already", cid, pid, state.outcome.value,
                            texts.already(lang, state.outcome.value))  # fmt: skip
-        if reply.outcome is Outcome.AVAILABLE and await self._quota_met(cid, pid):
-            return Handled("quota_met", cid, pid, reply=texts.texts(lang)["quota_met"])
         got = await retrying(
             self.scheduler.answer, cid, pid, reply.outcome.value, _now_ms(), message.sender, "sms"
         )
+        if got[0] == "quota_full":
+            return Handled("quota_met", cid, pid, reply=texts.texts(lang)["quota_met"])
         if got[0] == "already":
             return Handled("already", cid, pid, got[1], texts.already(lang, got[1]))
         if got[0] == "quota_met":
@@ -130,13 +129,6 @@ class SmsInbox:
     async def _role(self, cid: str, pid: str) -> str:
         got = await store.get_person(self.redis, cid, pid)
         return got[0].role if got is not None else ""
-
-    async def _quota_met(self, cid: str, pid: str) -> bool:
-        """The person's role has the `available` answers it needs: a late yes is not counted."""
-        role = await self._role(cid, pid)
-        quota = await self.redis.hget(campaign_key(cid, "quota"), role)
-        got = await self.redis.hget(campaign_key(cid, "counts"), f"role:{role}:available")
-        return quota is not None and int(got or 0) >= int(quota)
 
     async def _keep(self, message: InboundMessage, handled: Handled) -> None:
         fields: dict[str, Any] = {

@@ -130,6 +130,11 @@ async def test_an_sms_reply_ends_the_plan_and_counts_once(db: aioredis.Redis) ->
     assert got == ["quota_met", "nurse"]
     again = await s.answer(cid, "a", "available", NOW + DELAY + 6, "0611111111", "sms")
     assert again == ["already", "available"]
+    # A yes by SMS from another nurse now is not counted (checked with the count, atomically);
+    # a no still is.
+    assert await s.answer(cid, "b", "available", NOW + DELAY + 7, "2", "sms") == [
+        "quota_full", "nurse",
+    ]  # fmt: skip
     # No more call for `a`; `b` (same role) is cancelled by the quota, not called.
     assert await claim(s, cid, NOW + 10 * DELAY) is None
     report = await reports.report(db, cid)
