@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from ivr import limits, redact
+from ivr.envfile import read_env_file
 from ivr.errors import ConfigError
 from ivr.numbers import DIAL_STRING
 from ivr.redact import url_password
@@ -74,34 +75,27 @@ class Config:
     selftest_busy: tuple[str, ...] = ()
     #: `text` or `json` (one object per line, the campaign, attempt, worker, channel as fields).
     log_format: str = "text"
-    #: SMS over SIP MESSAGE through Asterisk (AMI MessageSend): the `To` with `{number}`, such
-    #: as `pjsip:gsm-gateway/sip:{number}@192.168.10.20` (empty: no SMS).
+    #: SMS as SIP MESSAGE through Asterisk: the `To` with `{number}` (empty: none), the `From`,
+    #: the gateway's ports and SMS per second on each (docs/ivr.env.example says more).
     sms_sip_to: str = ""
-    #: The `From` of those messages (what the phone shows, where replies go back).
     sms_sip_from: str = ""
-    #: Messages the gateway sends at once (its SIM ports), and per second on each port.
     sms_sip_ports: int = 1
     sms_sip_rate: float = 0.1
-    #: SMS over SMPP 3.4 to a GSM gateway or an SMSC (empty host: none), bound as transceiver.
+    #: SMS over SMPP 3.4 to a GSM gateway or an SMSC (empty host: none), as transceiver.
     sms_smpp_host: str = ""
     sms_smpp_port: int = 2775
     sms_smpp_system_id: str = ""
     sms_smpp_password: str = field(default="", repr=False)
-    #: The sender address phones show (a number, or a name if the SMSC allows it).
     sms_smpp_source: str = ""
-    #: Messages in flight at once, and per second on each.
     sms_smpp_ports: int = 1
     sms_smpp_rate: float = 1.0
-
-    #: The hospital's mail server for informative mails (empty: no mail); never waited for.
+    #: The hospital's mail server for informative mails (empty: none), never waited for.
     smtp_host: str = ""
     smtp_port: int = 587
     smtp_user: str = ""
     smtp_password: str = field(default="", repr=False)
     smtp_from: str = ""
-    #: STARTTLS before authenticating (yes unless the server is on the same host).
     smtp_starttls: bool = True
-    #: Seconds a mail may take (connection included) before it counts as failed.
     smtp_timeout: float = 10.0
 
     @property
@@ -119,37 +113,6 @@ class Config:
         except ValueError as exc:
             raise ConfigError(f"{local} is not under IVR_AUDIO_DIR ({self.audio_dir})") from exc
         return str(self.audio_dir_asterisk / relative)
-
-
-def read_env_file(path: Path) -> dict[str, str]:
-    """Parse a `KEY=VALUE` file; raise ConfigError naming the file and line when malformed.
-
-    Twenty lines rather than python-dotenv: dotenv skips a line it cannot parse with a warning
-    and goes on (a crisis service must not start with a key silently dropped), and expands
-    `${VAR}` in values (an AMI secret or a Redis password holding `$` must arrive as written).
-    """
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"IVR_CONFIG: cannot read {path}: {exc.strerror}") from exc
-    except UnicodeDecodeError:
-        raise ConfigError(f"IVR_CONFIG: {path} is not UTF-8 text") from None
-    values: dict[str, str] = {}
-    for lineno, raw in enumerate(text.splitlines(), start=1):
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        if line.startswith("export "):
-            line = line[len("export ") :].lstrip()
-        key, sep, value = line.partition("=")
-        key = key.strip()
-        if not sep or not re.fullmatch(r"[A-Z_][A-Z0-9_]*", key):
-            raise ConfigError(f"IVR_CONFIG: {path}:{lineno}: expected KEY=VALUE")
-        value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
-            value = value[1:-1]
-        values[key] = value
-    return values
 
 
 def _int(key: str, low: int, high: int) -> Callable[[str], int]:
@@ -196,9 +159,8 @@ def _dial_template(raw: str) -> str:
 
 
 def _sms_to(raw: str) -> str:
-    if raw.count("{number}") != 1 or not re.fullmatch(
-        r"[A-Za-z0-9:@._/+=\-]*", raw.replace("{number}", "")
-    ):
+    rest = raw.replace("{number}", "")
+    if raw.count("{number}") != 1 or not re.fullmatch(r"[A-Za-z0-9:@._/+=\-]*", rest):
         raise ConfigError(
             "IVR_SMS_SIP_TO: must contain {number} once and otherwise only letters, digits and "
             f":@._/+=- (such as pjsip:gateway/sip:{{number}}@192.168.10.20), got {raw!r}"
@@ -208,10 +170,19 @@ def _sms_to(raw: str) -> str:
 
 def _smpp_text(key: str, longest: int) -> Callable[[str], str]:
     """SMPP 3.4's C-octet strings: printable ASCII, `longest` characters at most."""
+    # Never the value in the message: one of them is the password.
+    return _matching(
+        key,
+        rf"[\x21-\x7e]{{1,{longest}}}",
+        f"printable ASCII, {longest} characters at most",
+        show=False,
+    )
 
+
+def _matching(key: str, pattern: str, problem: str, show: bool = True) -> Callable[[str], str]:
     def parse(raw: str) -> str:
-        if not re.fullmatch(r"[\x21-\x7e]+", raw) or len(raw) > longest:
-            raise ConfigError(f"{key}: printable ASCII, no space, {longest} characters at most")
+        if not re.fullmatch(pattern, raw):
+            raise ConfigError(f"{key}: {problem}" + (f" {raw!r}" if show else ""))
         return raw
 
     return parse
@@ -226,16 +197,9 @@ def _yes_no(key: str) -> Callable[[str], bool]:
     return parse
 
 
-def _mail_from(raw: str) -> str:
-    if not re.fullmatch(r'[\w +"<>.@\-]{3,200}', raw) or "@" not in raw:
-        raise ConfigError(f"IVR_SMTP_FROM: expected a mail address, got {raw!r}")
-    return raw
-
-
-def _sms_from(raw: str) -> str:
-    if not re.fullmatch(r'[\w +"<>.:@\-]{1,120}', raw):
-        raise ConfigError(f"IVR_SMS_SIP_FROM: unexpected characters in {raw!r}")
-    return raw
+def _address(key: str) -> Callable[[str], str]:
+    """A SIP or mail sender: `"Name" <sip:0123@host>`, `Crise <crise@chu.fr>`."""
+    return _matching(key, r'[\w +"<>.:@\-]{3,200}', "unexpected characters in")
 
 
 def _one_of(key: str, choices: tuple[str, ...]) -> Callable[[str], str]:
@@ -332,6 +296,28 @@ def log_format(env: Mapping[str, str] | None = None) -> str:
     return _log_format(raw) if raw else Config.log_format
 
 
+def _take_messaging(take: Callable[[str, str, Callable[[str], object]], None]) -> None:
+    """The SMS gateways' and the mail server's keys."""
+    take("IVR_SMS_SIP_TO", "sms_sip_to", _sms_to)
+    take("IVR_SMS_SIP_FROM", "sms_sip_from", _address("IVR_SMS_SIP_FROM"))
+    take("IVR_SMS_SIP_PORTS", "sms_sip_ports", _int("IVR_SMS_SIP_PORTS", 1, 64))
+    take("IVR_SMS_SIP_RATE", "sms_sip_rate", _float("IVR_SMS_SIP_RATE", 0.001, 100))
+    take("IVR_SMS_SMPP_HOST", "sms_smpp_host", _host("IVR_SMS_SMPP_HOST"))
+    take("IVR_SMS_SMPP_PORT", "sms_smpp_port", _int("IVR_SMS_SMPP_PORT", 1, 65535))
+    take("IVR_SMS_SMPP_SYSTEM_ID", "sms_smpp_system_id", _smpp_text("IVR_SMS_SMPP_SYSTEM_ID", 15))
+    take("IVR_SMS_SMPP_PASSWORD", "sms_smpp_password", _smpp_text("IVR_SMS_SMPP_PASSWORD", 8))
+    take("IVR_SMS_SMPP_SOURCE", "sms_smpp_source", _smpp_text("IVR_SMS_SMPP_SOURCE", 20))
+    take("IVR_SMS_SMPP_PORTS", "sms_smpp_ports", _int("IVR_SMS_SMPP_PORTS", 1, 64))
+    take("IVR_SMS_SMPP_RATE", "sms_smpp_rate", _float("IVR_SMS_SMPP_RATE", 0.001, 1000))
+    take("IVR_SMTP_HOST", "smtp_host", _host("IVR_SMTP_HOST"))
+    take("IVR_SMTP_PORT", "smtp_port", _int("IVR_SMTP_PORT", 1, 65535))
+    take("IVR_SMTP_USER", "smtp_user", _text("IVR_SMTP_USER"))
+    take("IVR_SMTP_PASSWORD", "smtp_password", _text("IVR_SMTP_PASSWORD"))
+    take("IVR_SMTP_FROM", "smtp_from", _address("IVR_SMTP_FROM"))
+    take("IVR_SMTP_STARTTLS", "smtp_starttls", _yes_no("IVR_SMTP_STARTTLS"))
+    take("IVR_SMTP_TIMEOUT", "smtp_timeout", _float("IVR_SMTP_TIMEOUT", 1, 120))
+
+
 def load_config(
     env: Mapping[str, str] | None = None, *, require_ami_credentials: bool = True
 ) -> Config:
@@ -371,24 +357,7 @@ def load_config(
     take("IVR_SELFTEST_TARGETS", "selftest_targets", _targets("IVR_SELFTEST_TARGETS"))
     take("IVR_SELFTEST_BUSY", "selftest_busy", _targets("IVR_SELFTEST_BUSY"))
     take("IVR_LOG_FORMAT", "log_format", _log_format)
-    take("IVR_SMS_SIP_TO", "sms_sip_to", _sms_to)
-    take("IVR_SMS_SIP_FROM", "sms_sip_from", _sms_from)
-    take("IVR_SMS_SIP_PORTS", "sms_sip_ports", _int("IVR_SMS_SIP_PORTS", 1, 64))
-    take("IVR_SMS_SIP_RATE", "sms_sip_rate", _float("IVR_SMS_SIP_RATE", 0.001, 100))
-    take("IVR_SMS_SMPP_HOST", "sms_smpp_host", _host("IVR_SMS_SMPP_HOST"))
-    take("IVR_SMS_SMPP_PORT", "sms_smpp_port", _int("IVR_SMS_SMPP_PORT", 1, 65535))
-    take("IVR_SMS_SMPP_SYSTEM_ID", "sms_smpp_system_id", _smpp_text("IVR_SMS_SMPP_SYSTEM_ID", 15))
-    take("IVR_SMS_SMPP_PASSWORD", "sms_smpp_password", _smpp_text("IVR_SMS_SMPP_PASSWORD", 8))
-    take("IVR_SMS_SMPP_SOURCE", "sms_smpp_source", _smpp_text("IVR_SMS_SMPP_SOURCE", 20))
-    take("IVR_SMS_SMPP_PORTS", "sms_smpp_ports", _int("IVR_SMS_SMPP_PORTS", 1, 64))
-    take("IVR_SMS_SMPP_RATE", "sms_smpp_rate", _float("IVR_SMS_SMPP_RATE", 0.001, 1000))
-    take("IVR_SMTP_HOST", "smtp_host", _host("IVR_SMTP_HOST"))
-    take("IVR_SMTP_PORT", "smtp_port", _int("IVR_SMTP_PORT", 1, 65535))
-    take("IVR_SMTP_USER", "smtp_user", _text("IVR_SMTP_USER"))
-    take("IVR_SMTP_PASSWORD", "smtp_password", _text("IVR_SMTP_PASSWORD"))
-    take("IVR_SMTP_FROM", "smtp_from", _mail_from)
-    take("IVR_SMTP_STARTTLS", "smtp_starttls", _yes_no("IVR_SMTP_STARTTLS"))
-    take("IVR_SMTP_TIMEOUT", "smtp_timeout", _float("IVR_SMTP_TIMEOUT", 1, 120))
+    _take_messaging(take)
     if "audio_dir" in kwargs and "audio_dir_asterisk" not in kwargs:
         kwargs["audio_dir_asterisk"] = kwargs["audio_dir"]
 
