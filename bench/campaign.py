@@ -19,28 +19,32 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import resource
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from panoramisk import Manager
+from redis.asyncio import Redis
 
 from ivr.campaign import report as reports
 from ivr.campaign import store
 from ivr.campaign.spec import CampaignSpec
 from ivr.config import Config
-from ivr.db import connect
+from ivr.db import connect, connect_sentinel
 from ivr.dialer.alerter import Alerter
 from ivr.dialer.worker import DialerWorker, WorkerSettings
 from ivr.keys import campaign_key
 from ivr.pbx.calls import CallRequest, CallResult
 from ivr.sandbox import asterisk as sandbox
 from ivr.sandbox.redisserver import RedisServer
+from ivr.sandbox.sentinel import MASTER, SentinelCluster
 from ivr.staff.roster import Person
 
 MESSAGE = "Test de charge."
@@ -68,15 +72,32 @@ def roster(staff: int) -> list[Person]:
     ]
 
 
+@contextlib.contextmanager
+def private_redis(sentinel: bool) -> Iterator[tuple[Redis, str]]:
+    """A client of a private redis-server, or of a primary with a replica through three
+    Sentinels (every claim and outcome then waits for the replica), and the primary's URL."""
+    with tempfile.TemporaryDirectory(prefix="ivr-bench-") as tmp:
+        if sentinel:
+            with SentinelCluster(Path(tmp)) as cluster:
+                yield connect_sentinel(cluster.addresses, MASTER), cluster.primary().url
+        else:
+            with RedisServer(Path(tmp)) as server:
+                yield connect(server.url), server.url
+
+
 async def ours(
-    config: Config, staff: int, channels: int, *, first_ring_only: bool = False
+    config: Config,
+    staff: int,
+    channels: int,
+    *,
+    first_ring_only: bool = False,
+    sentinel: bool = False,
 ) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory(prefix="ivr-bench-") as tmp, RedisServer(Path(tmp)) as server:
-        db = connect(server.url)
+    with private_redis(sentinel) as (db, url):
         durations: list[float] = []
         first_ring: list[float] = []
         try:
-            async with Alerter(replace(config, redis_url=server.url)) as alerter:
+            async with Alerter(replace(config, redis_url=url)) as alerter:
                 await alerter.message(MESSAGE, "fr")
                 await alerter.prompts("fr")
                 real_call = alerter.caller.call
@@ -134,6 +155,7 @@ async def ours(
                 used_after = int((await db.info("memory"))["used_memory"])
                 stop.set()
                 await running
+                replication = worker.scheduler.replication
         finally:
             await db.aclose()
     return {
@@ -147,6 +169,8 @@ async def ours(
         "cpu_s_per_1000_calls": cpu / max(len(durations), 1) * 1000,
         "redis_bytes_per_person": campaign_bytes / staff,
         "redis_used_delta_per_person": (used_after - used_before) / staff,
+        "writes_a_replica_acknowledged": replication.acked,
+        "writes_not_acknowledged": replication.unacked,
     }
 
 
@@ -207,6 +231,36 @@ async def bare(
     }
 
 
+async def sentinel_side_by_side(config: Config, staff: int, channels: int, as_json: bool) -> int:
+    """The same campaign on one redis-server, then through Sentinel with WAIT."""
+    one = await ours(config, staff, channels)
+    through = await ours(config, staff, channels, sentinel=True)
+    if through["writes_not_acknowledged"] or not through["writes_a_replica_acknowledged"]:
+        print("the replica did not acknowledge every write: not measured", file=sys.stderr)
+        return 1
+    ratios = {
+        name: run["wall_s"] / run["ideal_s"] for name, run in (("one", one), ("wait", through))
+    }
+    result = {"staff": staff, "channels": channels, "one_server": one, "sentinel_wait": through,
+              "wait_over_one_server": through["wall_s"] / one["wall_s"]}  # fmt: skip
+    if as_json:
+        print(json.dumps(result, indent=2))
+        return 0
+    print(f"{staff} staff on {channels} channels")
+    for name, run in (("one server", one), ("Sentinel + WAIT", through)):
+        print(
+            f"  {name}: {run['calls']} calls, wall {run['wall_s']:.1f} s, ideal "
+            f"{run['ideal_s']:.1f} s, wall/ideal {run['wall_s'] / run['ideal_s']:.3f}, "
+            f"CPU {run['cpu_s_per_1000_calls']:.2f} s per 1,000 calls, "
+            f"{run['writes_a_replica_acknowledged']} writes acknowledged by the replica"
+        )
+    print(
+        f"  wall/ideal: {ratios['wait']:.3f} / {ratios['one']:.3f}; Sentinel + WAIT / one server "
+        f"wall time: {result['wait_over_one_server']:.3f}"
+    )
+    return 0
+
+
 async def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--staff", type=int, default=2000)
@@ -214,6 +268,11 @@ async def main() -> int:
     parser.add_argument("--json", action="store_true")
     parser.add_argument(
         "--first-ring", action="store_true", help="only measure start -> first call ringing"
+    )
+    parser.add_argument(
+        "--sentinel",
+        action="store_true",
+        help="ours on one redis-server, then through Sentinel waiting for a replica",
     )
     args = parser.parse_args()
     sandbox.start()
@@ -223,6 +282,8 @@ async def main() -> int:
         message = await alerter.message(MESSAGE, "fr")
         prompts = await alerter.prompts("fr")
         await alerter.link.action({"Action": "DBDelTree", "Family": "ivr"})
+    if args.sentinel:
+        return await sentinel_side_by_side(config, args.staff, args.channels, args.json)
     if args.first_ring:
         runs = [await ours(config, args.staff, args.channels, first_ring_only=True)
                 for _ in range(5)]  # fmt: skip

@@ -22,6 +22,7 @@ from ivr.envfile import read_env_file
 from ivr.errors import ConfigError
 from ivr.numbers import DIAL_STRING
 from ivr.redact import url_password
+from ivr.redisconfig import redis_url, sentinel_master, sentinels
 
 LANGUAGES = ("fr", "en")
 #: How the service logs: text lines, or one JSON object per line for a log collector.
@@ -41,6 +42,11 @@ class Config:
     #: Seconds an AMI action may wait for its answer.
     ami_timeout: float = 10.0
     redis_url: str = "redis://127.0.0.1:6379/0"
+    #: Redis Sentinels (host, port) that name the primary; empty: IVR_REDIS_URL's server.
+    #: With them, IVR_REDIS_URL gives only the database, the user and the password.
+    redis_sentinels: tuple[tuple[str, int], ...] = ()
+    #: The name the Sentinels monitor the primary under (`sentinel monitor NAME ...`).
+    redis_sentinel_master: str = "ivr"
     #: Turns a staff number into an Asterisk channel; must contain `{number}`.
     dial_template: str = "PJSIP/{number}@trunk"
     caller_id: str = ""
@@ -271,12 +277,6 @@ def _targets(key: str) -> Callable[[str], tuple[str, ...]]:
     return parse
 
 
-def _redis_url(raw: str) -> str:
-    if not re.match(r"(redis|rediss|unix)://", raw):
-        raise ConfigError(f"IVR_REDIS_URL: expected redis://host:port/db, got {raw!r}")
-    return raw
-
-
 _log_format = _one_of("IVR_LOG_FORMAT", LOG_FORMATS)
 
 
@@ -294,6 +294,21 @@ def log_format(env: Mapping[str, str] | None = None) -> str:
     """IVR_LOG_FORMAT alone: the CLI sets logging up before any command loads the rest."""
     raw = _settings(env).get("IVR_LOG_FORMAT", "").strip()
     return _log_format(raw) if raw else Config.log_format
+
+
+def _take_redis(take: Callable[[str, str, Callable[[str], object]], None]) -> None:
+    """Where Redis is (`ivr.redisconfig`)."""
+    take("IVR_REDIS_URL", "redis_url", redis_url)
+    take("IVR_REDIS_SENTINELS", "redis_sentinels", sentinels)
+    take("IVR_REDIS_SENTINEL_MASTER", "redis_sentinel_master", sentinel_master)
+
+
+def _check_redis(kwargs: Mapping[str, object]) -> None:
+    if kwargs.get("redis_sentinels") and str(kwargs.get("redis_url", "")).startswith("unix:"):
+        raise ConfigError(
+            "IVR_REDIS_URL: a unix:// socket cannot go with IVR_REDIS_SENTINELS "
+            "(Sentinel names the primary by host and port)"
+        )
 
 
 def _take_messaging(take: Callable[[str, str, Callable[[str], object]], None]) -> None:
@@ -336,7 +351,7 @@ def load_config(
     take("IVR_AMI_USER", "ami_user", _text("IVR_AMI_USER"))
     take("IVR_AMI_SECRET", "ami_secret", _text("IVR_AMI_SECRET"))
     take("IVR_AMI_TIMEOUT", "ami_timeout", _float("IVR_AMI_TIMEOUT", 0.5, 300))
-    take("IVR_REDIS_URL", "redis_url", _redis_url)
+    _take_redis(take)
     take("IVR_DIAL_TEMPLATE", "dial_template", _dial_template)
     take("IVR_CALLER_ID", "caller_id", _caller_id)
     take("IVR_LANGUAGE", "language", _one_of("IVR_LANGUAGE", LANGUAGES))
@@ -360,7 +375,7 @@ def load_config(
     _take_messaging(take)
     if "audio_dir" in kwargs and "audio_dir_asterisk" not in kwargs:
         kwargs["audio_dir_asterisk"] = kwargs["audio_dir"]
-
+    _check_redis(kwargs)
     if require_ami_credentials:
         for key, attr in (("IVR_AMI_USER", "ami_user"), ("IVR_AMI_SECRET", "ami_secret")):
             if not kwargs.get(attr):

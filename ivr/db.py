@@ -1,25 +1,169 @@
-"""The Redis connection every part of the service uses."""
+"""The Redis connection every part of the service uses, and the one place that builds it.
+
+Two ways to reach Redis (docs/ivr.env.example, "Redis"):
+
+- one server, `IVR_REDIS_URL` (the default, one site);
+- through Redis Sentinel, `IVR_REDIS_SENTINELS=host:port,...` and `IVR_REDIS_SENTINEL_MASTER`:
+  the client asks the Sentinels where the primary is each time it (re)connects, and follows it
+  through a failover. The command in flight at a failover fails (the old primary is gone, or
+  answers READONLY once demoted): the client retries it with backoff, reconnecting — so asking
+  the Sentinels again — for `FAILOVER_SECONDS`. Every write of the campaign
+  engine is a Lua script safe to repeat (`ivr.campaign.scripts`), so a retried command never
+  counts twice.
+
+Replication is asynchronous: a write the primary acknowledged can be lost when it dies before a
+replica has it. `Replication.acknowledged` runs a write then `WAIT 1 <timeout>` on the same
+connection, so a claim, a key press or a final outcome counts only once a replica has it.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
-from typing import ParamSpec, TypeVar
+from typing import Any, TypeVar, cast
 
 from redis.asyncio import BlockingConnectionPool, Redis
-from redis.exceptions import RedisError
+from redis.asyncio.connection import parse_url
+from redis.asyncio.retry import Retry
+from redis.asyncio.sentinel import (
+    MasterNotFoundError,
+    Sentinel,
+    SentinelConnectionPool,
+    SentinelManagedConnection,
+)
+from redis.backoff import EqualJitterBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ReadOnlyError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from ivr.config import Config
+from ivr.redact import safe_url
+from ivr.redisconfig import sentinels_text
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 #: Connections one process opens at most. A worker keeps hundreds of calls in flight, each
 #: writing its result; with a plain pool they would fail with "Too many connections" at the
 #: pool's limit. A blocking pool makes them wait their turn instead (a few milliseconds).
 MAX_CONNECTIONS = 64
 
+#: Errors after which a command is sent again to the primary the Sentinels name.
+FAILOVER_ERRORS = (RedisConnectionError, RedisTimeoutError, ReadOnlyError)
+#: Backoff between two tries of a command through Sentinel: 50 ms doubling to 1 s, jittered.
+BACKOFF_BASE, BACKOFF_CAP = 0.05, 1.0
+#: Seconds one command through Sentinel is tried for: enough for Sentinel to notice a dead
+#: primary (its down-after-milliseconds, 5 s in the README) and promote a replica (7.7 s from
+#: a SIGKILL to the next write, bench/failover.py), short enough for a command line to give up
+#: on a Redis that is not there. The dialer retries its own writes for ever on top
+#: (`ivr.retry`).
+FAILOVER_SECONDS = 20.0
+#: Seconds a read may take before the connection counts as dead (a powered-off host sends no
+#: reset); blocking reads of the project (XREAD, pub/sub) block for 1 s at most.
+SOCKET_TIMEOUT = 5.0
+SENTINEL_TIMEOUT = 1.0
+
+#: How long a write waits for a replica's acknowledgement before going on without it.
+WAIT_TIMEOUT_MS = 1000
+#: While no replica acknowledges, writes do not wait; every this many seconds, look again.
+RECHECK_SECONDS = 5.0
+#: While no replica acknowledges, how often a worker asks the Sentinels whether the primary it
+#: writes to is still theirs before it claims anyone (`Replication.may_claim`).
+CONFIRM_SECONDS = 2.0
+
+
+class DeadlineRetry(Retry):
+    """redis-py's retry, bounded by time (`seconds` from the first try) instead of a count."""
+
+    def __init__(self, seconds: float) -> None:
+        backoff = EqualJitterBackoff(base=BACKOFF_BASE, cap=BACKOFF_CAP)
+        super().__init__(backoff, retries=1_000_000, supported_errors=FAILOVER_ERRORS)
+        self.seconds = seconds
+
+    async def call_with_retry(
+        self,
+        do: Callable[[], Awaitable[T]],
+        fail: Callable[..., Any],
+        is_retryable: Callable[[Exception], bool] | None = None,
+        with_failure_count: bool = False,
+    ) -> T:
+        self._backoff.reset()  # type: ignore[no-untyped-call]
+        started, failures = time.monotonic(), 0
+        while True:
+            try:
+                return await do()
+            except self._supported_errors as error:
+                if is_retryable and not is_retryable(error):
+                    raise
+                failures += 1
+                await (fail(error, failures) if with_failure_count else fail(error))
+                if time.monotonic() - started >= self.seconds:
+                    raise
+                await asyncio.sleep(self._backoff.compute(failures))  # backoff
+
+
+class QuietSentinel(Sentinel):
+    """Sentinel whose "no primary" error is one line (redis-py's lists each Sentinel's repr)."""
+
+    async def discover_master(self, service_name: str) -> tuple[str, int]:
+        try:
+            return cast(tuple[str, int], await super().discover_master(service_name))
+        except MasterNotFoundError:
+            where = ",".join(
+                "{host}:{port}".format(**node.connection_pool.connection_kwargs)
+                for node in self.sentinels
+            )
+            raise MasterNotFoundError(
+                f"no Sentinel of {where} names a primary {service_name!r} (unreachable, a "
+                "failover under way, or IVR_REDIS_SENTINEL_MASTER not the name they monitor)"
+            ) from None
+
+
+class FollowingConnection(SentinelManagedConnection):
+    """A connection that asks the Sentinels where the primary is before every connect.
+
+    redis-py's own asks only when the pool hands out a new connection: a command retried on
+    a broken connection reconnects to the address it had, the dead primary (redis-py 8.1,
+    `Connection.send_packed_command` -> `connect_check_health`), until its retries run out.
+    Reconnecting is not retried on its own here either: the command's retry does it, so the
+    two are not nested (tries times tries) and FAILOVER_SECONDS bounds the whole.
+    """
+
+    async def _connect(self) -> None:
+        if self.connection_pool.is_master:
+            self.host, self.port = await self.connection_pool.get_master_address()
+        await super()._connect()  # type: ignore[no-untyped-call]
+
+    async def connect_check_health(
+        self, check_health: bool = True, retry_socket_connect: bool = True
+    ) -> None:
+        await super().connect_check_health(check_health=check_health, retry_socket_connect=False)
+
+
+class BlockingSentinelPool(SentinelConnectionPool, BlockingConnectionPool):
+    """Sentinel's pool (connect where the Sentinels say) that waits for a free connection
+    at MAX_CONNECTIONS instead of failing, as `connect` does for one server."""
+
+
+class SentinelClient(Redis):
+    """A client of the primary that also closes its connections to the Sentinels."""
+
+    async def aclose(self, close_connection_pool: bool | None = None) -> None:
+        closing = close_connection_pool or (
+            close_connection_pool is None and self.auto_close_connection_pool
+        )
+        await super().aclose(close_connection_pool)
+        pool = self.connection_pool
+        if closing and isinstance(pool, SentinelConnectionPool):
+            for node in pool.sentinel_manager.sentinels:
+                await node.aclose()
+
 
 def connect(url: str) -> Redis:
-    """A client for `url` (IVR_REDIS_URL) returning str, over a blocking pool."""
+    """A client for one server at `url` (IVR_REDIS_URL) returning str, over a blocking pool."""
     pool = BlockingConnectionPool.from_url(
         url, max_connections=MAX_CONNECTIONS, timeout=None, decode_responses=True
     )
@@ -27,21 +171,217 @@ def connect(url: str) -> Redis:
     return Redis.from_pool(pool)
 
 
-P = ParamSpec("P")
-T = TypeVar("T")
+def connect_sentinel(
+    sentinels: tuple[tuple[str, int], ...], master: str, url: str = "redis://"
+) -> Redis:
+    """A client of the primary named `master` by `sentinels`, following it through failovers.
 
-
-async def retrying(fn: Callable[P, Awaitable[T]], *args: P.args, **kwargs: P.kwargs) -> T:
-    """Call a Redis operation until it succeeds: an outcome must never be dropped.
-
-    Eight lines rather than tenacity: the policy is one (forever, doubling to 2 s, each retry
-    logged) and the campaign's crash safety rests on it, so it stays in sight here.
+    `url` gives the database, user and password of the data servers (not their address).
     """
-    delay = 0.1
-    while True:
+    options: dict[str, Any] = {
+        k: v for k, v in parse_url(url).items() if k in ("db", "username", "password")
+    }
+    sentinel = QuietSentinel(  # type: ignore[no-untyped-call]
+        list(sentinels),
+        sentinel_kwargs={
+            "socket_timeout": SENTINEL_TIMEOUT,
+            "socket_connect_timeout": SENTINEL_TIMEOUT,
+        },
+    )
+    retry = DeadlineRetry(FAILOVER_SECONDS)
+    client: Redis = sentinel.master_for(
+        master,
+        redis_class=SentinelClient,
+        connection_pool_class=BlockingSentinelPool,
+        connection_class=FollowingConnection,
+        max_connections=MAX_CONNECTIONS,
+        timeout=None,
+        decode_responses=True,
+        socket_timeout=SOCKET_TIMEOUT,
+        socket_connect_timeout=SENTINEL_TIMEOUT,
+        retry=retry,
+        retry_on_error=list(FAILOVER_ERRORS),
+        **options,
+    )
+    return client
+
+
+def client_for(config: Config) -> Redis:
+    """The Redis client of `config`: through Sentinel when IVR_REDIS_SENTINELS is set."""
+    if config.redis_sentinels:
+        return connect_sentinel(
+            config.redis_sentinels, config.redis_sentinel_master, config.redis_url
+        )
+    return connect(config.redis_url)
+
+
+def describe(config: Config) -> str:
+    """Where `config` says Redis is, secrets masked, for messages."""
+    if config.redis_sentinels:
+        where = sentinels_text(config.redis_sentinels)
+        return f"Sentinel master {config.redis_sentinel_master!r} via {where}"
+    return safe_url(config.redis_url)
+
+
+def follows_sentinel(redis: Redis) -> bool:
+    return isinstance(redis.connection_pool, SentinelConnectionPool)
+
+
+async def sentinel_state(redis: Redis) -> dict[str, Any] | None:
+    """What the Sentinels say of the primary (None for a client of one server)."""
+    pool = redis.connection_pool
+    if not isinstance(pool, SentinelConnectionPool):
+        return None
+    manager: Sentinel = pool.sentinel_manager
+    seen: list[dict[str, Any]] = []
+    for node in manager.sentinels:
+        kwargs = node.connection_pool.connection_kwargs
+        entry: dict[str, Any] = {"sentinel": f"{kwargs.get('host')}:{kwargs.get('port')}"}
         try:
-            return await fn(*args, **kwargs)
-        except (RedisError, OSError) as exc:
-            log.warning("Redis unavailable (%s); retrying in %.1f s", exc, delay)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 2.0)
+            state = cast(dict[str, Any], await node.sentinel_master(pool.service_name))
+            entry.update(
+                primary=f"{state['ip']}:{state['port']}",
+                replicas=int(state.get("num-slaves", 0)),
+                sentinels=int(state.get("num-other-sentinels", 0)) + 1,
+                down=bool(state.get("is_sdown") or state.get("is_odown")),
+            )
+        except Exception as exc:  # noqa: BLE001 - one Sentinel down is a fact to report
+            entry["error"] = str(exc) or type(exc).__name__
+        seen.append(entry)
+    return {"master": pool.service_name, "sentinels": seen}
+
+
+class Replication:
+    """Writes that must survive a failover: acknowledged once a replica has them.
+
+    For a client of one server (no Sentinel) this is the write alone. Through Sentinel, the
+    write and then `WAIT 1 WAIT_TIMEOUT_MS` run on one connection (WAIT counts the writes of
+    its own connection). When no replica acknowledges in time, a warning is logged once and
+    writes stop waiting (a lost replica must not slow every call by a second) until a replica
+    is connected again, checked every RECHECK_SECONDS. A failure between the write and its
+    WAIT runs both again: the writes given here must be safe to repeat.
+    """
+
+    def __init__(self, redis: Redis, *, wait: bool | None = None) -> None:
+        self.redis = redis
+        self.enabled = follows_sentinel(redis) if wait is None else wait
+        self.degraded = False
+        self._recheck_at = 0.0
+        self._confirmed: tuple[float, bool] = (0.0, True)
+        #: Writes a replica acknowledged, and writes that went on without one.
+        self.acked = 0
+        self.unacked = 0
+
+    async def acknowledged(self, write: Callable[[Redis], Awaitable[T]]) -> T:
+        return (await self.replicated(write))[0]
+
+    async def replicated(self, write: Callable[[Redis], Awaitable[T]]) -> tuple[T, bool]:
+        """The write's result, and False when it went on without a replica's acknowledgement
+        (always True for one server: there is nothing more to wait for)."""
+        if not self.enabled:
+            return await write(self.redis), True
+        delay = BACKOFF_BASE
+        while True:
+            async with self.redis.client() as conn:
+                result = await write(conn)
+                if not await self._should_wait():
+                    self.unacked += 1
+                    return result, False
+                try:
+                    replicas = await _wait(conn, WAIT_TIMEOUT_MS)
+                except FAILOVER_ERRORS as exc:
+                    log.warning("Redis lost before a replica acknowledged a write (%s); again", exc)
+                else:
+                    return result, self._note(replicas)
+            await asyncio.sleep(delay)  # backoff before writing again, not synchronisation
+            delay = min(delay * 2, BACKOFF_CAP)
+
+    async def may_claim(self) -> bool:
+        """False while this process may be writing to a stale primary: no replica acknowledges
+        its writes and a majority of the Sentinels does not name that primary (a site cut off
+        with its old primary: the other site's Sentinels promoted a replica and call from it).
+        A worker then claims nobody new and finishes only the calls it holds. Asked of the
+        Sentinels at most every CONFIRM_SECONDS; always True for one server or in sync."""
+        if not self.enabled or not self.degraded:
+            self._confirmed = (0.0, True)
+            return True
+        checked, allowed = self._confirmed
+        if time.monotonic() - checked < CONFIRM_SECONDS:
+            return allowed
+        now_allowed = await _majority_names_ours(self.redis)
+        self._confirmed = (time.monotonic(), now_allowed)
+        if now_allowed != allowed:
+            if now_allowed:
+                log.warning("Redis: the Sentinels name this primary again; claiming again")
+            else:
+                log.warning(
+                    "Redis: no replica, and most Sentinels unreachable or naming another "
+                    "primary: this site may be cut off; no new calls, only those in progress"
+                )
+        return now_allowed
+
+    async def _should_wait(self) -> bool:
+        if not self.degraded:
+            return True
+        if time.monotonic() < self._recheck_at:
+            return False
+        self._recheck_at = time.monotonic() + RECHECK_SECONDS
+        try:
+            info = await self.redis.info("replication")
+        except FAILOVER_ERRORS:
+            return False
+        if online_replicas(info):
+            self.degraded = False
+            log.warning("Redis: a replica is connected again; writes wait for it again")
+            return True
+        return False
+
+    def _note(self, replicas: int) -> bool:
+        """Count a WAIT's answer; True when a replica acknowledged."""
+        if replicas >= 1:
+            self.acked += 1
+            return True
+        self.unacked += 1
+        if self.degraded:
+            return False  # writes already waiting when the first one gave up: said once
+        self.degraded = True
+        self._recheck_at = time.monotonic() + RECHECK_SECONDS
+        log.warning(
+            "Redis: no replica acknowledged a write within %d ms; going on without waiting "
+            "(a failover now could lose the last answers from Redis; Asterisk's journal keeps "
+            "them) until a replica is back",
+            WAIT_TIMEOUT_MS,
+        )
+        return False
+
+
+async def _majority_names_ours(redis: Redis) -> bool:
+    """Whether more than half of the configured Sentinels name the primary `redis` uses."""
+    pool = redis.connection_pool
+    view = await sentinel_state(redis)
+    if view is None or not isinstance(pool, SentinelConnectionPool):
+        return True
+    if pool.master_address is None:
+        return False
+    ours = "{}:{}".format(*pool.master_address)
+    agree = sum(1 for s in view["sentinels"] if s.get("primary") == ours and not s.get("down"))
+    return agree > len(view["sentinels"]) // 2
+
+
+def online_replicas(info: dict[str, Any]) -> int:
+    """Replicas in sync in INFO replication (`connected_slaves` also counts those still
+    loading a full copy, which acknowledge nothing yet)."""
+    return sum(
+        1
+        for key, value in info.items()
+        if key.startswith("slave") and isinstance(value, dict) and value.get("state") == "online"
+    )
+
+
+async def _wait(conn: Redis, timeout_ms: int) -> int:
+    """WAIT on `conn`'s own connection, not retried: after a reconnect it would wait for
+    nothing (the write was on the connection that broke)."""
+    connection = conn.connection
+    assert connection is not None, "a write ran on this single-connection client first"
+    await connection.send_command("WAIT", 1, timeout_ms)
+    return int(await connection.read_response())

@@ -38,6 +38,9 @@ def campaign_key(cid: str, part: str = "") -> str:
 sms_due_part = "sms:due"
 sms_sending_part = "sms:sending"
 sms_jobs_part = "sms:jobs"
+#: Part of a campaign: hash sender (worker/port) -> "<token> <pid>:<step>" of its last SMS claim, so
+#: that a claim retried with its token (its answer lost at a failover) returns the same step.
+sms_claims_part = "sms:claims"
 #: Stream: SMS from numbers no campaign knows, or texts that are no answer (kept for audit).
 sms_inbox_key = "ivr:sms:inbox"
 #: Key per SMS an SMSC gave a message id (SMPP): `<campaign> <pid>:<step>`, for its delivery
@@ -51,6 +54,13 @@ mail_part = "mail"
 #: Key per inbound SMS (its SIP Call-ID), set by the one worker that handles it: every
 #: worker on that Asterisk sees the event.
 sms_seen_prefix = "ivr:sms:seen:"
+
+# -- the director's call-back (ivr.campaign.recall) ----------------------------------------
+#: Sorted set: "<campaign>:<event>:<number>" of each call-back to place, scored by when (ms).
+#: Placing one pushes its score to the end of its lease: a worker that dies mid-call leaves it
+#: due again then. Each call-back's own state is the campaign's `recalls` hash (its field is
+#: "<event>:<number>"): created once (HSETNX), so an event calls each number once.
+recalls_due_key = "ivr:recalls:due"
 
 
 # -- console: API tokens and audit log ----------------------------------------------------
@@ -81,3 +91,8 @@ pin_flood_key = "ivr:pins:flood"
 # -- health -------------------------------------------------------------------------------
 #: Prefix of the short-lived keys `ivr health` writes and deletes to prove Redis is writable.
 health_probe_prefix = "ivr:health:"
+
+# -- console: live stream tickets ---------------------------------------------------------
+#: String per ticket (key: the prefix and the ticket's sha256 hex digest), expiring with the
+#: ticket: JSON {digest: the token's digest, campaign}. Deleted by its first use.
+stream_ticket_prefix = "ivr:tickets:"

@@ -17,7 +17,7 @@ MASK = "***"
 #: Shorter values are not treated as secrets (a one-letter test password would mask every
 #: occurrence of that letter).
 MIN_SECRET = 4
-_TOKEN_IN_QUERY = re.compile(r"((?:^|[?&\s])(?:token|password|secret)=)[^&\s\"']+", re.I)
+_TOKEN_IN_QUERY = re.compile(r"((?:^|[?&\s])(?:token|ticket|password|secret)=)[^&\s\"']+", re.I)
 _secrets: set[str] = set()
 
 

@@ -23,6 +23,7 @@ from ivr.errors import SandboxError
 from ivr.pbx.ami import AmiLink
 from ivr.sandbox import asterisk as sandbox
 from ivr.sandbox.redisserver import RedisServer
+from ivr.sandbox.sentinel import SentinelCluster
 
 IN_CI = os.environ.get("CI") == "true"
 #: Serializes the first start of the sandbox among parallel test processes.
@@ -87,6 +88,21 @@ async def db(redis_server: RedisServer) -> AsyncIterator[Redis]:
     client = connect(redis_server.url)
     yield client
     await client.aclose()
+
+
+@pytest.fixture
+def sentinel_cluster(tmp_path: Path) -> Iterator[SentinelCluster]:
+    """A private Redis primary, one replica and three Sentinels (quorum 2) on free ports,
+    Sentinel's down-after-milliseconds at 1 s; all stopped after the test."""
+    if shutil.which("redis-server") is None:
+        unavailable("redis-server is not installed")
+    cluster = SentinelCluster(tmp_path / "sentinel", down_after_ms=1000)
+    try:
+        cluster.start()
+    except SandboxError as exc:
+        unavailable(f"the Redis Sentinel cluster did not start: {exc}")
+    yield cluster
+    cluster.stop()
 
 
 @pytest.fixture

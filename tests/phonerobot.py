@@ -57,6 +57,8 @@ class Robot:
     at: dict[str, float] = field(default_factory=dict)
     channel: str = ""
     phone: asyncio.Task[SippResult] | None = None
+    #: The SIP port of a phone the service calls (`RobotHub.answer`).
+    port: int = 0
 
     async def until(self, step: str, timeout: float = STEP_TIMEOUT) -> None:
         """Wait for the line to reach `step` (steps in between are kept in `seen`)."""
@@ -113,6 +115,63 @@ class RobotHub:
             self._cueing.add(task)
             task.add_done_callback(self._cueing.discard)
 
+    @contextlib.asynccontextmanager
+    async def answer(
+        self,
+        line: str,
+        script: Sequence[On | Step] = (),
+        *,
+        suffix: str = "0611223344",
+        port: int | None = None,
+        reject: int | None = None,
+        dtmf: DtmfMode = "rfc4733",
+        timeout: float = 120.0,
+    ) -> AsyncIterator[Robot]:
+        """A phone the service calls (the director's call-back), answering with `script` as
+        `call` plays it, or refusing the call with SIP status `reject`.
+
+        Its number, `robot.caller`, is its SIP port then `suffix`: dialled through
+        `Local/{number}@ivr-test-hospital` (ivr/dialplans/ivr-test.conf) it reaches this phone;
+        `port` reuses a port (the same number called again). The flow must take that number for
+        the caller (`AgiSession.assume_caller`), which is how the hub finds the robot.
+        """
+        cues = [on.step for on in script if isinstance(on, On)]
+        steps: list[Step] = []
+        for on in script:
+            steps += [Cue(), *on.actions] if isinstance(on, On) else [on]
+        if not steps or not isinstance(steps[-1], Hangup):
+            steps.append(WaitBye())
+        async with self.sipp.answer(
+            steps=steps, dtmf=dtmf, timeout=timeout, reject=reject, port=port
+        ) as uas:
+            number = f"{uas.port:05d}{suffix}"
+            if number in self.robots:
+                raise ValueError(f"a call with {number} is already running")
+            robot = Robot(line, number, [] if reject else cues, port=uas.port)
+            self.robots[number] = robot
+            robot.at["listening"] = time.monotonic()
+            robot.phone = asyncio.create_task(uas.wait())
+            try:
+                yield robot
+                await asyncio.wait_for(asyncio.shield(robot.phone), timeout + 10)
+            finally:
+                await self._end(robot)
+
+    async def _end(self, robot: Robot) -> None:
+        """Hang up a robot's call still running, wait for its cues to be sent, forget it."""
+        assert robot.phone is not None
+        if not robot.phone.done():
+            if robot.channel:
+                with contextlib.suppress(Exception):
+                    await self.ami.action({"Action": "Hangup", "Channel": robot.channel})
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(asyncio.shield(robot.phone), 15)
+            robot.phone.cancel()
+        mine = [t for t in self._cueing if t.get_name() == robot.tag]
+        if mine:
+            await asyncio.gather(*mine, return_exceptions=True)
+        del self.robots[robot.caller]
+
     async def _cue(self, channel: str, step: str) -> None:
         # An in-dialog SIP MESSAGE to the phone: the SIPp script's next Cue.
         await self.ami.action({"Action": "SendText", "Channel": channel, "Message": step})
@@ -159,14 +218,4 @@ class RobotHub:
             yield robot
             await asyncio.wait_for(asyncio.shield(robot.phone), timeout + 10)
         finally:
-            if not robot.phone.done():
-                if robot.channel:
-                    with contextlib.suppress(Exception):
-                        await self.ami.action({"Action": "Hangup", "Channel": robot.channel})
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(asyncio.shield(robot.phone), 15)
-                robot.phone.cancel()
-            mine = [t for t in self._cueing if t.get_name() == robot.tag]
-            if mine:
-                await asyncio.gather(*mine, return_exceptions=True)
-            del self.robots[caller]
+            await self._end(robot)

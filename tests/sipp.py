@@ -514,6 +514,31 @@ def _uas_opening(dtmf: DtmfMode) -> str:
 <recv request="ACK" rtd="true"/>"""
 
 
+def _uas_reject(status: int) -> str:
+    """Refuse Asterisk's INVITE with `status` (a phone that is busy or declines)."""
+    reasons = {480: "Temporarily Unavailable", 486: "Busy Here", 603: "Decline"}
+    refusal = _message(
+        f"""SIP/2.0 {status} {reasons.get(status, "Refused")}
+        [last_Via:]
+        From: [$theirs]
+        To: [$to];tag=[pid]SIPpTag01[call_number]
+        [last_Call-ID:]
+        [last_CSeq:]
+        Content-Length: 0
+
+        """
+    )
+    return f"""<recv request="INVITE">
+  <action>
+    <ereg regexp="[^ ].*" search_in="hdr" header="From:" assign_to="theirs"/>
+    <ereg regexp="[^ ].*" search_in="hdr" header="To:" assign_to="to"/>
+  </action>
+</recv>
+<send><![CDATA[
+{refusal}]]></send>
+<recv request="ACK"/>"""
+
+
 # -- running SIPp --------------------------------------------------------------------------
 
 
@@ -590,16 +615,25 @@ class Sipp:
         dtmf: DtmfMode = "rfc4733",
         steps: Sequence[Step] | None = None,
         timeout: float = 60.0,
+        reject: int | None = None,
+        port: int | None = None,
     ) -> AsyncIterator[Uas]:
         """An answering phone: answer, after `delay_ms` press `key` (None: never), await BYE.
 
         `steps` replaces the default script (`Wait(delay_ms), Keys(key), WaitBye()`). Ready to
         be called once the context is entered; killed on leaving it if still running.
+        `reject`: refuse the call with this SIP status instead (486 busy, 603 declined...).
+        `port`: listen on this SIP port (a phone called again at the same address).
         """
         if steps is None:
             steps = [Wait(delay_ms), *([Keys(key)] if key else []), WaitBye()]
         run = _Run(self, dtmf, uas=True)
-        run.write(_uas_opening(dtmf), steps)
+        if port is not None:
+            run.sip_port = port
+        if reject is not None:
+            run.write(_uas_reject(reject), [])
+        else:
+            run.write(_uas_opening(dtmf), steps)
         run.start(["-m", "1"], timeout)
         uas = Uas(run, timeout)
         try:

@@ -47,6 +47,13 @@ def test_credentials_read() -> None:
         ("IVR_REDIS_URL", "redis://db:6380/2", "redis_url", "redis://db:6380/2"),
         ("IVR_REDIS_URL", "rediss://db/0", "redis_url", "rediss://db/0"),
         ("IVR_REDIS_URL", "unix:///run/redis.sock", "redis_url", "unix:///run/redis.sock"),
+        (
+            "IVR_REDIS_SENTINELS",
+            "10.0.1.5:26379, sentinel-b:26380,[fd00::3]:26379,",
+            "redis_sentinels",
+            (("10.0.1.5", 26379), ("sentinel-b", 26380), ("fd00::3", 26379)),
+        ),
+        ("IVR_REDIS_SENTINEL_MASTER", "ivr-site_a.1", "redis_sentinel_master", "ivr-site_a.1"),
         ("IVR_DIAL_TEMPLATE", "SIP/{number}@gw", "dial_template", "SIP/{number}@gw"),
         ("IVR_CALLER_ID", '"Hopital" <0100>', "caller_id", '"Hopital" <0100>'),
         ("IVR_LANGUAGE", "en", "language", "en"),
@@ -107,6 +114,14 @@ def test_other_variables_ignored() -> None:
         ("IVR_AUDIO_DIR_ASTERISK", "var/sounds"),
         ("IVR_REDIS_URL", "localhost:6379"),
         ("IVR_REDIS_URL", "http://localhost:6379"),
+        ("IVR_REDIS_SENTINELS", "10.0.1.5"),
+        ("IVR_REDIS_SENTINELS", "10.0.1.5:0"),
+        ("IVR_REDIS_SENTINELS", "10.0.1.5:65536"),
+        ("IVR_REDIS_SENTINELS", "a b:26379"),
+        ("IVR_REDIS_SENTINELS", "s:26379,s:26379"),
+        ("IVR_REDIS_SENTINELS", ",,"),
+        ("IVR_REDIS_SENTINEL_MASTER", "ivr master"),
+        ("IVR_REDIS_SENTINEL_MASTER", "ivr\nSENTINEL"),
         ("IVR_TTS_RATE", "20"),
         ("IVR_AGI_PORT", "0"),
         ("IVR_AGI_HOST", "a b"),
@@ -285,6 +300,10 @@ def test_cli_config_hides_the_secret(
     assert "s3cret-Zq8" not in out + err
     assert "ami_secret = (set)" in out
     assert "ami_user = ivr" in out
+    assert "redis_sentinels = (none)" in out
+    clean_env.setenv("IVR_REDIS_SENTINELS", "10.0.1.5:26379,[fd00::3]:26380")
+    assert main(["config"]) == 0
+    assert "redis_sentinels = 10.0.1.5:26379,[fd00::3]:26380\n" in capsys.readouterr().out
 
 
 def test_cli_config_hides_the_redis_password(
@@ -348,3 +367,11 @@ def test_every_key_is_in_the_commented_example() -> None:
     for field in fields(Config):
         assert f"\nIVR_{field.name.upper()}=" in example, field.name
     assert "json for journald" in example, "IVR_LOG_FORMAT is commented"
+
+
+def test_sentinels_off_by_default_and_not_with_a_unix_socket() -> None:
+    config = load()
+    assert config.redis_sentinels == ()
+    assert config.redis_sentinel_master == "ivr"
+    with pytest.raises(ConfigError, match=r"^IVR_REDIS_URL: a unix:// socket cannot go with"):
+        load(IVR_REDIS_URL="unix:///run/redis.sock", IVR_REDIS_SENTINELS="s:26379")

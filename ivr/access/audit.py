@@ -19,6 +19,9 @@ from ivr.keys import audit_key
 
 #: Entries kept (approximately: Redis trims whole blocks).
 MAX_ENTRIES = 100_000
+#: Entries a filtered search reads at most per call before it hands back a cursor.
+SEARCH_SCAN = 20_000
+_BATCH = 1000
 
 
 async def record(
@@ -58,18 +61,60 @@ async def entries(
         return []  # nothing is older than 0-0 (and Redis refuses the range "(0-0")
     newest = "+" if before is None else f"({before}"
     got = await redis.xrevrange(audit_key, max=newest, min="-", count=limit) or []
-    out: list[dict[str, Any]] = []
-    for entry_id, raw in got:
-        fields = cast(dict[str, str], raw)
-        out.append(
-            {
-                "id": str(entry_id),
-                "at": int(fields.get("t", "0")) / 1000,
-                "who": fields.get("who", ""),
-                "role": fields.get("role", ""),
-                "action": fields.get("action", ""),
-                "target": fields.get("target", ""),
-                "details": json.loads(fields.get("details") or "{}"),
-            }
-        )
-    return out
+    return [_entry(entry_id, raw) for entry_id, raw in got]
+
+
+def _entry(entry_id: Any, raw: Any) -> dict[str, Any]:
+    fields = cast(dict[str, str], raw)
+    return {
+        "id": str(entry_id),
+        "at": int(fields.get("t", "0")) / 1000,
+        "who": fields.get("who", ""),
+        "role": fields.get("role", ""),
+        "action": fields.get("action", ""),
+        "target": fields.get("target", ""),
+        "details": json.loads(fields.get("details") or "{}"),
+    }
+
+
+async def search(
+    redis: Redis,
+    *,
+    before: str | None = None,
+    limit: int = 100,
+    action: str | None = None,
+    who: str | None = None,
+    target: str | None = None,
+    scan: int = SEARCH_SCAN,
+) -> tuple[list[dict[str, Any]], str | None]:
+    """Newest first: up to `limit` entries older than `before` whose action starts with
+    `action` ("campaign." or "campaign.start"), by `who`, on `target` (None: any).
+
+    Returns (entries, cursor): the cursor is the `before` of the next call, None at the end
+    of the log. At most `scan` entries are read per call: a filter that matches little hands
+    back fewer entries and a cursor, never a request that reads the whole log.
+    """
+    wanted = {"who": who, "target": target}
+    found: list[dict[str, Any]] = []
+    cursor = before
+    read = 0
+    while read < scan:
+        if cursor is not None and cursor.strip("0-") == "":
+            return found, None
+        newest = "+" if cursor is None else f"({cursor}"
+        count = min(_BATCH, scan - read)
+        got = await redis.xrevrange(audit_key, max=newest, min="-", count=count) or []
+        for entry_id, raw in got:
+            read += 1
+            cursor = str(entry_id)
+            entry = _entry(entry_id, raw)
+            if action is not None and not entry["action"].startswith(action):
+                continue
+            if any(value is not None and entry[k] != value for k, value in wanted.items()):
+                continue
+            found.append(entry)
+            if len(found) == limit:
+                return found, cursor
+        if len(got) < count:
+            return found, None
+    return found, cursor

@@ -57,6 +57,12 @@ class TokenError(IvrError):
     exit_code = 2
 
 
+class TokenNotFound(TokenError):
+    """No live token has this name."""
+
+    error_id = "token_not_found"
+
+
 @dataclass(frozen=True)
 class TokenInfo:
     """A token as listed: never its secret."""
@@ -153,13 +159,17 @@ class TokenStore:
         if not await self._revoke(
             keys=[token_hashes_key, token_names_key], args=[name, round(time.time(), 3)]
         ):
-            raise TokenError(f"token: no live token named {name!r}")
+            raise TokenNotFound(f"token: no live token named {name!r}")
 
     async def lookup(self, token: str) -> TokenInfo | None:
         """The token's record (revoked ones included, see `revoked_at`); None if unknown."""
         if not _TOKEN.fullmatch(token):
             return None
-        raw = cast(str | None, await self._redis.hget(token_hashes_key, digest(token)))
+        return await self.lookup_digest(digest(token))
+
+    async def lookup_digest(self, token_digest: str) -> TokenInfo | None:
+        """The record of the token whose digest is `token_digest`; None if unknown."""
+        raw = cast(str | None, await self._redis.hget(token_hashes_key, token_digest))
         return None if raw is None else _info(raw)
 
 

@@ -18,34 +18,32 @@ import contextlib
 import logging
 import signal
 from collections.abc import AsyncIterator
-from typing import Any
 
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 from redis.asyncio import Redis
 
 from ivr import __version__, limits, logs
-from ivr.access import audit
+from ivr.access.tickets import StreamTickets
 from ivr.access.tokens import Role, TokenStore
+from ivr.api import admin, console, console_schemas, metrics, openapi, roster, schemas
 from ivr.api import campaigns as camp
-from ivr.api import console, metrics, openapi, schemas
 from ivr.api.guard import error_middleware, guarded
 from ivr.api.openapi import Call, Handler, Param, Route
 from ivr.api.state import (
     AmiStatus,
     RosterCache,
     ami_key,
-    audit_write,
     closing_key,
     config_key,
     json_response,
-    load_roster,
     openapi_key,
-    page,
+    own_speaker_key,
     redis_key,
     roster_key,
     speaker_key,
     streams_key,
+    tickets_key,
     tokens_key,
 )
 from ivr.campaign import live
@@ -54,8 +52,6 @@ from ivr.errors import AmiError, ConfigError
 from ivr.health import checks
 from ivr.health.state import State
 from ivr.pbx.ami import AmiLink
-from ivr.staff.csvfile import export_csv, parse_roster
-from ivr.staff.roster import Person, RosterStore
 from ivr.voice.tts import Speaker
 
 log = logging.getLogger(__name__)
@@ -81,7 +77,9 @@ def make_app(
     app[config_key] = config
     app[redis_key] = redis
     app[tokens_key] = tokens = TokenStore(redis)
+    app[tickets_key] = tickets = StreamTickets(redis)
     app[speaker_key] = speaker
+    app[own_speaker_key] = []
     app[ami_key] = AmiStatus(link)
     app[roster_key] = RosterCache()
     app[openapi_key] = openapi.document(ROUTES, version=__version__)
@@ -90,8 +88,9 @@ def make_app(
     app.on_response_prepare.append(_security_headers)
     app.on_shutdown.append(_closing)
     app.cleanup_ctx.append(_ami_link)
+    app.on_cleanup.append(_close_own_speaker)
     for route in ROUTES:
-        app.router.add_route(route.method, route.path, guarded(route, tokens))
+        app.router.add_route(route.method, route.path, guarded(route, tokens, tickets))
     return app
 
 
@@ -115,6 +114,11 @@ async def _security_headers(request: web.Request, response: web.StreamResponse) 
 
 async def _closing(app: web.Application) -> None:
     app[closing_key].set()
+
+
+async def _close_own_speaker(app: web.Application) -> None:
+    for speaker in app[own_speaker_key]:
+        await speaker.close()
 
 
 async def _ami_link(app: web.Application) -> AsyncIterator[None]:
@@ -163,42 +167,6 @@ async def _health(request: web.Request, call: Call) -> web.StreamResponse:
     )
 
 
-def _person(p: Person) -> dict[str, Any]:
-    return {
-        "id": p.id, "name": p.name, "role": p.role, "unit": p.unit, "phones": list(p.phones),
-        "language": p.language, "on_call": p.on_call, "backup": p.backup, "tags": sorted(p.tags),
-    }  # fmt: skip
-
-
-async def _list_roster(request: web.Request, call: Call) -> web.StreamResponse:
-    version, people = await load_roster(request.app)
-    return page([_person(p) for p in people], call, version=version)
-
-
-async def _import_roster(request: web.Request, call: Call) -> web.StreamResponse:
-    app = request.app
-    async with app[roster_key].importing:
-        # 100,000 rows parse in about 2 s: off the event loop, so health and metrics answer.
-        people = await asyncio.to_thread(
-            parse_roster, call.body, default_language=app[config_key].language
-        )
-        version = await RosterStore(app[redis_key]).replace(people)
-    await audit_write(
-        request, call, "roster.import", version, count=len(people), bytes=len(call.body)
-    )
-    return json_response({"version": version, "count": len(people)})
-
-
-async def _export_roster(request: web.Request, call: Call) -> web.StreamResponse:
-    _, people = await load_roster(request.app)
-    return web.Response(
-        text=export_csv(people),
-        content_type="text/csv",
-        charset="utf-8",
-        headers={"Content-Disposition": 'attachment; filename="roster.csv"'},
-    )
-
-
 async def _campaign_stream(request: web.Request, call: Call) -> web.StreamResponse:
     app = request.app
     feed = live.CampaignFeed(app[redis_key], request.match_info["id"])
@@ -216,6 +184,15 @@ def _static(name: str) -> Handler:
     return handler
 
 
+async def _console_page(request: web.Request, call: Call) -> web.StreamResponse:
+    return console.console_page(request.app[config_key].language)
+
+
+async def _whoami(request: web.Request, call: Call) -> web.StreamResponse:
+    assert call.who is not None
+    return json_response({"name": call.who.name, "role": call.who.role.value})
+
+
 async def _openapi(request: web.Request, call: Call) -> web.StreamResponse:
     return json_response(request.app[openapi_key])
 
@@ -229,12 +206,6 @@ async def _metrics(request: web.Request, call: Call) -> web.StreamResponse:
     return await metrics.respond(request, numbers)
 
 
-async def _audit_log(request: web.Request, call: Call) -> web.StreamResponse:
-    limit = call.query["limit"]
-    items = await audit.entries(request.app[redis_key], before=call.query["before"], limit=limit)
-    return json_response({"items": items, "next": items[-1]["id"] if len(items) == limit else None})
-
-
 # -- the route table ----------------------------------------------------------------------
 
 _OFFSET = Param("offset", {"type": "integer", "minimum": 0, "maximum": 10**9, "default": 0})
@@ -242,20 +213,40 @@ _LIMIT = Param("limit", {"type": "integer", "minimum": 1, "maximum": 1000, "defa
 _STREAM_ID = {"type": "string", "pattern": "^[0-9]{1,19}-[0-9]{1,19}$"}
 _PAGE = (_OFFSET, _LIMIT)
 _C = "/api/campaigns/{id}"
+_S = "/api/scenarios/{key}"
+_TEXT = {"type": "string", "minLength": 1, "maxLength": 200, "pattern": "^[^\\x00-\\x1f\\x7f]*$"}
+_AUDIT_FILTERS = (
+    Param(
+        "action",
+        {"type": "string", "pattern": "^[a-z_.]{1,40}$"},
+        "entries whose action starts with this (`campaign.` or `campaign.start`)",
+    ),
+    Param("who", _TEXT, "entries by this token name (or `cli:USER`, `phone:ID`)"),
+    Param("target", _TEXT, "entries on this campaign id, token name..."),
+)
 
 ROUTES: list[Route] = [
+    Route("GET", "/api/whoami", _whoami, "The token's name and role (what the console shows)",
+          Role.viewer, response=console_schemas.WHOAMI),
     Route("GET", "/api/health", _health, "Service, Redis and AMI link state", None,
           response=schemas.HEALTH),
     Route("GET", "/api/openapi.json", _openapi, "This document", None),
     Route("GET", "/metrics", _metrics,
           "Prometheus metrics (OpenMetrics on `Accept: application/openmetrics-text`)", None,
           produces=metrics.CONTENT_TYPE, also_produces=(metrics.CONTENT_TYPE_OPENMETRICS,)),
-    Route("GET", "/api/roster", _list_roster, "The roster in force, a page at a time",
+    Route("GET", "/api/roster", roster.list_roster, "The roster in force, a page at a time",
           Role.viewer, query=_PAGE, response=schemas.ROSTER_PAGE),
-    Route("POST", "/api/roster", _import_roster,
+    Route("POST", "/api/roster", roster.import_roster,
           "Replace the roster with a CSV export (all or nothing; problems listed by line)",
           Role.admin, raw_body="text/csv", response=schemas.ROSTER_IMPORTED),
-    Route("GET", "/api/roster.csv", _export_roster, "The roster as CSV", Role.viewer,
+    Route("GET", "/api/roster/summary", roster.roster_summary,
+          "The roster in force in numbers: people per role and per unit (what a campaign can "
+          "target)", Role.viewer, response=console_schemas.ROSTER_SUMMARY),
+    Route("POST", "/api/roster/check", admin.check_roster,
+          "Check a roster CSV as an import would, changing nothing: the count per role and "
+          "unit, or every bad row with its line", Role.admin, raw_body="text/csv",
+          response=console_schemas.ROSTER_CHECKED),
+    Route("GET", "/api/roster.csv", roster.export_roster, "The roster as CSV", Role.viewer,
           produces="text/csv"),
     Route("GET", "/api/campaigns", camp.list_campaigns, "Campaigns, newest first", Role.viewer,
           query=_PAGE, response=schemas.page_of(schemas.CAMPAIGN_SUMMARY)),
@@ -277,9 +268,21 @@ ROUTES: list[Route] = [
     Route("GET", "/api/scenarios", camp.list_scenarios,
           "The prepared scenarios (IVR_SCENARIOS), with how many people each would call",
           Role.viewer, response=schemas.SCENARIOS),
+    Route("GET", _S, camp.preview_scenario,
+          "Who a scenario would call (per role and unit, against its quotas), the time to "
+          "meet them, its message and groups; starts nothing", Role.viewer,
+          response=console_schemas.SCENARIO_PREVIEW),
+    Route("GET", f"{_S}/audio", camp.scenario_audio,
+          "The scenario's message rendered by the text-to-speech, as staff will hear it",
+          Role.viewer, query=(Param("language", {"enum": ["fr", "en"]},
+                                    "default: the installation's IVR_LANGUAGE"),),
+          produces="audio/wav"),
     Route("POST", "/api/scenarios/{key}/start", camp.start_scenario,
           "Start a prepared scenario, as a drill or not", Role.operator,
           body=schemas.SCENARIO_START, response=schemas.REPORT, status=201),
+    Route("GET", f"{_C}/extensions", camp.extension_options,
+          "What the campaign can be extended to: its groups left (people each would add), "
+          "and the roster's roles and units", Role.viewer, response=console_schemas.EXTENSIONS),
     Route("GET", f"{_C}/people", camp.campaign_people, "Each person's state, in calling order",
           Role.viewer, query=_PAGE, response=schemas.page_of(schemas.CAMPAIGN_PERSON)),
     Route("GET", f"{_C}/events", camp.campaign_events, "The campaign's event log, oldest first",
@@ -290,19 +293,40 @@ ROUTES: list[Route] = [
           "previous drills)", Role.viewer, produces="text/html"),
     Route("GET", f"{_C}/attempts.csv", camp.campaign_csv,
           "One row per person with every attempt, as CSV", Role.viewer, produces="text/csv"),
+    Route("POST", f"{_C}/stream-ticket", camp.stream_ticket,
+          "A ticket to open this campaign's live stream from a browser: single use, valid "
+          "30 s (an EventSource cannot send the token in a header; a token never goes in a "
+          "URL)", Role.viewer, response=console_schemas.STREAM_TICKET),
     Route("GET", f"{_C}/stream", _campaign_stream,
           "Live server-sent events: `snapshot`, then `update` on every change, `ami` when "
-          "the PBX link changes", Role.viewer, produces="text/event-stream",
-          token_in_query=True),
-    Route("GET", "/", _static("console.html"), "The live console (a web page)", None,
-          produces="text/html"),
+          "the PBX link changes. The token in the header, or `?ticket=` from "
+          "`stream-ticket`", Role.viewer, produces="text/event-stream",
+          ticket_in_query=True),
+    Route("GET", "/", _console_page, "The console (a web page, in IVR_LANGUAGE by default)",
+          None, produces="text/html"),
+    Route("GET", "/console-catalogue.json", _static(console.CATALOGUE),
+          "The console's words, in French and English", None),
     Route("GET", "/console.js", _static("console.js"), "The console's script", None,
           produces="text/javascript"),
     Route("GET", "/console.css", _static("console.css"), "The console's style", None,
           produces="text/css"),
-    Route("GET", "/api/audit", _audit_log, "The audit log, newest first", Role.admin,
-          query=(Param("before", _STREAM_ID, "the `next` of the previous page"), _LIMIT),
+    Route("GET", "/api/audit", admin.audit_log,
+          "The audit log, newest first, filtered by action, who and target (a filtered page "
+          "reads at most 20,000 entries: fewer items and a `next` when it matches little)",
+          Role.admin,
+          query=(Param("before", _STREAM_ID, "the `next` of the previous page"), _LIMIT,
+                 *_AUDIT_FILTERS),
           response=schemas.stream_of(schemas.AUDIT_ENTRY)),
+    Route("GET", "/api/pins", admin.pin_holders,
+          "Who has a PIN for the phone lines (never the PIN)", Role.admin,
+          response=console_schemas.PIN_HOLDERS),
+    Route("GET", "/api/tokens", admin.list_tokens, "The live API tokens (never a secret)",
+          Role.admin, response=console_schemas.TOKENS),
+    Route("POST", "/api/tokens", admin.create_token,
+          "Create a token: the answer is the only time it is shown", Role.admin,
+          body=schemas.TOKEN_NEW, response=console_schemas.TOKEN_CREATED, status=201),
+    Route("DELETE", "/api/tokens/{name}", admin.revoke_token, "Revoke a token at once",
+          Role.admin, response=console_schemas.TOKEN_REVOKED),
 ]  # fmt: skip
 
 
@@ -310,8 +334,9 @@ ROUTES: list[Route] = [
 
 
 class AccessLog(AbstractAccessLogger):
-    """One record per request, its path without the query string: the live stream takes its
-    token in the query (an EventSource cannot set headers), and a token stays out of logs."""
+    """One record per request, its path without the query string: the live stream takes a
+    ticket in the query (an EventSource cannot set headers); even a used-up ticket, and a token
+    a client wrongly put in a URL, stay out of logs."""
 
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
         self.logger.info(
@@ -322,9 +347,9 @@ class AccessLog(AbstractAccessLogger):
 
 async def serve(config: Config) -> None:
     """Serve the API on IVR_HTTP_HOST:IVR_HTTP_PORT until SIGINT or SIGTERM."""
-    from ivr.db import connect
+    from ivr.db import client_for
 
-    redis = connect(config.redis_url)
+    redis = client_for(config)
     runner = web.AppRunner(make_app(config, redis), access_log_class=AccessLog)
     try:
         await runner.setup()

@@ -13,14 +13,25 @@ from typing import Any
 from aiohttp import web
 
 from ivr.api import console, schemas
+from ivr.api.guard import bearer_digest
 from ivr.api.openapi import Call
-from ivr.api.state import audit_write, config_key, json_response, load_roster, page, redis_key
+from ivr.api.state import (
+    audit_write,
+    config_key,
+    json_response,
+    load_roster,
+    page,
+    redis_key,
+    speaker_for,
+    tickets_key,
+)
 from ivr.campaign import ops, store
 from ivr.campaign import report as reports
 from ivr.campaign.estimate import estimate
 from ivr.campaign.scenarios import Scenario, ScenarioNotFound, load_scenarios
 from ivr.campaign.spec import CampaignError, CampaignSpec, Group, select
 from ivr.config import Config
+from ivr.errors import TtsError
 from ivr.staff.roster import Person
 
 #: Characters of alert text spoken per second at the default 150 words per minute. The estimate
@@ -73,13 +84,19 @@ async def estimate_campaign(request: web.Request, call: Call) -> web.StreamRespo
     app = request.app
     spec = campaign_spec(call.body, app[config_key])
     targets = select(await people_for(app), spec)
+    return json_response(_estimate(spec, targets, call.body.get("lines"), app[config_key]))
+
+
+def _estimate(
+    spec: CampaignSpec, targets: list[Person], lines: int | None, config: Config
+) -> dict[str, Any]:
     text = spec.messages.get("fr") or next(iter(spec.messages.values()))
     # From the text's length, not its rendering: no text-to-speech in the request path.
     seconds = len(text) / CHARS_PER_SECOND
     plan = estimate(
         Counter(p.role for p in targets),
         spec.quotas,
-        lines=call.body.get("lines") or app[config_key].max_channels,
+        lines=lines or config.max_channels,
         message_seconds=seconds,
         ring_timeout=spec.ring_timeout,
     )
@@ -90,20 +107,18 @@ async def estimate_campaign(request: web.Request, call: Call) -> web.StreamRespo
     warnings = list(plan.warnings)
     if not targets:
         warnings.insert(0, "nobody in the roster matches the targets")
-    return json_response(
-        {
-            "targets": len(targets),
-            "message_seconds": round(seconds, 1),
-            "lines": plan.lines,
-            "calls": plan.calls,
-            "seconds_per_call": round(plan.seconds_per_call, 1),
-            "total_minutes": round(plan.total_minutes, 1),
-            "roles": roles,
-            "warnings": warnings,
-            "assumptions": "60% of calls answered, 60% of those available; retries not "
-            f"counted; message length from its text at {CHARS_PER_SECOND:.0f} characters/s",
-        }
-    )
+    return {
+        "targets": len(targets),
+        "message_seconds": round(seconds, 1),
+        "lines": plan.lines,
+        "calls": plan.calls,
+        "seconds_per_call": round(plan.seconds_per_call, 1),
+        "total_minutes": round(plan.total_minutes, 1),
+        "roles": roles,
+        "warnings": warnings,
+        "assumptions": "60% of calls answered, 60% of those available; retries not "
+        f"counted; message length from its text at {CHARS_PER_SECOND:.0f} characters/s",
+    }
 
 
 async def campaign_report(request: web.Request, call: Call) -> web.StreamResponse:
@@ -180,6 +195,20 @@ async def extend_campaign(request: web.Request, call: Call) -> web.StreamRespons
     )
 
 
+async def extension_options(request: web.Request, call: Call) -> web.StreamResponse:
+    """What a campaign can be extended to: its groups left (with how many people each would
+    add), and the roster's roles and units to choose from."""
+    cid, redis = request.match_info["id"], request.app[redis_key]
+    await store.require(redis, cid)
+    _, people = await load_roster(request.app)
+    groups = []
+    for group in await ops.groups_left(redis, cid):
+        groups.append(_group_json(group, new=await ops.newcomers(redis, cid, people, group)))
+    return json_response(
+        {"groups": groups, "roles": _counts(people, "role"), "units": _counts(people, "unit")}
+    )
+
+
 def _scenarios(config: Config) -> list[Scenario]:
     # Read at each request: an edited file is in force at once (and a broken one says so).
     return load_scenarios(config.scenarios)
@@ -193,30 +222,96 @@ async def list_scenarios(request: web.Request, call: Call) -> web.StreamResponse
         spec = scenario.spec
         items.append(
             {
-                "key": scenario.key,
-                "name": scenario.name,
-                "labels": scenario.labels,
-                "messages": spec.messages,
-                "roles": list(spec.roles),
-                "units": list(spec.units),
-                "quotas": spec.quotas,
-                "groups": [
-                    {"name": g.name, "roles": list(g.roles), "units": list(g.units)}
-                    for g in spec.groups
-                ],
+                **_scenario_json(scenario),
+                "groups": [_group_json(g) for g in spec.groups],
                 "targets": len(select(people, spec)),
             }
         )
     return json_response({"items": items})
 
 
-async def start_scenario(request: web.Request, call: Call) -> web.StreamResponse:
-    app = request.app
+def _scenario(request: web.Request) -> Scenario:
     key = request.match_info["key"]
-    found = [s for s in _scenarios(app[config_key]) if s.key == key]
+    found = [s for s in _scenarios(request.app[config_key]) if s.key == key]
     if not found:
         raise ScenarioNotFound(f"no scenario has key {key!r}", scenario=key)
-    scenario, drill = found[0], bool(call.body.get("drill", False))
+    return found[0]
+
+
+def _scenario_json(scenario: Scenario) -> dict[str, Any]:
+    spec = scenario.spec
+    return {
+        "key": scenario.key,
+        "name": scenario.name,
+        "labels": scenario.labels,
+        "messages": spec.messages,
+        "roles": list(spec.roles),
+        "units": list(spec.units),
+        "quotas": spec.quotas,
+    }
+
+
+def _group_json(group: Group, **counts: int) -> dict[str, Any]:
+    return {"name": group.name, "roles": list(group.roles), "units": list(group.units), **counts}
+
+
+def _counts(people: list[Person], attribute: str) -> dict[str, int]:
+    return dict(sorted(Counter(getattr(p, attribute) for p in people).items()))
+
+
+async def preview_scenario(request: web.Request, call: Call) -> web.StreamResponse:
+    """Who a scenario would call, per role and unit, against its quotas, with the time to meet
+    them; its message and groups. Starts nothing."""
+    app = request.app
+    scenario = _scenario(request)
+    spec = scenario.spec
+    _, people = await load_roster(app)
+    targets = select(people, spec)
+    chosen = {p.id for p in targets}
+    groups = []
+    for group in spec.groups:
+        members = select(people, group)
+        new = sum(1 for p in members if p.id not in chosen)
+        groups.append(_group_json(group, people=len(members), new=new))
+        chosen |= {p.id for p in members}
+    return json_response(
+        {
+            **_scenario_json(scenario),
+            "targets": len(targets),
+            "on_call": sum(1 for p in targets if p.on_call),
+            "by_role": _counts(targets, "role"),
+            "by_unit": _counts(targets, "unit"),
+            "groups": groups,
+            "estimate": _estimate(spec, targets, None, app[config_key]),
+        }
+    )
+
+
+async def scenario_audio(request: web.Request, call: Call) -> web.StreamResponse:
+    """The scenario's message as staff will hear it: rendered by the service's text-to-speech
+    (cached, like the calls' own renders)."""
+    app = request.app
+    spec = _scenario(request).spec
+    language = call.query["language"] or app[config_key].language
+    # Staff without a message in their language hear the French one, as on a call.
+    if language not in spec.messages:
+        language = "fr" if "fr" in spec.messages else next(iter(spec.messages))
+    try:
+        path = await speaker_for(app).render(spec.messages[language], language)
+        audio = path.read_bytes()
+    except OSError as exc:  # the audio directory not writable, a file gone meanwhile
+        raise TtsError(f"the message cannot be rendered here: {exc}") from exc
+    return web.Response(
+        body=audio,
+        content_type="audio/wav",
+        headers={"Content-Language": language},
+    )
+
+
+async def start_scenario(request: web.Request, call: Call) -> web.StreamResponse:
+    app = request.app
+    scenario, drill = _scenario(request), bool(call.body.get("drill", False))
+    key = scenario.key
     spec = scenario.campaign(drill=drill)
     redis = app[redis_key]
     cid = await store.create(redis, spec, await people_for(app), sms=app[config_key].sms_ready)
@@ -226,3 +321,11 @@ async def start_scenario(request: web.Request, call: Call) -> web.StreamResponse
         total=report["total"],
     )  # fmt: skip
     return json_response(report, status=201, headers={"Location": f"/api/campaigns/{cid}"})
+
+
+async def stream_ticket(request: web.Request, call: Call) -> web.StreamResponse:
+    cid, redis = request.match_info["id"], request.app[redis_key]
+    await store.require(redis, cid)
+    tickets = request.app[tickets_key]
+    ticket = await tickets.issue(bearer_digest(request), cid)
+    return json_response({"ticket": ticket, "expires_in": tickets.seconds})

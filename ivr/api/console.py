@@ -37,9 +37,18 @@ REPORT_CSP = {
 # inline style is allowed.
 CONSOLE_CSP = {
     "Content-Security-Policy": "default-src 'self'; style-src 'self' 'unsafe-inline'; "
-    "img-src 'self' data: blob:; frame-ancestors 'none'"
+    "img-src 'self' data: blob:; media-src 'self' blob:; frame-ancestors 'none'"
 }
-_TYPES = {".html": "text/html", ".js": "text/javascript", ".css": "text/css"}
+_TYPES = {
+    ".html": "text/html",
+    ".js": "text/javascript",
+    ".css": "text/css",
+    ".json": "application/json",
+}
+#: The console's words, French and English: every string the page shows comes from here.
+CATALOGUE = "catalogue.json"
+#: Replaced in the page with the installation's language (IVR_LANGUAGE), its default.
+_LANGUAGE_MARK = "__IVR_LANGUAGE__"
 _GONE = (ConnectionResetError, ClientConnectionResetError)
 
 
@@ -49,6 +58,17 @@ def static_file(name: str) -> web.Response:
     return web.Response(
         body=path.read_bytes(),
         content_type=_TYPES[path.suffix],
+        charset="utf-8",
+        headers=CONSOLE_CSP,
+    )
+
+
+def console_page(language: str) -> web.Response:
+    """The console's page, in `language` unless the user picks the other one."""
+    html = (STATIC / "console.html").read_text(encoding="utf-8")
+    return web.Response(
+        text=html.replace(_LANGUAGE_MARK, language),
+        content_type="text/html",
         charset="utf-8",
         headers=CONSOLE_CSP,
     )

@@ -34,9 +34,10 @@ class Call:
 Handler = Callable[[web.Request, Call], Awaitable[web.StreamResponse]]
 
 _ERROR_TEXT = {
-    401: "No token, or an unknown or revoked one (`Authorization: Bearer <token>`).",
+    401: "No token, or an unknown or revoked one (`Authorization: Bearer <token>`); on the "
+    "stream, a ticket unknown, expired or used already, or a token in the URL.",
     403: "The token's role may not do this.",
-    404: "No such campaign.",
+    404: "No such campaign, scenario or token.",
     409: "The campaign is not running.",
     413: "The body is too large.",
     422: "Bad input: malformed JSON, wrong types or values, a bad roster (with its lines).",
@@ -76,9 +77,9 @@ class Route:
     status: int = 200
     #: Error statuses beyond those the role, path and body imply.
     errors: tuple[int, ...] = ()
-    #: Also accept the token as `?token=`: only for routes a browser's EventSource opens, which
-    #: cannot set headers (a token in a URL can end up in logs, so nowhere else).
-    token_in_query: bool = False
+    #: Also accept a stream ticket as `?ticket=` (`ivr.access.tickets`): only for routes a
+    #: browser's EventSource opens, which cannot set headers. A token is never taken from a URL.
+    ticket_in_query: bool = False
 
     @property
     def operation_id(self) -> str:
@@ -119,7 +120,13 @@ def document(routes: list[Route], *, version: str) -> dict[str, Any]:
         "components": {
             "securitySchemes": {
                 "token": {"type": "http", "scheme": "bearer"},
-                "query_token": {"type": "apiKey", "in": "query", "name": "token"},
+                "stream_ticket": {
+                    "type": "apiKey",
+                    "in": "query",
+                    "name": "ticket",
+                    "description": "A single-use ticket of 30 s for one campaign's stream, "
+                    "from `POST /api/campaigns/{id}/stream-ticket` (never the token itself).",
+                },
             },
             "schemas": {"Error": schemas.ERROR},
         },
@@ -130,8 +137,8 @@ def _operation(route: Route) -> dict[str, Any]:
     op: dict[str, Any] = {"operationId": route.operation_id, "summary": route.summary}
     if route.role is not None:
         op["security"] = [{"token": []}]
-        if route.token_in_query:
-            op["security"].append({"query_token": []})
+        if route.ticket_in_query:
+            op["security"].append({"stream_ticket": []})
         op["description"] = f"Role: {route.role.value} or above."
     else:
         op["security"] = []

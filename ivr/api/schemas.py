@@ -119,10 +119,20 @@ SCENARIO_START: Schema = {
     "additionalProperties": False,
 }
 
+TOKEN_NEW: Schema = {
+    "type": "object",
+    "properties": {
+        "name": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$"},
+        "role": {"enum": ["viewer", "operator", "admin"]},
+    },
+    "required": ["name", "role"],
+    "additionalProperties": False,
+}
+
 # -- answers ------------------------------------------------------------------------------
 
-_NUMBER_OR_NULL = {"type": ["number", "null"]}
-_STRING_OR_NULL = {"type": ["string", "null"]}
+NUMBER_OR_NULL = {"type": ["number", "null"]}
+STRING_OR_NULL = {"type": ["string", "null"]}
 
 
 def page_of(item: Schema) -> Schema:
@@ -143,7 +153,7 @@ def stream_of(item: Schema) -> Schema:
     """A page of a log: `{items, next}` (`next`: the cursor for the following page)."""
     return {
         "type": "object",
-        "properties": {"items": {"type": "array", "items": item}, "next": _STRING_OR_NULL},
+        "properties": {"items": {"type": "array", "items": item}, "next": STRING_OR_NULL},
         "required": ["items", "next"],
     }
 
@@ -199,14 +209,14 @@ PERSON: Schema = {
         "phones": {"type": "array", "items": {"type": "string"}},
         "language": {"type": "string"},
         "on_call": {"type": "boolean"},
-        "backup": _STRING_OR_NULL,
+        "backup": STRING_OR_NULL,
         "tags": {"type": "array", "items": {"type": "string"}},
     },
     "required": ["id", "name", "role", "phones"],
 }
 ROSTER_PAGE: Schema = {
     **page_of(PERSON),
-    "properties": {**page_of(PERSON)["properties"], "version": _STRING_OR_NULL},
+    "properties": {**page_of(PERSON)["properties"], "version": STRING_OR_NULL},
 }
 ROSTER_IMPORTED: Schema = {
     "type": "object",
@@ -220,8 +230,8 @@ CAMPAIGN_SUMMARY: Schema = {
         "name": {"type": "string"},
         "status": {"type": "string"},
         "drill": {"type": "boolean"},
-        "created_at": _NUMBER_OR_NULL,
-        "finished_at": _NUMBER_OR_NULL,
+        "created_at": NUMBER_OR_NULL,
+        "finished_at": NUMBER_OR_NULL,
         "total": {"type": "integer"},
         "pending": {"type": "integer"},
         "available": {"type": "integer"},
@@ -332,11 +342,11 @@ CAMPAIGN_PERSON: Schema = {
             "enum": ["queued", "calling", "sms", "done", "unknown"],
             "description": "sms: waiting on an SMS step of the delivery plan",
         },
-        "outcome": _STRING_OR_NULL,
+        "outcome": STRING_OR_NULL,
         "attempts": {"type": "integer"},
         "eta_minutes": {"type": ["integer", "null"]},
-        "finished_at": _NUMBER_OR_NULL,
-        "backup_for": _STRING_OR_NULL,
+        "finished_at": NUMBER_OR_NULL,
+        "backup_for": STRING_OR_NULL,
         "step": {"type": "integer", "description": "where the person is in the plan (0-based)"},
         "answered_by": {"enum": ["voice", "callback", "sms", None]},
     },

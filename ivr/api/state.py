@@ -11,6 +11,7 @@ from aiohttp import web
 from redis.asyncio import Redis
 
 from ivr.access import audit
+from ivr.access.tickets import StreamTickets
 from ivr.access.tokens import TokenStore
 from ivr.api import console
 from ivr.api.guard import dumps
@@ -48,9 +49,12 @@ class RosterCache:
 config_key = web.AppKey("config", Config)
 redis_key = web.AppKey("redis", Redis)
 tokens_key = web.AppKey("tokens", TokenStore)
+tickets_key = web.AppKey("tickets", StreamTickets)
 ami_key = web.AppKey("ami", AmiStatus)
 #: The speech renderer shared with a worker in the same process (its cache size is a metric).
 speaker_key: web.AppKey[Speaker | None] = web.AppKey("speaker")
+#: The service's own renderer when no worker shares one (made on first use, closed at exit).
+own_speaker_key: web.AppKey[list[Speaker]] = web.AppKey("own_speaker")
 roster_key = web.AppKey("roster", RosterCache)
 openapi_key: web.AppKey[dict[str, Any]] = web.AppKey("openapi")
 #: Set when the service shuts down: live streams end instead of holding the shutdown.
@@ -97,3 +101,16 @@ async def load_roster(app: web.Application) -> tuple[str | None, list[Person]]:
     if version is not None and await store.version() == version:
         cache.version, cache.people = version, people
     return version, people
+
+
+def speaker_for(app: web.Application) -> Speaker:
+    """The speech renderer: the worker's when one shares this process, else the service's own
+    (its espeak-ng process starts on the first render, and stops with the service)."""
+    shared = app[speaker_key]
+    if shared is not None:
+        return shared
+    own = app[own_speaker_key]
+    if not own:
+        config = app[config_key]
+        own.append(Speaker(config.audio_dir, rate=config.tts_rate))
+    return own[0]

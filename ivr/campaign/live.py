@@ -20,10 +20,12 @@ from ivr.campaign.store import require
 from ivr.keys import campaign_key
 from ivr.staff.roster import Person
 
-#: Event types the dashboard uses (the curve, the timeline); attempts stay server-side.
+#: Event types the dashboard uses (the curve, the timeline, an extension to reload the
+#: people); attempts stay server-side.
 LIVE_TYPES = frozenset(
-    {"started", "final", "eta", "quota_met", "quota", "stopped", "resumed", "done", "escalated"}
-)
+    {"started", "final", "eta", "quota_met", "quota", "stopped", "resumed", "done", "escalated",
+     "extended"}
+)  # fmt: skip
 #: Largest XRANGE/XREAD batch.
 BATCH = 5000
 

@@ -42,6 +42,8 @@ if not old then return {'no_quota'} end
 if tonumber(ARGV[2]) <= tonumber(old) then return {'not_higher', old} end
 local now = tonumber(ARGV[3])
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+-- Met again later, it is a new event for the director's call-back (ivr.campaign.recall).
+redis.call('HINCRBY', KEYS[1], 'quota_raises', 1)
 redis.call('XADD', KEYS[3], '*', 'type', 'quota', 'role', ARGV[1], 'quota', ARGV[2],
   'old', old, 't', now)
 local revived = 0

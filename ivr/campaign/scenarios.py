@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ivr.campaign import plan as plans
+from ivr.campaign.recall import RecallPlan, parse_plan
 from ivr.campaign.spec import CampaignError, CampaignSpec, Group
 from ivr.errors import ConfigError
 
@@ -44,6 +45,8 @@ class Scenario:
     #: language -> what the menu says ("plan blanc, afflux massif de victimes").
     labels: dict[str, str]
     spec: CampaignSpec
+    #: Who is called back when its quotas are met or it ends (`director_callback`).
+    recall: RecallPlan = RecallPlan()
 
     def label(self, language: str) -> str:
         return self.labels.get(language) or self.labels.get("fr") or self.name
@@ -104,6 +107,7 @@ def _scenario(entry: Any, where: str) -> Scenario:
     labels = _texts(entry.get("label", {}), f"{where}: label")
     messages = _texts(entry.get("message", {}), f"{where}: message")
     known = {"key", "name", "label", "message", "roles", "units", "quotas", "group"}
+    known.add("director_callback")
     unknown = set(entry) - _OPTIONS - known
     if unknown:
         raise ConfigError(f"{where}: unknown field(s) {', '.join(sorted(unknown))}")
@@ -126,7 +130,8 @@ def _scenario(entry: Any, where: str) -> Scenario:
         spec.validate()
     except (CampaignError, plans.PlanError, TypeError, AttributeError) as exc:
         raise ConfigError(f"{where}: {exc}") from exc
-    return Scenario(str(key), name.strip(), labels or {"fr": name.strip()}, spec)
+    recall = parse_plan(entry.get("director_callback", True), where)
+    return Scenario(str(key), name.strip(), labels or {"fr": name.strip()}, spec, recall)
 
 
 def _groups(value: Any, where: str) -> tuple[Group, ...]:

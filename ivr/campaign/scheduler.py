@@ -13,24 +13,32 @@ or many, on one Asterisk or several) share a campaign without ever calling one p
   drop its lease. A campaign's calls in flight are its leases.
 - `reclaim`: hand the attempts of a dead worker (lease expired) to a live one, which follows
   them through Asterisk's journal instead of calling again.
+- `orphans`: the attempts of an Asterisk no worker dials through any more (a site lost): once
+  their lease expired longer ago than any call can last, a worker elsewhere ends them as lost
+  (`failed`), and the person's next number or round is called from a live site.
 
-Per-person state is `ivr.campaign.state.PersonState`; the scripts are `ivr.campaign.scripts`.
+- `sms_claim`, `sms_done`...: the SMS steps of a person's delivery plan (`ivr.campaign.smssteps`).
+
+Per-person state is `ivr.campaign.state.PersonState`; the scripts are `ivr.campaign.scripts`
+(`ivr.campaign.upkeepscripts` for `reclaim` and `orphans`, `ivr.campaign.smsscripts`).
+
+Through Redis Sentinel (`ivr.db`), a claim, a result, an answer and an arrival time count only
+once a replica has them (`Replication`), as do an SMS step's claim and end: a failover then loses
+none of them, and the client's retries of these scripts are safe, each being idempotent (`claim`
+and `sms_claim` through their token).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from redis.asyncio import Redis
 
-from ivr.campaign import scripts, smsscripts
-from ivr.keys import (
-    campaign_key,
-    sms_due_part,
-    sms_jobs_part,
-    sms_receipts_part,
-    sms_sending_part,
-)
+from ivr.campaign import scripts, upkeepscripts
+from ivr.campaign.smssteps import SmsSteps
+from ivr.db import Replication
+from ivr.keys import campaign_key, sms_due_part
 from ivr.staff.roster import Person
 
 #: Tiers of the due queue, claimed in this order.
@@ -60,51 +68,44 @@ def attempt_id(uid: str, index: int, attempt: int) -> str:
     return f"ivr-{uid}-{index}-{attempt}"
 
 
-@dataclass(frozen=True)
-class SmsClaim:
-    """One SMS step a sender must send (at most once: see `Scheduler.sms_claim`)."""
-
-    campaign: str
-    #: `<pid>:<step>`, the step's key in the campaign's SMS queues.
-    job: str
-    pid: str
-    step: int
-    person: Person
-    index: int
-    uid: str
-
-    @property
-    def message_id(self) -> str:
-        """Deterministic, like attempt ids: `ivr-<uid>-<index>-s<step>`."""
-        return f"ivr-{self.uid}-{self.index}-s{self.step}"
-
-
-class Scheduler:
-    """The Lua scripts bound to one Redis connection."""
+class Scheduler(SmsSteps):
+    """The Lua scripts bound to one Redis connection (those of SMS steps: `SmsSteps`)."""
 
     def __init__(self, redis: Redis) -> None:
-        self.redis = redis
+        super().__init__(redis, Replication(redis))
         self._claim = redis.register_script(scripts.CLAIM)
         self._finish = redis.register_script(scripts.FINISH)
         self._answer = redis.register_script(scripts.ANSWER)
         self._requeue = redis.register_script(scripts.REQUEUE)
-        self._reclaim = redis.register_script(scripts.RECLAIM)
+        self._reclaim = redis.register_script(upkeepscripts.RECLAIM)
+        self._orphans = redis.register_script(upkeepscripts.ORPHANS)
         self._eta = redis.register_script(scripts.ETA)
         self._release = redis.register_script(scripts.RELEASE)
-        self._sms_claim = redis.register_script(smsscripts.SMS_CLAIM)
-        self._sms_done = redis.register_script(smsscripts.SMS_DONE)
 
     @staticmethod
     def keys(cid: str, *parts: str) -> list[str]:
         return [campaign_key(cid)] + [campaign_key(cid, p) for p in parts]
 
     async def claim(
-        self, cid: str, now_ms: int, *, lease_ms: int, worker: str, asterisk: str
+        self,
+        cid: str,
+        now_ms: int,
+        *,
+        lease_ms: int,
+        worker: str,
+        asterisk: str,
+        token: str = "",
     ) -> Claim | None:
+        """The next due person, or None. Sent again with the same `token` (a retry whose
+        answer was lost), it returns the same claim instead of taking another person."""
         keys = self.keys(
-            cid, "state", "people", *TIERS, "leases", "counts", "quota", "events", sms_due_part
+            cid, "state", "people", *TIERS, "leases", "counts", "quota", "events", "claims",
+            sms_due_part,
+        )  # fmt: skip
+        args: list[str | int] = [now_ms, lease_ms, worker, asterisk, token]
+        got = await self.replication.acknowledged(
+            lambda client: self._claim(keys=keys, args=args, client=client)
         )
-        got = await self._claim(keys=keys, args=[now_ms, lease_ms, worker, asterisk])
         if not got:
             return None
         pid, attempt, number, person, index, uid = got
@@ -113,7 +114,11 @@ class Scheduler:
             cid, pid, int(attempt), str(number), Person.from_json(person, pid), int(index), str(uid)
         )
 
-    async def finish(
+    async def finish(self, *args: Any, **kwargs: Any) -> list[str]:
+        """`finish_replicated`, without saying whether a replica has the result."""
+        return (await self.finish_replicated(*args, **kwargs))[0]
+
+    async def finish_replicated(
         self,
         cid: str,
         pid: str,
@@ -124,73 +129,29 @@ class Scheduler:
         worker: str,
         number: str,
         detail: str,
-    ) -> list[str]:
+    ) -> tuple[list[str], bool]:
+        """Record an attempt's outcome (once; a replay is `stale`), then what comes next; and
+        whether a replica has it (`Replication.replicated`)."""
         keys = self.keys(
             cid, "state", "people", *TIERS, "leases", "counts", "quota", "events", "reserve",
             sms_due_part,
         )  # fmt: skip
-        got = await self._finish(
-            keys=keys, args=[pid, attempt, outcome, now_ms, worker, number, detail]
+        args: list[str | int] = [pid, attempt, outcome, now_ms, worker, number, detail]
+        got, safe = await self.replication.replicated(
+            lambda client: self._finish(keys=keys, args=args, client=client)
         )
-        return [str(x) for x in got]
+        return [str(x) for x in got], safe
 
     async def answer(
         self, cid: str, pid: str, outcome: str, now_ms: int, number: str, channel: str = "callback"
     ) -> list[str]:
         """Record an answer given on the callback line or by SMS (`channel`; see `ANSWER`)."""
         keys = self.keys(cid, "state", "people", *TIERS, "leases", "counts", "quota", "events")
-        got = await self._answer(keys=keys, args=[pid, outcome, now_ms, number, channel])
-        return [str(x) for x in got]
-
-    async def sms_claim(
-        self, cid: str, now_ms: int, *, lease_ms: int, worker: str
-    ) -> SmsClaim | None:
-        """The next SMS step due in campaign `cid`, handed out once ever (see `SMS_CLAIM`)."""
-        keys = self.keys(
-            cid, "state", "people", sms_due_part, sms_sending_part, sms_jobs_part, "counts",
-            "quota", "events",
-        )  # fmt: skip
-        got = await self._sms_claim(keys=keys, args=[now_ms, lease_ms, worker])
-        if not got:
-            return None
-        job, pid, step, person, index, uid = got
-        return SmsClaim(
-            cid, str(job), str(pid), int(step), Person.from_json(person, str(pid)), int(index),
-            str(uid),
-        )  # fmt: skip
-
-    async def sms_done(
-        self, cid: str, job: str, result: str, now_ms: int, *, number: str, detail: str
-    ) -> list[str]:
-        """Record how SMS step `job` ended (sent, failed, skipped, unknown), once; move its
-        person on in their plan."""
-        keys = self.keys(
-            cid, "state", "people", *TIERS, sms_due_part, sms_sending_part, sms_jobs_part,
-            "counts", "events",
-        )  # fmt: skip
-        got = await self._sms_done(keys=keys, args=[job, result, now_ms, number, detail])
-        return [str(x) for x in got]
-
-    async def sms_receipt(self, cid: str, job: str, status: str, now_ms: int) -> bool:
-        """Count the first delivery receipt of SMS step `job` (`delivered` or another status
-        the SMSC gave); a repeated receipt is ignored (False)."""
-        if not await self.redis.hsetnx(campaign_key(cid, sms_receipts_part), job, status):
-            return False
-        result = "delivered" if status == "delivered" else "undelivered"
-        pid, _, step = job.rpartition(":")
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.hincrby(campaign_key(cid, "counts"), f"sms:{result}", 1)
-        pipe.xadd(
-            campaign_key(cid, "events"),
-            {"type": "sms_receipt", "pid": pid, "step": step, "status": status, "t": now_ms},
+        args: list[str | int] = [pid, outcome, now_ms, number, channel]
+        got = await self.replication.acknowledged(
+            lambda client: self._answer(keys=keys, args=args, client=client)
         )
-        await pipe.execute()
-        return True
-
-    async def sms_expired(self, cid: str, now_ms: int) -> list[str]:
-        """SMS steps whose sender died while sending (lease expired)."""
-        got = await self.redis.zrangebyscore(campaign_key(cid, sms_sending_part), "-inf", now_ms)
-        return [str(job) for job in got]
+        return [str(x) for x in got]
 
     async def requeue(self, cid: str, pid: str, attempt: int, now_ms: int) -> bool:
         keys = self.keys(cid, "state", "people", *TIERS, "leases", "counts", "events")
@@ -205,6 +166,28 @@ class Scheduler:
         args: list[str | int] = [now_ms, lease_ms, worker, asterisk, "1" if own else "0"]
         got = await self._reclaim(keys=keys, args=args)
         return [(str(got[i]), int(got[i + 1]), int(got[i + 2])) for i in range(0, len(got), 3)]
+
+    async def orphans(
+        self,
+        cid: str,
+        now_ms: int,
+        *,
+        lease_ms: int,
+        worker: str,
+        asterisk: str,
+        orphan_after_ms: int,
+        live: list[str],
+    ) -> list[tuple[str, int, int, str]]:
+        """Attempts on an Asterisk none of the `live` ones (no worker dials through it any
+        more) whose lease expired over `orphan_after_ms` ago: (pid, attempt, phone, Asterisk),
+        now held by `worker`, to be ended as lost and called again from here."""
+        keys = [campaign_key(cid, "state"), campaign_key(cid, "leases")]
+        args: list[str | int] = [now_ms, lease_ms, worker, asterisk, orphan_after_ms, *live]
+        got = await self._orphans(keys=keys, args=args)
+        return [
+            (str(got[i]), int(got[i + 1]), int(got[i + 2]), str(got[i + 3]))
+            for i in range(0, len(got), 4)
+        ]
 
     async def release(self, cid: str, pid: str, attempt: int, worker: str) -> bool:
         """The attempt's call is over (its outcome was recorded before): drop its lease."""
@@ -223,4 +206,9 @@ class Scheduler:
             campaign_key(cid, "counts"),
             campaign_key(cid, "events"),
         ]
-        return bool(await self._eta(keys=keys, args=[pid, minutes, now_ms, role]))
+        args: list[str | int] = [pid, minutes, now_ms, role]
+        return bool(
+            await self.replication.acknowledged(
+                lambda client: self._eta(keys=keys, args=args, client=client)
+            )
+        )

@@ -6,9 +6,14 @@ in `ivr.staff.roster.Person.to_json`.
 
 from __future__ import annotations
 
+from ivr.campaign.recall import NOTE
 from ivr.keys import active_campaigns_key
 
-COMMON = r"""
+# `recall_note` (ivr.campaign.recall) notes the director's call-backs in the very step that
+# meets a campaign's last quota or ends it.
+COMMON = (
+    NOTE
+    + r"""
 local function quota_reached(counts, quota, events, role, now)
   local wanted = tonumber(redis.call('HGET', quota, role) or '0')
   local got = tonumber(redis.call('HGET', counts, 'role:' .. role .. ':available'))
@@ -61,6 +66,7 @@ local function finalize(meta, state, counts, events, pid, st, role, outcome, now
       redis.call('HSET', meta, 'status', 'done', 'finished_at', now)
       redis.call('XADD', events, '*', 'type', 'done', 't', now)
       redis.call('SREM', '@ACTIVE@', redis.call('HGET', meta, 'id'))
+      recall_note(meta, 'end', now, '', '')
     elseif not redis.call('HGET', meta, 'finished_at') then
       -- Stopped or failed stays so: its last call is over.
       redis.call('HSET', meta, 'finished_at', now)
@@ -68,12 +74,26 @@ local function finalize(meta, state, counts, events, pid, st, role, outcome, now
   end
 end
 """
+)
 
-# KEYS: meta state people due0 due1 leases counts quota events sms
-# ARGV: now_ms lease_ms worker asterisk
+# KEYS: meta state people due0 due1 leases counts quota events claims sms
+# ARGV: now_ms lease_ms worker asterisk token
+# `token` names one claim of `worker`: the same token sent again (its answer was lost at a
+# failover, the client retries) gets the same person back instead of claiming a second one.
 CLAIM = (
     COMMON
     + r"""
+local last = redis.call('HGET', KEYS[10], ARGV[3])
+if ARGV[5] ~= '' and last then
+  local token, prev = string.match(last, '^(%S+) (.+)$')
+  if token == ARGV[5] then
+    local st = cjson.decode(redis.call('HGET', KEYS[2], prev))
+    if st.s ~= 'c' or st.w ~= ARGV[3] then return false end
+    local pjson = redis.call('HGET', KEYS[3], prev)
+    local person = cjson.decode(pjson)
+    return {prev, st.n, person.p[st.ph + 1], pjson, st.ix, redis.call('HGET', KEYS[1], 'uid')}
+  end
+end
 if redis.call('HGET', KEYS[1], 'status') ~= 'running' then return false end
 local now = tonumber(ARGV[1])
 -- Calls in flight for a role with a quota are capped at `overcall` times the answers still
@@ -104,12 +124,13 @@ for t = 4, 5 do
       if st.ph == 0 and has(plan_of(KEYS[1])[st.rd + 1], 'sms') then
         -- A voice+sms step: its SMS leaves with its first call (once: NX, and the SMS
         -- sender skips a step already sent).
-        redis.call('ZADD', KEYS[10], 'NX', now, pid .. ':' .. st.rd)
+        redis.call('ZADD', KEYS[11], 'NX', now, pid .. ':' .. st.rd)
       end
       st.s = 'c'; st.n = st.n + 1; st.w = ARGV[3]; st.a = ARGV[4]
       redis.call('HSET', KEYS[2], pid, cjson.encode(st))
       redis.call('ZADD', KEYS[6], now + tonumber(ARGV[2]), pid)
       redis.call('HINCRBY', KEYS[7], 'flight:' .. role, 1)
+      if ARGV[5] ~= '' then redis.call('HSET', KEYS[10], ARGV[3], ARGV[5] .. ' ' .. pid) end
       return {pid, st.n, person.p[st.ph + 1], pjson, st.ix, redis.call('HGET', KEYS[1], 'uid')}
     end
   end
@@ -140,6 +161,7 @@ redis.call('XADD', KEYS[9], '*', 'type', 'attempt', 'pid', pid, 'n', st.n, 'outc
 if outcome == 'available' or outcome == 'unavailable' or outcome == 'cancelled' then
   finalize(KEYS[1], KEYS[2], KEYS[7], KEYS[9], pid, st, role, outcome, now)
   if outcome == 'available' and quota_reached(KEYS[7], KEYS[8], KEYS[9], role, now) then
+    if all_quotas_met(KEYS[7], KEYS[8]) then recall_note(KEYS[1], 'quota', now, '', '') end
     return {'quota_met', role}
   end
   return {'final', outcome}
@@ -158,32 +180,35 @@ if due then
   if st.s == 'm' then return {'sms', due} end
   return {'retry', due}
 end
-finalize(KEYS[1], KEYS[2], KEYS[7], KEYS[9], pid, st, role, outcome, now)
+-- The backup goes in before this person's end is counted: the campaign must not end (and
+-- call its director back) for the instant between the two.
 local backup = person.b
 local live = redis.call('HGET', KEYS[1], 'status')
+local bjson = false
 if backup and (live == 'running' or live == 'done')
    and redis.call('HGET', KEYS[1], 'escalate') == '1'
    and redis.call('HEXISTS', KEYS[2], backup) == 0 then
-  local bjson = redis.call('HGET', KEYS[10], backup)
-  if bjson then
-    local ix = redis.call('HINCRBY', KEYS[1], 'next_ix', 1) - 1
-    redis.call('HSET', KEYS[3], backup, bjson)
-    redis.call('HSET', KEYS[2], backup,
-      cjson.encode({s = 'q', n = 0, ph = 0, rd = 0, ix = ix, esc = pid}))
-    redis.call('ZADD', KEYS[4], now, backup)
-    redis.call('HINCRBY', KEYS[7], 'open', 1)
-    redis.call('HINCRBY', KEYS[7], 'total', 1)
-    local status = redis.call('HGET', KEYS[1], 'status')
-    if status == 'done' then
-      redis.call('HSET', KEYS[1], 'status', 'running')
-      redis.call('HDEL', KEYS[1], 'finished_at')
-      redis.call('SADD', '@ACTIVE@', redis.call('HGET', KEYS[1], 'id'))
-    end
-    redis.call('XADD', KEYS[9], '*', 'type', 'escalated', 'pid', pid, 'backup', backup, 't', now)
-    return {'escalated', backup}
-  end
+  bjson = redis.call('HGET', KEYS[10], backup)
 end
-return {'final', outcome}
+if not bjson then
+  finalize(KEYS[1], KEYS[2], KEYS[7], KEYS[9], pid, st, role, outcome, now)
+  return {'final', outcome}
+end
+local ix = redis.call('HINCRBY', KEYS[1], 'next_ix', 1) - 1
+redis.call('HSET', KEYS[3], backup, bjson)
+redis.call('HSET', KEYS[2], backup,
+  cjson.encode({s = 'q', n = 0, ph = 0, rd = 0, ix = ix, esc = pid}))
+redis.call('ZADD', KEYS[4], now, backup)
+redis.call('HINCRBY', KEYS[7], 'open', 1)
+redis.call('HINCRBY', KEYS[7], 'total', 1)
+if live == 'done' then
+  redis.call('HSET', KEYS[1], 'status', 'running')
+  redis.call('HDEL', KEYS[1], 'finished_at')
+  redis.call('SADD', '@ACTIVE@', redis.call('HGET', KEYS[1], 'id'))
+end
+finalize(KEYS[1], KEYS[2], KEYS[7], KEYS[9], pid, st, role, outcome, now)
+redis.call('XADD', KEYS[9], '*', 'type', 'escalated', 'pid', pid, 'backup', backup, 't', now)
+return {'escalated', backup}
 """
 )
 # The set of running campaigns is not one campaign's key: name it once, from constants.
@@ -215,30 +240,6 @@ redis.call('ZADD', KEYS[tier], tonumber(ARGV[3]), ARGV[1])
 return 1
 """
 ).replace("@ACTIVE@", active_campaigns_key)
-
-# KEYS: state leases ; ARGV: now_ms lease_ms worker asterisk own(1: also this worker's own)
-RECLAIM = r"""
-local now = tonumber(ARGV[1])
-local out = {}
-local pids = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', '+inf')
-for _, pid in ipairs(pids) do
-  local st = cjson.decode(redis.call('HGET', KEYS[1], pid))
-  local expiry = tonumber(redis.call('ZSCORE', KEYS[2], pid))
-  local mine = ARGV[5] == '1' and st.w == ARGV[3]
-  if st.s ~= 'c' and expiry <= now then
-    -- Its outcome is recorded; only the end of the call (an arrival time) went with its worker.
-    redis.call('ZREM', KEYS[2], pid)
-  elseif st.s == 'c' and st.a == ARGV[4] and (expiry <= now or mine) then
-    st.w = ARGV[3]
-    redis.call('HSET', KEYS[1], pid, cjson.encode(st))
-    redis.call('ZADD', KEYS[2], now + tonumber(ARGV[2]), pid)
-    table.insert(out, pid)
-    table.insert(out, st.n)
-    table.insert(out, st.ph)
-  end
-end
-return out
-"""
 
 # KEYS: meta state people due0 due1 leases counts quota events
 # ARGV: pid outcome now_ms number channel(callback|sms)
@@ -299,6 +300,7 @@ else
   finalize(KEYS[1], KEYS[2], KEYS[7], KEYS[9], pid, st, role, outcome, now)
 end
 if outcome == 'available' and quota_reached(KEYS[7], KEYS[8], KEYS[9], role, now) then
+  if all_quotas_met(KEYS[7], KEYS[8]) then recall_note(KEYS[1], 'quota', now, '', '') end
   return {'quota_met', role}
 end
 return {'final', outcome}
@@ -331,7 +333,9 @@ redis.call('XADD', KEYS[3], '*', 'type', 'eta', 'pid', ARGV[1], 'minutes', minut
 return 1
 """
 
-# KEYS: meta state people due0 due1 counts events sms sms_sending ; ARGV: now_ms status reason
+# KEYS: meta state people due0 due1 counts events sms sms_sending
+# ARGV: now_ms status reason by phone
+# (by, phone: the staff id who stopped it by phone, and that phone: ivr.campaign.recall)
 # Ends a running campaign as `stopped` (an operator) or `failed` (it cannot run: its message
 # cannot be rendered...): nobody else is called, everyone still queued ends `cancelled`; calls
 # in progress finish and are counted. Returns the campaign's status afterwards.
@@ -345,6 +349,7 @@ redis.call('HSET', KEYS[1], 'status', ARGV[2], ARGV[2] .. '_at', now)
 if ARGV[3] ~= '' then redis.call('HSET', KEYS[1], 'reason', ARGV[3]) end
 redis.call('SREM', '@ACTIVE@', redis.call('HGET', KEYS[1], 'id'))
 redis.call('XADD', KEYS[7], '*', 'type', ARGV[2], 'reason', ARGV[3], 't', now)
+recall_note(KEYS[1], 'end', now, ARGV[4] or '', ARGV[5] or '')
 for t = 4, 5 do
   for _, pid in ipairs(redis.call('ZRANGE', KEYS[t], 0, -1)) do
     redis.call('ZREM', KEYS[t], pid)

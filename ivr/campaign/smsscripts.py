@@ -1,6 +1,6 @@
 """The scheduler's Lua scripts for the SMS steps of a delivery plan (`ivr.campaign.plan`):
 claimed once ever, then done (sent, failed, skipped, unknown), which moves the person on in
-their plan. `ivr.campaign.scheduler.Scheduler` binds them, beside `ivr.campaign.scripts`.
+their plan. `ivr.campaign.smssteps.SmsSteps` binds them (a base of the `Scheduler`).
 """
 
 from __future__ import annotations
@@ -8,16 +8,29 @@ from __future__ import annotations
 from ivr.campaign.scripts import COMMON
 from ivr.keys import active_campaigns_key
 
-# KEYS: meta state people sms sms_sending sms_jobs counts quota events
-# ARGV: now_ms lease_ms worker
+# KEYS: meta state people sms sms_sending sms_jobs counts quota events sms_claims
+# ARGV: now_ms lease_ms worker token
 # The next SMS step due, marked "sending" by `worker` (lease: its expiry) and returned as
 # {job, pid, step, person JSON, index, uid}; false when none is due. A step is handed out once
 # ever (its `sms:jobs` entry): a sender that dies while sending is not replaced by a second
 # SMS (`SMS_DONE` records it as unknown). Steps of people who answered meanwhile, or whose
 # role's quota is met, are skipped; a person waiting on that step then ends `cancelled`.
+# `token` names one claim of `worker`: sent again (its answer lost at a failover, the client
+# retries), it gets the same step back while that step is still being sent by `worker`.
 SMS_CLAIM = (
     COMMON
     + r"""
+local last = redis.call('HGET', KEYS[10], ARGV[3])
+if ARGV[4] ~= '' and last then
+  local token, prev = string.match(last, '^(%S+) (.+)$')
+  if token == ARGV[4] then
+    if redis.call('HGET', KEYS[6], prev) ~= 'sending:' .. ARGV[3] then return false end
+    local pid, step = string.match(prev, '^(.*):(%d+)$')
+    local st = cjson.decode(redis.call('HGET', KEYS[2], pid))
+    return {prev, pid, tonumber(step), redis.call('HGET', KEYS[3], pid), st.ix,
+      redis.call('HGET', KEYS[1], 'uid')}
+  end
+end
 local now = tonumber(ARGV[1])
 local running = redis.call('HGET', KEYS[1], 'status') == 'running'
 for _ = 1, 200 do
@@ -44,6 +57,7 @@ for _ = 1, 200 do
       end
     else
       redis.call('ZADD', KEYS[5], now + tonumber(ARGV[2]), job)
+      if ARGV[4] ~= '' then redis.call('HSET', KEYS[10], ARGV[3], ARGV[4] .. ' ' .. job) end
       return {job, pid, tonumber(step), pjson, st.ix, redis.call('HGET', KEYS[1], 'uid')}
     end
   end

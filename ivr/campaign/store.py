@@ -7,8 +7,8 @@ scheduler's scripts update (`ivr.campaign.scheduler`); `ivr.campaign.report` rea
 Keys of campaign `<id>` (all under `ivr.keys.campaign_key`): the hash itself (meta: status,
 spec, uid...), `people` (id -> `Person` JSON), `state` (id -> `PersonState` JSON), `due:0` and
 `due:1` (the queue, on-call staff first), `leases` (calls in flight), `counts`, `quota`,
-`events` (a stream), `numbers` (caller id -> staff id, for the callback line) and `reserve`
-(backups not among the targets).
+`events` (a stream), `numbers` (caller id -> staff id, for the callback line), `reserve`
+(backups not among the targets) and `recalls` (the director's call-backs, `ivr.campaign.recall`).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
 from ivr import keys
-from ivr.campaign import scripts
+from ivr.campaign import scripts, upkeepscripts
 from ivr.campaign.scheduler import TIERS
 from ivr.campaign.spec import CampaignError, CampaignSpec, select
 from ivr.campaign.state import PersonState
@@ -36,6 +36,9 @@ from ivr.staff.roster import Person
 FIRST_BATCH = 250
 #: People per later write.
 BATCH = 2000
+#: Seconds after its start that a campaign still being written counts as abandoned by its
+#: creator (100,000 people take about 2 s to write): `repair_unwritten`.
+WRITING_ABANDONED_AFTER = 120
 _ID = re.compile(r"[0-9]{1,18}")
 
 
@@ -56,12 +59,19 @@ def now_ms() -> int:
 
 
 async def create(
-    redis: Redis, spec: CampaignSpec, people: list[Person], *, sms: bool = False
+    redis: Redis,
+    spec: CampaignSpec,
+    people: list[Person],
+    *,
+    sms: bool = False,
+    recall: str = "",
 ) -> str:
     """Create and start a campaign over `people` (the roster); return its id (a number).
 
     `sms`: the installation can send SMS (`Config.sms_ready`): a spec without a delivery plan
-    gets the default one (voice, SMS, voice); without it, a plan that sends SMS is refused."""
+    gets the default one (voice, SMS, voice); without it, a plan that sends SMS is refused.
+    `recall`: who to call back when its quotas are met or it ends (`RecallPlan.meta`; a
+    campaign started by phone), written with it so that no event can come before it."""
     spec = spec.with_default_plan(sms)
     spec.validate()
     targets = select(people, spec)
@@ -86,7 +96,13 @@ async def create(
     # `open` counts everyone from the start, so the campaign cannot end before all are in.
     pipe.hset(campaign_key(cid, "counts"), mapping={"open": len(ordered), "total": len(ordered)})
     pipe.xadd(campaign_key(cid, "events"), {"type": "started", "t": started})
-    pipe.hset(campaign_key(cid), mapping=cast(Any, _meta(cid, spec, started, len(ordered))))
+    meta = _meta(cid, spec, started, len(ordered))
+    if recall:
+        meta["recall"] = recall
+    pipe.hset(campaign_key(cid), mapping=cast(Any, meta))
+    if len(ordered) > FIRST_BATCH:
+        # Until every person is written: a creator that stops before leaves this behind.
+        pipe.hset(campaign_key(cid), "writing", len(ordered))
     pipe.zadd(keys.campaigns_key, {cid: started})
     pipe.sadd(keys.active_campaigns_key, cid)
     pipe.publish(keys.wake_channel, f"start {cid}")
@@ -95,7 +111,27 @@ async def create(
     for start in range(FIRST_BATCH, len(ordered), BATCH):
         _add_people(rest, cid, start, ordered[start : start + BATCH], started)
         await rest.execute()
+    if len(ordered) > FIRST_BATCH:
+        await redis.hdel(campaign_key(cid), "writing")
     return cid
+
+
+async def repair_unwritten(redis: Redis, now: int | None = None) -> list[str]:
+    """End the writing of the running campaigns whose creator stopped (a crash, a site lost)
+    before writing everyone, WRITING_ABANDONED_AFTER s after their start: the people written
+    are called, the others are not counted (an `incomplete` event says how many). A worker
+    does this when it starts and at each round of its upkeep. Returns the campaigns repaired."""
+    now = now_ms() if now is None else now
+    repaired = []
+    for cid in await active(redis):
+        meta = await redis.hmget(campaign_key(cid), ["writing", "started_at"])
+        if meta[0] is None or now - int(meta[1] or 0) < WRITING_ABANDONED_AFTER * 1000:
+            continue
+        keys_ = [campaign_key(cid), *(campaign_key(cid, k) for k in ("state", "counts", "events"))]
+        missing = await redis.eval(upkeepscripts.UNWRITTEN, len(keys_), *keys_, now)
+        if int(missing) >= 0:
+            repaired.append(cid)
+    return repaired
 
 
 def _meta(cid: str, spec: CampaignSpec, started: int, count: int) -> dict[str, str | int | float]:
@@ -203,10 +239,14 @@ async def get_person(redis: Redis, cid: str, pid: str) -> tuple[Person, PersonSt
     return Person.from_json(record, pid), PersonState.decode(state)
 
 
-async def stop(redis: Redis, cid: str) -> str:
+async def stop(redis: Redis, cid: str, *, by: str = "", phone: str = "") -> str:
     """Stop calling new people; calls in progress finish, everyone still queued ends
-    `cancelled`. Returns the campaign's status ("stopped", or how it had ended already)."""
-    return await _end(redis, cid, "stopped", "")
+    `cancelled`. Returns the campaign's status ("stopped", or how it had ended already).
+
+    `by`, `phone`: the staff id who stopped it by phone, and that phone: the director who
+    started it (if it is him), or that phone, is then not called back about its end
+    (ivr.campaign.recall)."""
+    return await _end(redis, cid, "stopped", "", by, phone)
 
 
 async def fail(redis: Redis, cid: str, reason: str) -> str:
@@ -215,12 +255,14 @@ async def fail(redis: Redis, cid: str, reason: str) -> str:
     return await _end(redis, cid, "failed", reason[:500])
 
 
-async def _end(redis: Redis, cid: str, status: str, reason: str) -> str:
+async def _end(
+    redis: Redis, cid: str, status: str, reason: str, by: str = "", phone: str = ""
+) -> str:
     await get_meta(redis, cid)
     parts = ("state", "people", *TIERS, "counts", "events", sms_due_part, sms_sending_part)
     names = [campaign_key(cid)] + [campaign_key(cid, part) for part in parts]
     script = redis.register_script(scripts.END)
-    return str(await script(keys=names, args=[now_ms(), status, reason]))
+    return str(await script(keys=names, args=[now_ms(), status, reason, by, phone]))
 
 
 async def active(redis: Redis) -> list[str]:

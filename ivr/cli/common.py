@@ -15,8 +15,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 from ivr.config import Config
-from ivr.db import connect
-from ivr.redact import safe_url
+from ivr.db import client_for, describe
 
 #: Where each command module adds its subcommand (`register(commands)`).
 Commands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
@@ -25,7 +24,7 @@ Commands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 @contextlib.asynccontextmanager
 async def redis_for(config: Config) -> AsyncIterator[Redis]:
     """The Redis client of one command, closed when it is done."""
-    db = connect(config.redis_url)
+    db = client_for(config)
     try:
         yield db
     finally:
@@ -47,5 +46,5 @@ async def require_redis(db: Redis, config: Config) -> None:
         await asyncio.wait_for(db.ping(), REDIS_WAIT)
     except (RedisError, OSError, TimeoutError) as exc:
         raise RedisConnectionError(
-            f"no answer within {REDIS_WAIT:g} s from {safe_url(config.redis_url)}: {exc}"
+            f"no answer within {REDIS_WAIT:g} s from {describe(config)}: {exc}"
         ) from None

@@ -140,7 +140,7 @@ async def run_demo(
     config = sandbox.config(IVR_RING_TIMEOUT="6", IVR_MAX_CHANNELS=str(channels))
     people = demo_roster()
     with tempfile.TemporaryDirectory(prefix="ivr-demo-") as tmp, RedisServer(Path(tmp)) as server:
-        config = replace(config, redis_url=server.url)
+        config = replace(config, redis_url=server.url, redis_sentinels=())
         async with redis_for(config) as db:
             await RosterStore(db).replace(people)
             spec = CampaignSpec(

@@ -25,6 +25,7 @@ from ivr.cli import (
     sandbox,
     selftest,
     serve,
+    status,
     token,
     worker,
 )
@@ -34,8 +35,8 @@ from ivr.redact import redact, safe_url
 
 #: The command modules, in the order `ivr --help` lists them.
 COMMANDS = (
-    call, demo, sandbox, config, health, selftest, prompts, roster, campaign, serve, token, pin,
-    worker,
+    call, demo, sandbox, config, health, status, selftest, prompts, roster, campaign, serve,
+    token, pin, worker,
 )  # fmt: skip
 #: Exit code when Redis cannot be reached.
 REDIS_EXIT = 6
@@ -68,10 +69,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except RedisError as exc:
         # Only the commands that need Redis get here: say which server, not a traceback.
         url = os.environ.get("IVR_REDIS_URL", "the configured Redis")
-        print(
-            f"ivr: error: Redis ({safe_url(url)}): {redact(str(exc))} (IVR_REDIS_URL)",
-            file=sys.stderr,
-        )
+        where, key = safe_url(url), "IVR_REDIS_URL"
+        if os.environ.get("IVR_REDIS_SENTINELS", "").strip():
+            where = f"Sentinels {os.environ['IVR_REDIS_SENTINELS'].strip()}"
+            key = "IVR_REDIS_SENTINELS"
+        print(f"ivr: error: Redis ({where}): {redact(str(exc))} ({key})", file=sys.stderr)
         return REDIS_EXIT
     except KeyboardInterrupt:
         print("ivr: interrupted", file=sys.stderr)

@@ -1,4 +1,5 @@
-"""`ivr worker`: dialer workers on the configured Asterisk, and the phone lines (FastAGI)."""
+"""`ivr worker`: dialer workers on the configured Asterisk (staff calls and the director's
+call-backs), and the phone lines (FastAGI)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from ivr.cli.common import Commands, redis_for, require_redis
 from ivr.cli.lifecycle import Stopped, until_signalled
 from ivr.config import Config, load_config
 from ivr.dialer.alerter import Alerter
+from ivr.dialer.recall import RecallDialer
 from ivr.dialer.worker import DialerWorker, WorkerSettings
 from ivr.lines.server import serving
 from ivr.sms import mail
@@ -80,8 +82,10 @@ async def _run(
         if not args.no_lines:
             await stack.enter_async_context(serving(config, db, alerter.speaker, alerter.link))
         logs.status.info("worker %s: %d channels", settings.name, settings.capacity)
+        # The director's call-backs (a quota met, a campaign ended) beside the staff calls.
         await asyncio.gather(
             DialerWorker(alerter, db, settings).run(stop),
+            RecallDialer(alerter, db, settings).run(stop),
             sms.run(config, alerter.link, db, settings.name, stop),
             mail.run(config, db, settings.name, stop),
         )

@@ -23,6 +23,10 @@ class WorkerSettings:
     cps: float = 0.0
     #: Seconds a claim stays ours without renewal.
     lease: float = 30.0
+    #: Seconds after its lease expired that an attempt on an Asterisk with no live worker (a
+    #: site lost) is ended as lost and called again from here: longer than any call lasts, so
+    #: that the lost Asterisk can no longer deliver its key (`Scheduler.orphans`).
+    orphan_after: float = 600.0
 
     @staticmethod
     def default_name(asterisk: str = "default", index: int = 0) -> str:

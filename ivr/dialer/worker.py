@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import logging
 import time
+import uuid
 from collections.abc import Coroutine
 from typing import Any, cast
 
@@ -28,17 +29,18 @@ from redis.exceptions import RedisError
 from ivr import keys, logs
 from ivr.campaign import store
 from ivr.campaign.scheduler import TIERS, Claim, Scheduler, attempt_id
-from ivr.db import retrying
 from ivr.dialer import heartbeat
 from ivr.dialer.alerter import Alerter
 from ivr.dialer.audio import CampaignAudio, call_request, load_audio
 from ivr.dialer.settings import PREPARE_ATTEMPTS, WorkerSettings
+from ivr.dialer.sites import end_lost_calls
 from ivr.errors import AmiError, InvalidNumberError, IvrError
 from ivr.health.heartbeat import Heartbeat
 from ivr.keys import campaign_key
 from ivr.outcomes import Outcome
 from ivr.pbx.astdb import AstDb
 from ivr.pbx.calls import CallResult
+from ivr.retry import retrying
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +111,8 @@ class DialerWorker:
                 await self.alerter.link.wait_up(1.0)
 
     async def _claim_next(self) -> Claim | None:
+        if not await self.scheduler.replication.may_claim():
+            return None  # perhaps a stale primary (ivr.db): the calls held go on, no new ones
         for cid in await retrying(store.active, self.redis):
             claim: Claim | None = await retrying(
                 self.scheduler.claim,
@@ -117,6 +121,8 @@ class DialerWorker:
                 lease_ms=int(self.settings.lease * 1000),
                 worker=self.settings.name,
                 asterisk=self.settings.asterisk,
+                # Retried with the same token: a claim whose answer was lost comes back.
+                token=uuid.uuid4().hex,
             )
             if claim is not None:
                 return claim
@@ -130,9 +136,10 @@ class DialerWorker:
         now = _now_ms()
         for cid in await retrying(store.active, self.redis):
             for tier in TIERS:
-                later = await self.redis.zrangebyscore(
-                    campaign_key(cid, tier), f"({now}", "+inf", start=0, num=1, withscores=True
-                )
+                later = await retrying(
+                    self.redis.zrangebyscore,
+                    campaign_key(cid, tier), f"({now}", "+inf", start=0, num=1, withscores=True,
+                )  # fmt: skip
                 if later:
                     wait = min(wait, (float(later[0][1]) - now) / 1000)
         self._wake.clear()
@@ -170,12 +177,13 @@ class DialerWorker:
             return
         self._prepare_failures.pop(claim.campaign, None)
         requeued = False
+        result: CallResult | None = None
         try:
             self.placed += 1
             result = await self.alerter.caller.call(request, lambda r: self._record(claim, r))
             await self._record_eta(claim, result)
         except InvalidNumberError as exc:
-            await self._finish(claim, "failed", claim.number, str(exc))
+            await self._finish(claim, "failed", claim.number, str(exc), None)
         except AmiError as exc:
             # Raised before anything was sent (the link stayed down): safe to place it again.
             log.warning("campaign %s: %s not placed: %s", claim.campaign, claim.pid, exc)
@@ -184,21 +192,28 @@ class DialerWorker:
         finally:
             self._in_flight.pop(key, None)
         if not requeued:
-            await self._release(claim)
+            await self._release(claim, result)
 
     async def _record(self, claim: Claim, result: CallResult) -> None:
         """Write an outcome to Redis (retrying while Redis is away); act on quota met."""
         if result.outcome is Outcome.FAILED and result.detail.startswith("not placed"):
             await self._requeue(claim)
             return
-        await self._finish(claim, result.outcome.value, result.number, result.detail)
+        await self._finish(claim, result.outcome.value, result.number, result.detail, result)
 
-    async def _finish(self, claim: Claim, outcome: str, number: str, detail: str) -> None:
-        got = await retrying(
-            self.scheduler.finish,
+    async def _finish(
+        self, claim: Claim, outcome: str, number: str, detail: str, result: CallResult | None
+    ) -> None:
+        got, safe = await retrying(
+            self.scheduler.finish_replicated,
             claim.campaign, claim.pid, claim.attempt, outcome, _now_ms(),
             worker=self.settings.name, number=number, detail=detail,
         )  # fmt: skip
+        if result is not None and not safe:
+            # No replica has it: a failover now could lose it. Asterisk's journal keeps the
+            # answer, and the attempt's lease, left to expire, brings a worker back to it
+            # (`_release`): it finds the outcome recorded, or records it from the journal.
+            result.keep_journal = True
         log.info("campaign %s: %s %s (%s)", claim.campaign, claim.pid, outcome, detail)
         # A result frees a slot of the role's cap, or queues the next number or a backup.
         self._wake.set()
@@ -237,11 +252,15 @@ class DialerWorker:
 
     async def _adopt(self, *, own: bool = False) -> None:
         """Follow the calls of dead workers on the same Asterisk (and, with `own`, those this
-        worker had in flight before a restart) instead of placing them again."""
+        worker had in flight before a restart) instead of placing them again; end those left
+        on a lost Asterisk (`ivr.dialer.sites`) and the writing of campaigns their creator left."""
+        for cid in await store.repair_unwritten(self.redis):
+            log.warning("campaign %s: its creator stopped before writing everyone", cid)
         recent = cast(list[str], await retrying(self.redis.zrevrange, keys.campaigns_key, 0, 50))
         for cid in recent:
             if not await self.redis.zcard(campaign_key(cid, "leases")):
                 continue
+            await end_lost_calls(self.redis, self.scheduler, self.settings, cid, self._finish)
             taken = await retrying(
                 self.scheduler.reclaim,
                 cid,
@@ -279,7 +298,7 @@ class DialerWorker:
             await self._record_eta(claim, result)
         finally:
             self._in_flight.pop(claim.attempt_id, None)
-        await self._release(claim)
+        await self._release(claim, result)
 
     async def _unplaceable(self, cid: str, exc: IvrError) -> None:
         """A campaign whose calls cannot be prepared (its message does not render, its
@@ -299,8 +318,11 @@ class DialerWorker:
                 claim.campaign, claim.pid, result.eta, _now_ms(), claim.person.role,
             )  # fmt: skip
 
-    async def _release(self, claim: Claim) -> None:
-        """The call is over: its line is free, its lease can go."""
+    async def _release(self, claim: Claim, result: CallResult | None) -> None:
+        """The call is over: its line is free, its lease can go — unless no replica has its
+        outcome yet: the lease then expires and a worker comes back to the attempt."""
+        if result is not None and result.keep_journal:
+            return
         await retrying(
             self.scheduler.release, claim.campaign, claim.pid, claim.attempt, self.settings.name
         )

@@ -18,6 +18,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from ivr import keys
 from ivr.config import LANGUAGES, Config
+from ivr.db import follows_sentinel, online_replicas, sentinel_state
 from ivr.errors import TtsError
 from ivr.health.heartbeat import FORGOTTEN_AFTER, Heartbeat
 from ivr.health.state import Check, Report, State, run
@@ -83,7 +84,40 @@ async def check_redis(redis: Redis) -> Check:
         )
     if details["loading"]:
         return Check("redis", State.WARNING, "Redis is loading its data", details=details)
+    if follows_sentinel(redis):
+        return await _check_sentinel(redis, details)
     return Check("redis", State.OK, "reachable, writable, append-only file on", details=details)
+
+
+async def _check_sentinel(redis: Redis, details: dict[str, Any]) -> Check:
+    """Through Sentinel: replicas in sync with the primary, and what each Sentinel says."""
+    try:
+        replication = await redis.info("replication")
+        view = await sentinel_state(redis)
+    except (RedisError, OSError) as exc:
+        return Check("redis", State.CRITICAL, f"Redis unreachable: {exc}", details=details)
+    assert view is not None
+    replicas = online_replicas(replication)
+    sentinels = view["sentinels"]
+    answering = [s for s in sentinels if "error" not in s]
+    primaries = sorted({s["primary"] for s in answering})
+    details.update(replicas_online=replicas, sentinel=view)
+    said = f"{len(answering)} of {len(sentinels)} Sentinels answer, naming {', '.join(primaries)}"
+    if replicas == 0:
+        return Check(
+            "redis",
+            State.WARNING,
+            f"no replica in sync: a failover now could lose the last writes ({said})",
+            details=details,
+        )
+    if len(answering) < len(sentinels) or len(primaries) != 1:
+        return Check("redis", State.WARNING, said, details=details)
+    return Check(
+        "redis",
+        State.OK,
+        f"reachable, writable, append-only file on, {replicas} replica(s) in sync, {said}",
+        details=details,
+    )
 
 
 async def heartbeats(redis: Redis) -> dict[str, Heartbeat]:

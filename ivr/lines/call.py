@@ -45,6 +45,8 @@ class LineCall:
     language: str
     prompts: str = ""
     steps: list[str] = field(default_factory=list)
+    #: Every answer keyed at a menu or for digits, in order.
+    keys: list[str] = field(default_factory=list)
 
     def p(self, *names: str) -> str:
         """Fixed prompts, as files Asterisk plays."""
@@ -71,6 +73,8 @@ class LineCall:
         while tries < TRIES:
             self.step(step)
             got = await self.session.read(files, timeout=self.context.key_wait, max_digits=1)
+            if got:
+                self.keys.append(got)
             if got == "*":
                 continue
             if got and got in keys:
@@ -90,6 +94,7 @@ class LineCall:
             )
             if got is None:
                 continue
+            self.keys.append(got)
             if got.isdigit() and accept(got):
                 return got
             await self.play(self.p("not_understood"))

@@ -14,13 +14,17 @@ from ivr.lines.call import MAX_DIGITS, TRIES, LineCall
 from ivr.numbers import number_key
 
 
-async def authenticate(call: LineCall) -> str | None:
-    """The staff id behind a right PIN, or None when the call must end (it was told why)."""
+async def authenticate(call: LineCall, *, placed: bool = False) -> str | None:
+    """The staff id behind a right PIN, or None when the call must end (it was told why).
+
+    `placed`: a call the service placed (the director's call-back), to a number it chose: not
+    screened against IVR_TRIGGER_CALLERS, and the PIN is asked for the action about to be
+    taken, not as a line's welcome."""
     context = call.context
     caller = call.session.caller_id
     # The network may give +33 6..., 0033 6... or 06...: compare the national part.
     allowed = {number_key(n) for n in context.config.trigger_callers}
-    if allowed and number_key(caller) not in allowed:
+    if not placed and allowed and number_key(caller) not in allowed:
         await audit.record(context.redis, f"phone:{caller or 'anonymous'}", "line.refused",
                            target=call.line)  # fmt: skip
         await call.play(call.p("not_allowed"))
@@ -28,7 +32,7 @@ async def authenticate(call: LineCall) -> str | None:
     if await context.pins.locked_for(caller):
         await call.play(call.p("locked"))
         return None
-    intro = call.p(f"line_{call.line}")
+    intro = call.p("recall_pin" if placed else f"line_{call.line}")
     silent = 0
     while silent < TRIES:
         call.step("pin")

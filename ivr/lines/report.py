@@ -43,6 +43,13 @@ class ReportLine:
                 await self._conference(call, who)
             return
         logs.bind(campaign_id=cid)  # this call's own task (ivr.pbx.agi)
+        await self.control(call, cid, who)
+
+    async def control(self, call: LineCall, cid: str, who: str | None, intro: str = "") -> None:
+        """Campaign `cid`'s summary, made fresh each time, and the menu: 1 repeat, 2 stop,
+        3 raise a quota or extend, 4 the crisis cell. `who` None: a call the service placed
+        (the director's call-back, `ivr.lines.recall`), whose PIN is asked before the first
+        key that does anything but repeat. `intro` is played before the first summary."""
         while True:
             report = await reports.report(self.context.redis, cid)
             summary = await call.say(
@@ -50,10 +57,18 @@ class ReportLine:
                     report, call.language, now=time.time(), role_labels=self._labels(call.language)
                 )
             )
-            key = await call.menu(f"{summary}&{call.p('report_menu')}", "1234", "report")
+            menu = f"{summary}&{call.p('report_menu')}"
+            key = await call.menu(f"{intro}&{menu}" if intro else menu, "1234", "report")
+            intro = ""
             if key is None:
                 await call.play(call.p("goodbye"))
                 return
+            if key == "1":
+                continue
+            if who is None:
+                who = await authenticate(call, placed=True)
+                if who is None:
+                    return
             if key == "2":
                 if await self._stop(call, who, cid):
                     return
@@ -85,7 +100,9 @@ class ReportLine:
         if key != "1":
             await call.play(call.p("not_stopped"))
             return False
-        status = await store.stop(self.context.redis, cid)
+        # Whoever stops it knows it ended: no call-back about it to the director if it is him,
+        # nor to this phone.
+        status = await store.stop(self.context.redis, cid, by=who, phone=call.session.caller_id)
         details = {"caller": call.session.caller_id, "status": status}
         await audit.record(
             self.context.redis, f"phone:{who}", "campaign.stop", target=cid, details=details

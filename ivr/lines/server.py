@@ -15,6 +15,9 @@ any step leaves no half-started campaign.
 - callback: the caller is found by caller id in recent campaigns (or keys their staff number);
   they hear the alert and answer 1/2 (+ arrival minutes) as on an alert call; the answer
   counts once, in the same campaign.
+- recall: not a number anyone dials: the director's call-back, placed by the service when a
+  campaign started by phone meets every quota or ends -> why it calls, then the report line's
+  summary and menu (the PIN asked before any key but 1).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from ivr.config import Config
 from ivr.errors import ConfigError
 from ivr.lines.call import DIGITS_WAIT, KEY_WAIT, LineContext, Observer
 from ivr.lines.callback import CallbackLine
+from ivr.lines.recall import RecallLine
 from ivr.lines.report import ReportLine
 from ivr.lines.trigger import TriggerLine
 from ivr.pbx.agi import AgiServer, AgiSession
@@ -44,15 +48,16 @@ __all__ = ["DIGITS_WAIT", "KEY_WAIT", "Lines", "Observer", "serving"]
 
 
 class Lines:
-    """The three lines over one shared context, for the FastAGI server: `handlers()` maps the
+    """The lines over one shared context, for the FastAGI server: `handlers()` maps the
     dialplan's script names to the flows (`ivr.lines.trigger`, `ivr.lines.report`,
-    `ivr.lines.callback`)."""
+    `ivr.lines.callback`, `ivr.lines.recall`)."""
 
     def __init__(self, context: LineContext) -> None:
         self.context = context
         self.trigger = TriggerLine(self.context)
         self.report = ReportLine(self.context)
         self.callback = CallbackLine(self.context)
+        self.recall = RecallLine(self.context, self.report)
 
     def handlers(self) -> dict[str, Callable[[AgiSession], Awaitable[None]]]:
         shortcuts = {f"trigger-{s.key}": self.trigger.shortcut(s) for s in self.context.scenarios}
@@ -61,6 +66,7 @@ class Lines:
             **shortcuts,
             "report": self.report,
             "callback": self.callback,
+            "recall": self.recall,
         }
 
     async def warm_up(self, languages: tuple[str, ...] = ("fr", "en")) -> None:

@@ -7,6 +7,7 @@ the last "press 1": a caller who hangs up at any step leaves no half-started cam
 
 from __future__ import annotations
 
+import json
 import logging
 import secrets
 from collections.abc import Awaitable, Callable
@@ -72,8 +73,10 @@ class TriggerLine:
             await call.play(call.p("cancelled"))
             return
         spec = scenario.campaign(drill=drill, recordings=recordings)
+        # Called back when its quotas are met or it ends: this phone, and the scenario's numbers.
+        recall = scenario.recall.meta(call.session.caller_id, who)
         sms = self.context.config.sms_ready
-        cid = await store.create(self.context.redis, spec, people, sms=sms)
+        cid = await store.create(self.context.redis, spec, people, sms=sms, recall=recall)
         logs.bind(campaign_id=cid)  # this call's own task (ivr.pbx.agi)
         await audit.record(
             self.context.redis,
@@ -88,6 +91,7 @@ class TriggerLine:
                 "caller": call.session.caller_id,
                 "staff": count,
                 "line": session.script,
+                "call_back": json.loads(recall)["numbers"] if recall else [],
             },
         )
         log.info("campaign %s started by phone (%s, scenario %s)", cid, who, scenario.key)

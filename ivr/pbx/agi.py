@@ -85,6 +85,8 @@ class AgiSession:
         #: The call's keys from AMI events (ivr.pbx.keys), when the server has them: a key
         #: pressed between two commands is kept there, where AGI would lose it.
         self.keys: KeyStream | None = None
+        #: Who is on the line when we placed the call (`assume_caller`).
+        self._called: str | None = None
 
     @property
     def script(self) -> str:
@@ -94,9 +96,17 @@ class AgiSession:
 
     @property
     def caller_id(self) -> str:
-        """The caller's number as the network gave it ("" when unknown or withheld)."""
+        """The caller's number as the network gave it ("" when unknown or withheld); on a call
+        we placed, the number we called (`assume_caller`)."""
+        if self._called is not None:
+            return self._called
         number = self.env.get("agi_callerid", "")
         return "" if number in ("unknown", "anonymous", "") else number
+
+    def assume_caller(self, number: str) -> None:
+        """A call the service placed (the director's call-back): the party on the line is the
+        number called, for everything keyed on the caller (PIN lockout, audit)."""
+        self._called = number
 
     @property
     def channel(self) -> str:

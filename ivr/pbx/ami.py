@@ -1,12 +1,9 @@
 """The AMI link: one Asterisk Manager session over panoramisk, kept alive, with its pitfalls hidden.
 
-What panoramisk 1.4 leaves to us, and what this module does about it, is in docs/asterisk.md:
-our own Login (a wrong secret is an `AmiAuthError`, not a hang), our own reconnect loop with
-backoff that never re-sends an action (each one waiting when the link drops fails with
-`AmiDisconnected`: callers decide), a per-action timeout that does not leak, a Ping whose reply
-is checked (half-open TCP), event callbacks called in order with their exceptions logged. And
-with the `system` event class the link counts as up only once Asterisk says FullyBooted: it
-accepts logins while still loading its modules, when an Originate would fail.
+What panoramisk 1.4 leaves to us is in docs/asterisk.md: our own Login (a wrong secret is an
+`AmiAuthError`), a reconnect loop that never re-sends an action (one waiting when the link drops
+fails with `AmiDisconnected`), per-action timeouts that do not leak, a checked Ping (half-open
+TCP), event callbacks in order; the link is up only once Asterisk says FullyBooted.
 """
 
 from __future__ import annotations
@@ -93,8 +90,7 @@ class AmiLink:
 
     @classmethod
     def for_config(cls, config: Config, **options: Any) -> AmiLink:
-        """The link to IVR_AMI_HOST:IVR_AMI_PORT as IVR_AMI_USER, its actions timed by
-        IVR_AMI_TIMEOUT."""
+        """The link to IVR_AMI_HOST:IVR_AMI_PORT as IVR_AMI_USER, timed by IVR_AMI_TIMEOUT."""
         return cls(
             config.ami_host, config.ami_port, config.ami_user, config.ami_secret,
             action_timeout=config.ami_timeout, **options,
@@ -135,9 +131,7 @@ class AmiLink:
             with contextlib.suppress(AmiError):
                 await self.action({"Action": "Logoff"}, timeout=1.0)
         self._drop_connection()
-        # Fail what is still waiting now, not when the transport reports the loss (a later
-        # loop turn, maybe after asyncio.run() has begun cancelling tasks: an answer task that
-        # ends then with AmiDisconnected is reported as an unhandled error at shutdown).
+        # Now, not a loop turn later when asyncio.run() may be cancelling tasks (docs/asterisk.md).
         self._fail_pending()
         if self._answers:
             await asyncio.wait(list(self._answers))
@@ -185,11 +179,9 @@ class AmiLink:
 
     def kick(self) -> None:
         """Drop the TCP connection as if the network had failed (tests, half-open links)."""
-        manager = self._manager
-        if manager is not None and manager.protocol is not None:
-            transport = getattr(manager.protocol, "transport", None)
-            if transport is not None:
-                transport.abort()
+        protocol = self._manager.protocol if self._manager is not None else None
+        if (transport := getattr(protocol, "transport", None)) is not None:
+            transport.abort()
 
     # -- internals -------------------------------------------------------------------------
 
@@ -372,11 +364,9 @@ class AmiLink:
             log.warning("AMI link to %s:%s lost (%s)", self.host, self.port, exc or "closed")
 
     def _fail_pending(self) -> None:
-        for action in list(self._pending.values()):
-            if not action.future.done():
-                action.future.set_exception(
-                    AmiDisconnected(f"AMI link to {self.host}:{self.port} lost")
-                )
+        lost = f"AMI link to {self.host}:{self.port} lost"
+        for action in [a for a in self._pending.values() if not a.future.done()]:
+            action.future.set_exception(AmiDisconnected(lost))
 
     def _drop_connection(self) -> None:
         manager = self._manager

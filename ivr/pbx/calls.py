@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 ALERT_CONTEXT = "ivr-alert"
 
 _ATTEMPT_ID = re.compile(r"[A-Za-z0-9._-]{1,100}")
+_DIALPLAN_NAME = re.compile(r"[A-Za-z0-9_-]{1,80}")
 #: Channel variable values: paths, ids, digits; `&` joins audio files for Playback/Read.
 _VARIABLE_VALUE = re.compile(r"[A-Za-z0-9._/:+&\-]*")
 
@@ -66,6 +67,10 @@ class CallRequest:
     #: A whole dial string to use instead of the Caller's template (`ivr selftest` dials each
     #: configured route as it is); `number` is then only a label for the result.
     channel: str = ""
+    #: Where the answered call goes: the alert dialplan, or a phone line's flow (the
+    #: director's call-back: context ivr-line-run, extension recall).
+    context: str = ALERT_CONTEXT
+    exten: str = "s"
 
 
 class Caller:
@@ -99,7 +104,8 @@ class Caller:
 
         `on_outcome` is awaited exactly once, as soon as the outcome is known (for a callee who
         presses 1, while the confirmation is still playing); the journal entry is removed only
-        after it returns, so a crash inside it leaves the journal for the next reconciliation.
+        after it returns, so a crash inside it leaves the journal for the next reconciliation
+        (and not at all if it sets `result.keep_journal`).
         With `hang_up_on_cancel`, a cancelled call (Ctrl-C on `ivr call`) is hung up in
         Asterisk rather than left ringing; a worker leaves its calls to be adopted instead.
         """
@@ -126,8 +132,7 @@ class Caller:
                 if hang_up_on_cancel:
                     await self._hang_up(request.attempt_id)
                 raise
-        with contextlib.suppress(AmiError):
-            await self.astdb.forget(request.attempt_id)
+        await self._forget(result)
         return result
 
     async def follow(
@@ -151,9 +156,19 @@ class Caller:
                 originate=None, on_outcome=on_outcome,
             )  # fmt: skip
             await follower.run()
-        with contextlib.suppress(AmiError):
-            await self.astdb.forget(attempt_id)
+        await self._forget(result)
         return result
+
+    async def _forget(self, result: CallResult) -> None:
+        """The call is over and its outcome recorded: its journal entry can go (unless the
+        record is not safe yet: `CallResult.keep_journal`)."""
+        if result.keep_journal:
+            log.info(
+                "attempt %s: journal entry kept (outcome not on a replica yet)", result.attempt_id
+            )
+            return
+        with contextlib.suppress(AmiError):
+            await self.astdb.forget(result.attempt_id)
 
     async def _hang_up(self, attempt_id: str) -> None:
         """Hang up an attempt's call, ringing or answered (a short, bounded wait)."""
@@ -193,11 +208,15 @@ class Caller:
             # Values travel in a comma-separated dialplan context: keep them plain.
             if not re.fullmatch(r"IVR_[A-Z0-9_]+", name) or not _VARIABLE_VALUE.fullmatch(value):
                 raise IvrError(f"channel variable {name}={value!r} is not allowed")
+        if not (
+            _DIALPLAN_NAME.fullmatch(request.context) and _DIALPLAN_NAME.fullmatch(request.exten)
+        ):
+            raise IvrError(f"dialplan place {request.context},{request.exten} is not valid")
         fields: dict[str, Any] = {
             "Action": "Originate",
             "Channel": channel,
-            "Context": ALERT_CONTEXT,
-            "Exten": "s",
+            "Context": request.context,
+            "Exten": request.exten,
             "Priority": "1",
             "Timeout": str(request.ring_timeout * 1000),
             "ChannelId": request.attempt_id,

@@ -64,6 +64,10 @@ class CallResult:
     eta: int | None = None
     #: True when the outcome was settled from the AstDB journal after a loss of the AMI link.
     reconciled: bool = False
+    #: Set by an `on_outcome` handler whose record of the outcome is not safe yet (Redis wrote
+    #: it, no replica acknowledged it): the AstDB journal entry is then kept, for a later
+    #: reconciliation, instead of being removed when the call is over.
+    keep_journal: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         return {

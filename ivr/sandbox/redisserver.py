@@ -7,6 +7,7 @@ import shutil
 import socket
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from ivr.errors import SandboxError
@@ -19,6 +20,41 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def wait_started(
+    process: subprocess.Popen[bytes],
+    ready: Callable[[], bool],
+    what: str,
+    logfile: Path,
+    timeout: float,
+) -> None:
+    """Poll `ready` until it is true; stop `process` and raise if it exits or is too slow."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SandboxError(
+                f"{what} exited at start (code {process.returncode}; port in use?); see {logfile}"
+            )
+        if ready():
+            return
+        time.sleep(0.02)  # polling a child process that has no readiness signal
+    end_process(process)
+    raise SandboxError(f"{what} did not answer within {timeout} s")
+
+
+def end_process(process: subprocess.Popen[bytes], *, kill: bool = False) -> None:
+    """SIGTERM (SIGKILL with `kill`, or after 10 s), then reap it."""
+    if process.poll() is None:
+        if kill:
+            process.kill()
+        else:
+            process.terminate()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(10)
+        if process.poll() is None:
+            process.kill()
+            process.wait(5)
+
+
 class RedisServer:
     """A redis-server child process bound to 127.0.0.1, data in `directory`.
 
@@ -26,10 +62,19 @@ class RedisServer:
     restart of this server loses nothing older than a second; tests restart it to prove it.
     """
 
-    def __init__(self, directory: Path, *, port: int | None = None, appendonly: bool = True):
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        port: int | None = None,
+        appendonly: bool = True,
+        replica_of: int | None = None,
+    ):
         self.directory = directory
         self.port = port or free_port()
         self.appendonly = appendonly
+        #: The port of the primary on 127.0.0.1 this server replicates (None: a primary).
+        self.replica_of = replica_of
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -52,21 +97,17 @@ class RedisServer:
             "--protected-mode", "yes",
             "--logfile", str(self.directory / "redis.log"),
         ]  # fmt: skip
+        if self.replica_of is not None:
+            args += ["--replicaof", "127.0.0.1", str(self.replica_of)]
         self.process = subprocess.Popen(args, stdin=subprocess.DEVNULL)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise SandboxError(
-                    f"redis-server on port {self.port} exited at start "
-                    f"(code {self.process.returncode}; port in use?); "
-                    f"see {self.directory / 'redis.log'}"
-                )
-            # A PONG alone could come from another server already on this port.
-            if self._answers() and self._is_ours():
-                return
-            time.sleep(0.02)
-        self.stop()
-        raise SandboxError(f"redis-server on port {self.port} did not answer within {timeout} s")
+        # A PONG alone could come from another server already on this port.
+        wait_started(
+            self.process,
+            lambda: self._answers() and self._is_ours(),
+            f"redis-server on port {self.port}",
+            self.directory / "redis.log",
+            timeout,
+        )
 
     def _is_ours(self) -> bool:
         assert self.process is not None
@@ -98,18 +139,8 @@ class RedisServer:
 
     def stop(self, *, kill: bool = False) -> None:
         """Stop the server: SIGTERM (it flushes the AOF) or, with kill=True, SIGKILL."""
-        if self.process is None:
-            return
-        if self.process.poll() is None:
-            if kill:
-                self.process.kill()
-            else:
-                self.process.terminate()
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.process.wait(10)
-            if self.process.poll() is None:
-                self.process.kill()
-                self.process.wait(5)
+        if self.process is not None:
+            end_process(self.process, kill=kill)
         self.process = None
 
     def __enter__(self) -> RedisServer:

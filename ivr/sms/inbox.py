@@ -22,10 +22,10 @@ from ivr.access import audit
 from ivr.campaign import store
 from ivr.campaign.scheduler import Scheduler
 from ivr.campaign.state import PersonState
-from ivr.db import retrying
 from ivr.errors import AmiError, SmsRefused
 from ivr.keys import campaign_key
 from ivr.pbx.messages import InboundMessage
+from ivr.retry import retrying
 from ivr.sms import replies, texts
 from ivr.sms.gateway import Gateway
 

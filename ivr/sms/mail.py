@@ -22,8 +22,8 @@ from redis.asyncio import Redis
 from ivr.campaign import store
 from ivr.campaign.spec import CampaignSpec
 from ivr.config import Config
-from ivr.db import retrying
 from ivr.keys import campaign_key, mail_part
+from ivr.retry import retrying
 from ivr.sms import texts
 from ivr.staff.roster import Person
 

@@ -13,16 +13,18 @@ import asyncio
 import contextlib
 import logging
 import time
+import uuid
 
 from redis.asyncio import Redis
 
 from ivr import keys, logs
 from ivr.campaign import store
-from ivr.campaign.scheduler import Scheduler, SmsClaim
+from ivr.campaign.scheduler import Scheduler
+from ivr.campaign.smssteps import SmsClaim
 from ivr.campaign.spec import CampaignSpec
-from ivr.db import retrying
 from ivr.errors import AmiError, AmiNotConnected, SmsLinkLost, SmsNotSent, SmsRefused
 from ivr.keys import campaign_key, sms_due_part, sms_jobs_part, sms_sending_part
+from ivr.retry import retrying
 from ivr.sms import texts
 from ivr.sms.gateway import Gateway
 
@@ -52,7 +54,7 @@ class Messenger:
     async def run(self, stop: asyncio.Event) -> None:
         with logs.log_fields(worker=self.name):
             tasks = [
-                asyncio.create_task(self._port(stop), name=f"sms-port-{n}")
+                asyncio.create_task(self._port(stop, n), name=f"sms-port-{n}")
                 for n in range(self.gateway.ports)
             ]
             tasks.append(asyncio.create_task(self._upkeep(stop), name="sms-upkeep"))
@@ -63,14 +65,15 @@ class Messenger:
                     task.cancel()
                 await asyncio.gather(*tasks, return_exceptions=True)
 
-    async def _port(self, stop: asyncio.Event) -> None:
+    async def _port(self, stop: asyncio.Event, port: int) -> None:
         while not stop.is_set():
             if not self.gateway.sender.is_up:
                 with contextlib.suppress(AmiError, TimeoutError):
                     await self.gateway.sender.wait_up(1.0)
                 continue
             async with self.gateway.slot() as slot:
-                job = await self._claim()
+                # Each port claims as its own sender: its token then names its own claim.
+                job = await self._claim(f"{self.name}/{port}")
                 if job is not None:
                     await self._send(job)
                     continue
@@ -78,12 +81,16 @@ class Messenger:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), IDLE)
 
-    async def _claim(self) -> SmsClaim | None:
+    async def _claim(self, sender: str) -> SmsClaim | None:
+        if not await self.scheduler.replication.may_claim():
+            return None  # perhaps a stale primary (ivr.db): no new SMS from here
         now = _now_ms()
         for cid in await retrying(store.active, self.redis):
             job: SmsClaim | None = await retrying(
                 self.scheduler.sms_claim,
-                cid, now, lease_ms=int(self.lease * 1000), worker=self.name,
+                cid, now, lease_ms=int(self.lease * 1000), worker=sender,
+                # Retried with the same token: a claim whose answer was lost comes back.
+                token=uuid.uuid4().hex,
             )  # fmt: skip
             if job is not None:
                 return job

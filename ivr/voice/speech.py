@@ -143,6 +143,13 @@ def launched(cid: str, language: str = DEFAULT_LANGUAGE) -> str:
     return _say(language, "launched", campaign=campaign_number(cid))
 
 
+def recall_intro(cid: str, event: str, language: str = DEFAULT_LANGUAGE) -> str:
+    """The director's call-back, before the summary: "Ici le serveur d'alerte. Campagne numéro
+    42 : quotas atteints." (`event`: quota..., or end)."""
+    phrase = "recall_quota" if event.startswith("quota") else "recall_end"
+    return _say(language, phrase, campaign=campaign_number(cid))
+
+
 def call_back(number: str, language: str = DEFAULT_LANGUAGE) -> str:
     """Left on answering machines after the message: the number to call back, digit by digit."""
     return _say(language, "call_back", number=" ".join(number))

@@ -4,6 +4,7 @@ page and its files, the report page and CSV, and the live stream of server-sent 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import re
 import time
@@ -15,6 +16,8 @@ import pytest
 import redis.asyncio as aioredis
 from aiohttp import ClientResponse
 
+from ivr import keys
+from ivr.access.tokens import Role, TokenStore
 from ivr.api import console
 from ivr.api.app import streams_key
 from ivr.campaign.scheduler import Scheduler
@@ -36,9 +39,10 @@ async def test_console_page_and_files_need_nothing_from_outside(api: Api) -> Non
     assert page.status == 200 and page.content_type == "text/html"
     html = await page.text()
     assert "default-src 'self'" in page.headers["Content-Security-Policy"]
-    sources = re.findall(r'(?:src|href)="([^"]+)"', html)
+    sources = re.findall(r'(?:src|href)="([^"#]+)"', html)
     assert sorted(sources) == ["/console.css", "/console.js"]
-    for path, kind in (("/console.js", "text/javascript"), ("/console.css", "text/css")):
+    for path, kind in (("/console.js", "text/javascript"), ("/console.css", "text/css"),
+                       ("/console-catalogue.json", "application/json")):  # fmt: skip
         response = await api.call("GET", path, role=None)
         assert (response.status, response.content_type) == (200, kind)
         assert not re.search(r"https?://(?!www\.w3\.org/2000/svg)", await response.text())
@@ -112,8 +116,7 @@ class Sse:
 async def test_stream_snapshot_then_updates(api: Api) -> None:
     await api.roster()
     cid = await api.start(roles=["doctor"])
-    token = api.tokens["viewer"]
-    response = await api.call("GET", f"/api/campaigns/{cid}/stream?token={token}", role=None)
+    response = await api.call("GET", await stream_url(api, cid), role=None)
     assert (response.status, response.content_type) == (200, "text/event-stream")
     sse = Sse(response)
     kind, snap = await sse.next()
@@ -145,17 +148,88 @@ async def test_stream_snapshot_then_updates(api: Api) -> None:
     response.close()
 
 
+async def stream_url(api: Api, cid: str, role: str = "viewer") -> str:
+    """The stream's address as the console opens it: with a ticket, asked for with the token."""
+    got = await api.json("POST", f"/api/campaigns/{cid}/stream-ticket", role)
+    assert got["expires_in"] == 30 and got["ticket"].startswith("ivrt_")
+    assert api.tokens[role] not in json.dumps(got)
+    return f"/api/campaigns/{cid}/stream?ticket={got['ticket']}"
+
+
 async def test_stream_auth_and_unknown_campaign(api: Api) -> None:
     await api.roster()
     cid = await api.start()
     path = f"/api/campaigns/{cid}/stream"
     await api.error("GET", path, 401, "missing_token", None)
-    await api.error("GET", f"{path}?token=nope", 401, "invalid_token", None)
-    await api.error("GET", f"{path}?token={api.tokens['revoked']}", 401, "revoked_token", None)
+    await api.error("GET", f"{path}?ticket=nope", 401, "invalid_ticket", None)
     await api.error("GET", "/api/campaigns/99/stream", 404, "campaign_not_found", "viewer")
+    await api.error("POST", "/api/campaigns/99/stream-ticket", 404, "campaign_not_found", "viewer")
     response = await api.call("GET", path, "viewer")  # the header works too
     assert response.status == 200
     response.close()
+
+
+async def test_a_token_in_the_url_is_refused_even_a_good_one(api: Api) -> None:
+    await api.roster()
+    cid = await api.start()
+    path = f"/api/campaigns/{cid}/stream"
+    for role in ("viewer", "admin", "revoked"):
+        body = await api.error("GET", f"{path}?token={api.tokens[role]}", 401, "token_in_url", None)
+        assert "stream-ticket" in body["message"] and api.tokens[role] not in json.dumps(body)
+    # Not even beside a valid ticket.
+    url = await stream_url(api, cid)
+    await api.error("GET", f"{url}&token={api.tokens['viewer']}", 401, "token_in_url", None)
+
+
+async def test_a_ticket_opens_one_stream_once(api: Api) -> None:
+    await api.roster()
+    cid = await api.start()
+    url = await stream_url(api, cid)
+    response = await api.call("GET", url, role=None)
+    assert response.status == 200
+    kind, snap = await Sse(response).next()
+    assert kind == "snapshot" and snap["campaign"] == cid
+    response.close()
+    await api.error("GET", url, 401, "invalid_ticket", None)  # used
+
+    # Two requests racing with one ticket: exactly one gets in.
+    url = await stream_url(api, cid)
+    answers = await asyncio.gather(*(api.call("GET", url, role=None) for _ in range(2)))
+    assert sorted(r.status for r in answers) == [200, 401]
+    for r in answers:
+        r.close()
+
+
+async def test_a_ticket_is_for_its_campaign_and_expires(api: Api) -> None:
+    await api.roster()
+    first, second = await api.start(), await api.start()
+    url = await stream_url(api, first)
+    ticket = url.partition("ticket=")[2]
+    await api.error("GET", f"/api/campaigns/{second}/stream?ticket={ticket}", 401,
+                    "invalid_ticket", None)  # fmt: skip
+    await api.error("GET", url, 401, "invalid_ticket", None)  # tried once: used up
+
+    # Stored hashed, with a lifetime: Redis drops it after 30 s.
+    url = await stream_url(api, first)
+    ticket = url.partition("ticket=")[2]
+    stored = [k async for k in api.db.scan_iter(match=f"{keys.stream_ticket_prefix}*")]
+    assert len(stored) == 1 and ticket not in stored[0]
+    assert stored[0] == keys.stream_ticket_prefix + hashlib.sha256(ticket.encode()).hexdigest()
+    assert 0 < await api.db.ttl(stored[0]) <= 30
+    assert ticket not in (await api.db.get(stored[0]) or "")
+    assert api.tokens["viewer"] not in (await api.db.get(stored[0]) or "")
+    await api.db.expire(stored[0], 0)  # what its expiry does
+    await api.error("GET", url, 401, "invalid_ticket", None)
+
+
+async def test_revoking_a_token_voids_its_tickets(api: Api) -> None:
+    await api.roster()
+    cid = await api.start()
+    token = await TokenStore(api.db).create("screen", Role.viewer)
+    api.tokens["screen"] = token
+    url = await stream_url(api, cid, "screen")
+    await TokenStore(api.db).revoke("screen")
+    await api.error("GET", url, 401, "revoked_token", None)
 
 
 async def test_stream_heartbeat_and_client_going_away(

@@ -86,7 +86,7 @@ async def test_dashboard_follows_a_campaign(
     worker: asyncio.Task[None] | None = None
     try:
         page = await browser.new_page(viewport={"width": 1600, "height": 1400})
-        await page.goto(f"{server.make_url('/')}#token={token}&campaign={cid}")
+        await page.goto(f"{server.make_url('/')}#lang=en&token={token}&campaign={cid}")
         await expect(page.locator("#count-total")).to_have_text("6")
         await expect(page.locator("#count-available")).to_have_text("0")
         await expect(page.locator("#count-pending")).to_have_text("6")
@@ -153,7 +153,7 @@ async def test_console_asks_for_a_token_and_keeps_it_for_the_tab(
     await server.start_server()
     try:
         page = await browser.new_page()
-        await page.goto(str(server.make_url("/")))
+        await page.goto(f"{server.make_url('/')}#lang=en")
         await expect(page.locator("#login")).to_be_visible()
         await expect(page.locator("#pbx")).to_have_text("PBX link: unconfigured")
         await page.fill("#token", "ivr_not-a-token")

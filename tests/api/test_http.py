@@ -156,7 +156,7 @@ def free_port() -> int:
 
 
 def concrete(path: str, cid: str = "1") -> str:
-    return path.replace("{id}", cid).replace("{key}", "1")
+    return path.replace("{id}", cid).replace("{key}", "1").replace("{name}", "someone")
 
 
 # -- health, errors of aiohttp itself -----------------------------------------------------
@@ -765,8 +765,8 @@ async def test_openapi_matches_the_routes(api: Api) -> None:
         for method, op in ops.items():
             route = next(r for r in ROUTES if (r.method, r.path) == (method.upper(), path))
             security = [] if route.role is None else [{"token": []}]
-            if route.token_in_query:  # EventSource cannot set headers
-                security.append({"query_token": []})
+            if route.ticket_in_query:  # EventSource cannot set headers
+                security.append({"stream_ticket": []})
             assert op["security"] == security
             if route.role is not None:
                 assert {"401", "403"} <= set(op["responses"])
@@ -841,6 +841,7 @@ async def test_ivr_serve_logs_json_lines_and_no_token(redis_server: RedisServer)
     import aiohttp
 
     port, token = free_port(), "tok-Hq3xV9-never-logged"
+    ticket = "ivrt_Hq3xV9neverLoggedEitherXXXXXXXX"
     proc = _serve(redis_server.url, port, "-v", IVR_LOG_FORMAT="json")
     assert proc.stderr is not None
     try:
@@ -849,8 +850,10 @@ async def test_ivr_serve_logs_json_lines_and_no_token(redis_server: RedisServer)
         assert first["logger"] == "ivr.status" and "serving on" in first["message"], first
         async with aiohttp.ClientSession(f"http://127.0.0.1:{port}") as http:
             assert (await http.get("/api/health")).status == 200
-            # The live stream takes its token in the query: it must not reach the access log.
+            # The live stream takes a ticket in the query, and refuses a token there: neither
+            # may reach the access log.
             assert (await http.get(f"/api/campaigns/1/stream?token={token}")).status == 401
+            assert (await http.get(f"/api/campaigns/1/stream?ticket={ticket}")).status == 401
     finally:
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=30)
@@ -858,7 +861,7 @@ async def test_ivr_serve_logs_json_lines_and_no_token(redis_server: RedisServer)
     records = [json.loads(line) for line in err.splitlines()]
     access = [r for r in records if r["logger"] == "aiohttp.access"]
     assert [r["message"].split('"')[1] for r in access] == [
-        "GET /api/health", "GET /api/campaigns/1/stream",
+        "GET /api/health", "GET /api/campaigns/1/stream", "GET /api/campaigns/1/stream",
     ]  # fmt: skip
     assert access[1]["message"].split('"')[2].split()[0] == "401"
-    assert token not in err
+    assert token not in err and ticket not in err

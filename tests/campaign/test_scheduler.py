@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import time
+from typing import Any
+
+import pytest
 import redis.asyncio as aioredis
 
 from ivr.campaign import report as reports
@@ -137,3 +141,94 @@ async def test_requeue_and_reclaim(db: aioredis.Redis) -> None:
     assert sorted((p, n) for p, n, _ in taken) == [("a", 1), ("b", 1)]
     assert not await s.release(cid, "a", 1, "w1"), "only the holder releases"
     assert await s.release(cid, "a", 1, "w2")
+
+
+async def test_a_claim_sent_again_with_its_token_returns_the_same_person(
+    db: aioredis.Redis,
+) -> None:
+    """A claim whose answer was lost (a failover) is sent again as is: same token, same
+    person and attempt, nobody else taken; a new token takes the next person."""
+    cid, s = await start(db, [person("a", "nurse", "1"), person("b", "nurse", "2")])
+
+    async def take(token: str, worker: str = "w") -> tuple[str, int] | None:
+        got = await s.claim(cid, NOW, lease_ms=LEASE, worker=worker, asterisk="a", token=token)
+        return None if got is None else (got.pid, got.attempt)
+
+    assert await take("t1") == ("a", 1)
+    assert await take("t1") == ("a", 1), "the same claim, not b"
+    assert await take("t1", worker="other") == ("b", 1), "tokens are per worker"
+    assert await take("t2") is None
+    final = await states(db, cid)
+    assert (final["a"]["n"], final["b"]["n"]) == (1, 1)
+    # Once the claim is over, its token gives nothing back.
+    await s.finish(cid, "a", 1, "available", NOW, worker="w", number="1", detail="")
+    assert await take("t1") is None
+
+
+async def test_orphans_of_a_lost_asterisk_only_after_their_time(db: aioredis.Redis) -> None:
+    """An attempt on Asterisk `a` whose workers all went silent: a worker on `b` takes it only
+    once its lease expired `orphan_after` ago, and never while `a` has a live worker."""
+    cid, s = await start(db, [person("x", "nurse", "1", "2"), person("y", "nurse", "3")])
+    await s.claim(cid, NOW, lease_ms=LEASE, worker="wa", asterisk="a")
+    await s.claim(cid, NOW, lease_ms=LEASE, worker="wb", asterisk="b")
+    after = 60_000
+
+    async def orphans(now: int, live: list[str]) -> list[tuple[str, int, int, str]]:
+        return await s.orphans(
+            cid, now, lease_ms=LEASE, worker="wb", asterisk="b", orphan_after_ms=after, live=live
+        )
+
+    expired = NOW + LEASE + 1
+    assert await orphans(expired, ["b"]) == [], "not before orphan_after"
+    assert await orphans(expired + after, ["a", "b"]) == [], "a still has a live worker"
+    assert await orphans(expired + after, ["b"]) == [("x", 1, 0, "a")], "b's own: never"
+    assert await orphans(expired + after, ["b"]) == [], "taken once"
+    # Ended as lost, the person's next number is called from b.
+    got = await s.finish(cid, "x", 1, "failed", NOW, worker="wb", number="1", detail="lost")
+    assert got == ["next_number"]
+
+
+async def test_a_campaign_its_creator_left_half_written_ends_and_says_so(
+    db: aioredis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The creator stops after the first people (a crash, its site lost): those are called,
+    and once WRITING_ABANDONED_AFTER has passed a worker's repair ends the campaign instead of
+    leaving it running for ever, with an `incomplete` event."""
+    people = [person(f"p{i:03d}", "nurse", f"{1000 + i}") for i in range(store.FIRST_BATCH + 50)]
+    write = store._add_people
+
+    def creator_dies(pipe: Any, cid: str, begin: int, chunk: list, due: int) -> None:
+        if begin >= store.FIRST_BATCH:
+            raise RuntimeError("creator gone")
+        write(pipe, cid, begin, chunk, due)
+
+    monkeypatch.setattr(store, "_add_people", creator_dies)
+    with pytest.raises(RuntimeError):
+        await store.create(db, CampaignSpec(messages={"fr": "x"}, attempts=1), people)
+    cid = await store.latest(db)
+    assert cid is not None
+    s = Scheduler(db)
+    now = int(time.time() * 1000)
+    for _ in range(store.FIRST_BATCH):
+        c = await s.claim(cid, now, lease_ms=LEASE, worker="w", asterisk="a")
+        assert c is not None
+        await s.finish(cid, c.pid, 1, "unavailable", now, worker="w", number="1", detail="")
+    assert await s.claim(cid, now, lease_ms=LEASE, worker="w", asterisk="a") is None
+    assert (await reports.report(db, cid))["status"] == "running", "50 never written"
+
+    assert await store.repair_unwritten(db, now) == [], "its creator may still be writing"
+    later = now + store.WRITING_ABANDONED_AFTER * 1000 + 1
+    assert await store.repair_unwritten(db, later) == [cid]
+    assert await store.repair_unwritten(db, later) == []
+    report = await reports.report(db, cid)
+    assert (report["status"], report["total"], report["pending"]) == ("done", 250, 0)
+    incomplete = [e for e in await events(db, cid) if e["type"] == "incomplete"]
+    assert [(e["written"], e["expected"]) for e in incomplete] == [("250", "300")]
+
+
+async def test_a_campaign_written_whole_leaves_no_repair_to_do(db: aioredis.Redis) -> None:
+    people = [person(f"q{i:03d}", "nurse", f"{2000 + i}") for i in range(store.FIRST_BATCH + 10)]
+    cid = await store.create(db, CampaignSpec(messages={"fr": "x"}), people)
+    assert await db.hget(f"ivr:campaign:{cid}", "writing") is None
+    far = int(time.time() * 1000) + 10 * store.WRITING_ABANDONED_AFTER * 1000
+    assert await store.repair_unwritten(db, far) == []

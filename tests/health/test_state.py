@@ -11,12 +11,14 @@ import pytest
 from redis.asyncio import Redis
 
 from ivr import keys
+from ivr.db import connect_sentinel
 from ivr.health.asterisk import agi_probe
 from ivr.health.checks import check_redis, check_worker, check_workers
 from ivr.health.heartbeat import Heartbeat
 from ivr.health.state import Check, Report, State, run, worst
 from ivr.pbx import agi
 from ivr.sandbox.redisserver import RedisServer
+from ivr.sandbox.sentinel import MASTER, SentinelCluster
 
 
 def test_worst_state_wins_critical_before_warning_before_unknown() -> None:
@@ -144,3 +146,29 @@ async def test_redis_restarted_is_not_redis_down(redis_server: RedisServer, db: 
     # Both at once, as /api/health runs them: each on a pooled connection from before.
     redis, workers = await asyncio.gather(check_redis(db), check_workers(db))
     assert (redis.state, workers.state) == (State.OK, State.OK), (redis, workers)
+
+
+async def test_redis_through_sentinel_reports_replicas_and_sentinels(
+    sentinel_cluster: SentinelCluster,
+) -> None:
+    db = connect_sentinel(sentinel_cluster.addresses, MASTER)
+    try:
+        primary = sentinel_cluster.primary()
+        check = await check_redis(db)
+        assert check.state is State.OK, check
+        assert "1 replica(s) in sync, 3 of 3 Sentinels answer" in check.summary
+        assert f"127.0.0.1:{primary.port}" in check.summary
+        assert check.details["replicas_online"] == 1
+        assert len(check.details["sentinel"]["sentinels"]) == 3
+
+        sentinel_cluster.sentinels[2].stop()
+        check = await check_redis(db)
+        assert check.state is State.WARNING, check
+        assert check.summary.startswith("2 of 3 Sentinels answer"), check.summary
+
+        sentinel_cluster.servers[1].stop()  # the replica
+        check = await check_redis(db)
+        assert check.state is State.WARNING, check
+        assert check.summary.startswith("no replica in sync: a failover now could lose"), check
+    finally:
+        await db.aclose()

@@ -171,3 +171,30 @@ async def test_outage_over_the_whole_call_still_gives_its_outcome(
     proxy.restore()
     result = await asyncio.wait_for(call, 30)
     assert (result.outcome, result.reconciled) == (Outcome.UNAVAILABLE, True)
+
+
+async def test_an_outcome_not_yet_safe_keeps_its_journal_entry_for_a_later_follow(
+    alerter: Alerter,
+) -> None:
+    """A handler that could not make its record safe (no Redis replica acknowledged it) sets
+    `keep_journal`: the AstDB entry outlives the call, and following the attempt later
+    (another worker adopting it) gives the key press from the journal, then removes it."""
+    request = await alerter.request("1011", MESSAGE)  # answers, presses 1
+
+    async def not_safe(result: CallResult) -> None:
+        result.keep_journal = True
+
+    first = await alerter.caller.call(request, not_safe)
+    assert first.outcome is Outcome.AVAILABLE
+    journal = await alerter.caller.journal()
+    assert journal.get(request.attempt_id, "").startswith("K1"), journal.get(request.attempt_id)
+
+    again: list[CallResult] = []
+
+    async def note(result: CallResult) -> None:
+        again.append(result)
+
+    followed = await alerter.caller.follow(request.attempt_id, "1011", on_outcome=note)
+    assert (followed.outcome, followed.key) == (Outcome.AVAILABLE, "1")
+    assert [r.outcome for r in again] == [Outcome.AVAILABLE]
+    assert request.attempt_id not in await alerter.caller.journal()
