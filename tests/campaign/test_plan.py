@@ -184,3 +184,23 @@ async def test_stop_cancels_people_waiting_for_an_sms(db: aioredis.Redis) -> Non
     assert (await states(db, cid))["a"]["o"] == "cancelled"
     assert await sms_claim(s, cid, NOW + DELAY) is None
     assert (await reports.report(db, cid))["pending"] == 0
+
+
+async def test_an_sms_claim_sent_again_with_its_token_gets_the_same_step(
+    db: aioredis.Redis,
+) -> None:
+    people = [person(p, "nurse", "1", sms="0611111111") for p in ("a", "b")]
+    cid, s = await start(db, people, plan=("voice", "sms"))
+    await miss(s, cid, "a", NOW)
+    await miss(s, cid, "b", NOW)
+    # The answer to the first claim is lost (a failover): the client sends it again.
+    first = await s.sms_claim(cid, NOW + DELAY, lease_ms=LEASE, worker="m/0", token="t1")
+    again = await s.sms_claim(cid, NOW + DELAY, lease_ms=LEASE, worker="m/0", token="t1")
+    assert first is not None and again == first
+    # A new token is a new claim; another sender's token names nothing of this one's.
+    other = await s.sms_claim(cid, NOW + DELAY, lease_ms=LEASE, worker="m/0", token="t2")
+    assert other is not None and other.job != first.job
+    assert await s.sms_claim(cid, NOW + DELAY, lease_ms=LEASE, worker="m/1", token="t2") is None
+    # Once its step is done, the old token gets nothing back (not the step a second time).
+    await s.sms_done(cid, other.job, "sent", NOW + DELAY, number="0611111111", detail="")
+    assert await s.sms_claim(cid, NOW + DELAY, lease_ms=LEASE, worker="m/0", token="t2") is None
