@@ -18,9 +18,11 @@ from pathlib import Path
 from typing import TypeVar
 
 from ivr import limits, redact
+from ivr.envfile import read_env_file
 from ivr.errors import ConfigError
 from ivr.numbers import DIAL_STRING
 from ivr.redact import url_password
+from ivr.redisconfig import redis_url, sentinel_master, sentinels
 
 LANGUAGES = ("fr", "en")
 #: How the service logs: text lines, or one JSON object per line for a log collector.
@@ -79,6 +81,34 @@ class Config:
     selftest_busy: tuple[str, ...] = ()
     #: `text` or `json` (one object per line, the campaign, attempt, worker, channel as fields).
     log_format: str = "text"
+    #: SMS as SIP MESSAGE through Asterisk: the `To` with `{number}` (empty: none), the `From`,
+    #: the gateway's ports and SMS per second on each (docs/ivr.env.example says more).
+    sms_sip_to: str = ""
+    sms_sip_from: str = ""
+    sms_sip_ports: int = 1
+    sms_sip_rate: float = 0.1
+    #: SMS over SMPP 3.4 to a GSM gateway or an SMSC (empty host: none), as transceiver.
+    sms_smpp_host: str = ""
+    sms_smpp_port: int = 2775
+    sms_smpp_system_id: str = ""
+    sms_smpp_password: str = field(default="", repr=False)
+    sms_smpp_source: str = ""
+    sms_smpp_ports: int = 1
+    sms_smpp_rate: float = 1.0
+    #: The hospital's mail server for informative mails (empty: none), never waited for.
+    smtp_host: str = ""
+    smtp_port: int = 587
+    smtp_user: str = ""
+    smtp_password: str = field(default="", repr=False)
+    smtp_from: str = ""
+    smtp_starttls: bool = True
+    smtp_timeout: float = 10.0
+
+    @property
+    def sms_ready(self) -> bool:
+        """True when an SMS transport is configured: campaigns then default to the plan
+        voice, SMS, voice (`ivr.campaign.plan`)."""
+        return bool(self.sms_sip_to or self.sms_smpp_host)
 
     def asterisk_path(self, local: Path) -> str:
         """The path Asterisk must use for a file the service wrote under `audio_dir`."""
@@ -89,37 +119,6 @@ class Config:
         except ValueError as exc:
             raise ConfigError(f"{local} is not under IVR_AUDIO_DIR ({self.audio_dir})") from exc
         return str(self.audio_dir_asterisk / relative)
-
-
-def read_env_file(path: Path) -> dict[str, str]:
-    """Parse a `KEY=VALUE` file; raise ConfigError naming the file and line when malformed.
-
-    Twenty lines rather than python-dotenv: dotenv skips a line it cannot parse with a warning
-    and goes on (a crisis service must not start with a key silently dropped), and expands
-    `${VAR}` in values (an AMI secret or a Redis password holding `$` must arrive as written).
-    """
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"IVR_CONFIG: cannot read {path}: {exc.strerror}") from exc
-    except UnicodeDecodeError:
-        raise ConfigError(f"IVR_CONFIG: {path} is not UTF-8 text") from None
-    values: dict[str, str] = {}
-    for lineno, raw in enumerate(text.splitlines(), start=1):
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        if line.startswith("export "):
-            line = line[len("export ") :].lstrip()
-        key, sep, value = line.partition("=")
-        key = key.strip()
-        if not sep or not re.fullmatch(r"[A-Z_][A-Z0-9_]*", key):
-            raise ConfigError(f"IVR_CONFIG: {path}:{lineno}: expected KEY=VALUE")
-        value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
-            value = value[1:-1]
-        values[key] = value
-    return values
 
 
 def _int(key: str, low: int, high: int) -> Callable[[str], int]:
@@ -163,6 +162,50 @@ def _dial_template(raw: str) -> str:
     if any(ch in raw for ch in "\r\n&,;"):
         raise ConfigError("IVR_DIAL_TEMPLATE: must not contain '&', ',', ';' or line breaks")
     return raw
+
+
+def _sms_to(raw: str) -> str:
+    rest = raw.replace("{number}", "")
+    if raw.count("{number}") != 1 or not re.fullmatch(r"[A-Za-z0-9:@._/+=\-]*", rest):
+        raise ConfigError(
+            "IVR_SMS_SIP_TO: must contain {number} once and otherwise only letters, digits and "
+            f":@._/+=- (such as pjsip:gateway/sip:{{number}}@192.168.10.20), got {raw!r}"
+        )
+    return raw
+
+
+def _smpp_text(key: str, longest: int) -> Callable[[str], str]:
+    """SMPP 3.4's C-octet strings: printable ASCII, `longest` characters at most."""
+    # Never the value in the message: one of them is the password.
+    return _matching(
+        key,
+        rf"[\x21-\x7e]{{1,{longest}}}",
+        f"printable ASCII, {longest} characters at most",
+        show=False,
+    )
+
+
+def _matching(key: str, pattern: str, problem: str, show: bool = True) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        if not re.fullmatch(pattern, raw):
+            raise ConfigError(f"{key}: {problem}" + (f" {raw!r}" if show else ""))
+        return raw
+
+    return parse
+
+
+def _yes_no(key: str) -> Callable[[str], bool]:
+    def parse(raw: str) -> bool:
+        if raw.lower() not in ("yes", "no", "true", "false", "1", "0"):
+            raise ConfigError(f"{key}: expected yes or no, got {raw!r}")
+        return raw.lower() in ("yes", "true", "1")
+
+    return parse
+
+
+def _address(key: str) -> Callable[[str], str]:
+    """A SIP or mail sender: `"Name" <sip:0123@host>`, `Crise <crise@chu.fr>`."""
+    return _matching(key, r'[\w +"<>.:@\-]{3,200}', "unexpected characters in")
 
 
 def _one_of(key: str, choices: tuple[str, ...]) -> Callable[[str], str]:
@@ -234,47 +277,6 @@ def _targets(key: str) -> Callable[[str], tuple[str, ...]]:
     return parse
 
 
-def _redis_url(raw: str) -> str:
-    if not re.match(r"(redis|rediss|unix)://", raw):
-        raise ConfigError(f"IVR_REDIS_URL: expected redis://host:port/db, got {raw!r}")
-    return raw
-
-
-def _sentinels(raw: str) -> tuple[tuple[str, int], ...]:
-    """`host:port,host:port,...` ("[::1]:26379" for an IPv6 address)."""
-    out: list[tuple[str, int]] = []
-    for item in (i.strip() for i in raw.split(",")):
-        if not item:
-            continue
-        host, sep, port = item.rpartition(":")
-        host = host.strip("[]") if host.startswith("[") and host.endswith("]") else host
-        valid_host = re.fullmatch(r"[A-Za-z0-9._\-]{1,253}|[0-9A-Fa-f:.]{2,45}", host)
-        if not sep or not valid_host or not port.isdigit() or not 1 <= int(port) <= 65535:
-            raise ConfigError(
-                f"IVR_REDIS_SENTINELS: expected host:port,host:port,..., got {item!r}"
-            )
-        out.append((host, int(port)))
-    if not out:
-        raise ConfigError("IVR_REDIS_SENTINELS: expected host:port,host:port,..., got nothing")
-    if len(set(out)) != len(out):
-        raise ConfigError("IVR_REDIS_SENTINELS: a Sentinel is listed twice")
-    return tuple(out)
-
-
-def sentinels_text(sentinels: tuple[tuple[str, int], ...]) -> str:
-    """IVR_REDIS_SENTINELS as written: `host:port,[v6::addr]:port`."""
-    return ",".join(f"[{h}]:{p}" if ":" in h else f"{h}:{p}" for h, p in sentinels)
-
-
-def _sentinel_master(raw: str) -> str:
-    if not re.fullmatch(r"[A-Za-z0-9._\-]{1,64}", raw):
-        raise ConfigError(
-            "IVR_REDIS_SENTINEL_MASTER: expected the name Sentinel monitors "
-            f"(letters, digits, '.', '_', '-'), got {raw!r}"
-        )
-    return raw
-
-
 _log_format = _one_of("IVR_LOG_FORMAT", LOG_FORMATS)
 
 
@@ -292,6 +294,43 @@ def log_format(env: Mapping[str, str] | None = None) -> str:
     """IVR_LOG_FORMAT alone: the CLI sets logging up before any command loads the rest."""
     raw = _settings(env).get("IVR_LOG_FORMAT", "").strip()
     return _log_format(raw) if raw else Config.log_format
+
+
+def _take_redis(take: Callable[[str, str, Callable[[str], object]], None]) -> None:
+    """Where Redis is (`ivr.redisconfig`)."""
+    take("IVR_REDIS_URL", "redis_url", redis_url)
+    take("IVR_REDIS_SENTINELS", "redis_sentinels", sentinels)
+    take("IVR_REDIS_SENTINEL_MASTER", "redis_sentinel_master", sentinel_master)
+
+
+def _check_redis(kwargs: Mapping[str, object]) -> None:
+    if kwargs.get("redis_sentinels") and str(kwargs.get("redis_url", "")).startswith("unix:"):
+        raise ConfigError(
+            "IVR_REDIS_URL: a unix:// socket cannot go with IVR_REDIS_SENTINELS "
+            "(Sentinel names the primary by host and port)"
+        )
+
+
+def _take_messaging(take: Callable[[str, str, Callable[[str], object]], None]) -> None:
+    """The SMS gateways' and the mail server's keys."""
+    take("IVR_SMS_SIP_TO", "sms_sip_to", _sms_to)
+    take("IVR_SMS_SIP_FROM", "sms_sip_from", _address("IVR_SMS_SIP_FROM"))
+    take("IVR_SMS_SIP_PORTS", "sms_sip_ports", _int("IVR_SMS_SIP_PORTS", 1, 64))
+    take("IVR_SMS_SIP_RATE", "sms_sip_rate", _float("IVR_SMS_SIP_RATE", 0.001, 100))
+    take("IVR_SMS_SMPP_HOST", "sms_smpp_host", _host("IVR_SMS_SMPP_HOST"))
+    take("IVR_SMS_SMPP_PORT", "sms_smpp_port", _int("IVR_SMS_SMPP_PORT", 1, 65535))
+    take("IVR_SMS_SMPP_SYSTEM_ID", "sms_smpp_system_id", _smpp_text("IVR_SMS_SMPP_SYSTEM_ID", 15))
+    take("IVR_SMS_SMPP_PASSWORD", "sms_smpp_password", _smpp_text("IVR_SMS_SMPP_PASSWORD", 8))
+    take("IVR_SMS_SMPP_SOURCE", "sms_smpp_source", _smpp_text("IVR_SMS_SMPP_SOURCE", 20))
+    take("IVR_SMS_SMPP_PORTS", "sms_smpp_ports", _int("IVR_SMS_SMPP_PORTS", 1, 64))
+    take("IVR_SMS_SMPP_RATE", "sms_smpp_rate", _float("IVR_SMS_SMPP_RATE", 0.001, 1000))
+    take("IVR_SMTP_HOST", "smtp_host", _host("IVR_SMTP_HOST"))
+    take("IVR_SMTP_PORT", "smtp_port", _int("IVR_SMTP_PORT", 1, 65535))
+    take("IVR_SMTP_USER", "smtp_user", _text("IVR_SMTP_USER"))
+    take("IVR_SMTP_PASSWORD", "smtp_password", _text("IVR_SMTP_PASSWORD"))
+    take("IVR_SMTP_FROM", "smtp_from", _address("IVR_SMTP_FROM"))
+    take("IVR_SMTP_STARTTLS", "smtp_starttls", _yes_no("IVR_SMTP_STARTTLS"))
+    take("IVR_SMTP_TIMEOUT", "smtp_timeout", _float("IVR_SMTP_TIMEOUT", 1, 120))
 
 
 def load_config(
@@ -312,9 +351,7 @@ def load_config(
     take("IVR_AMI_USER", "ami_user", _text("IVR_AMI_USER"))
     take("IVR_AMI_SECRET", "ami_secret", _text("IVR_AMI_SECRET"))
     take("IVR_AMI_TIMEOUT", "ami_timeout", _float("IVR_AMI_TIMEOUT", 0.5, 300))
-    take("IVR_REDIS_URL", "redis_url", _redis_url)
-    take("IVR_REDIS_SENTINELS", "redis_sentinels", _sentinels)
-    take("IVR_REDIS_SENTINEL_MASTER", "redis_sentinel_master", _sentinel_master)
+    _take_redis(take)
     take("IVR_DIAL_TEMPLATE", "dial_template", _dial_template)
     take("IVR_CALLER_ID", "caller_id", _caller_id)
     take("IVR_LANGUAGE", "language", _one_of("IVR_LANGUAGE", LANGUAGES))
@@ -335,19 +372,20 @@ def load_config(
     take("IVR_SELFTEST_TARGETS", "selftest_targets", _targets("IVR_SELFTEST_TARGETS"))
     take("IVR_SELFTEST_BUSY", "selftest_busy", _targets("IVR_SELFTEST_BUSY"))
     take("IVR_LOG_FORMAT", "log_format", _log_format)
+    _take_messaging(take)
     if "audio_dir" in kwargs and "audio_dir_asterisk" not in kwargs:
         kwargs["audio_dir_asterisk"] = kwargs["audio_dir"]
-
-    if kwargs.get("redis_sentinels") and str(kwargs.get("redis_url", "")).startswith("unix:"):
-        raise ConfigError(
-            "IVR_REDIS_URL: a unix:// socket cannot go with IVR_REDIS_SENTINELS "
-            "(Sentinel names the primary by host and port)"
-        )
+    _check_redis(kwargs)
     if require_ami_credentials:
         for key, attr in (("IVR_AMI_USER", "ami_user"), ("IVR_AMI_SECRET", "ami_secret")):
             if not kwargs.get(attr):
                 raise ConfigError(f"{key}: missing (set it in the environment or in IVR_CONFIG)")
     config = Config(**kwargs)  # type: ignore[arg-type]
+    if config.sms_smpp_host and not config.sms_smpp_system_id:
+        raise ConfigError("IVR_SMS_SMPP_SYSTEM_ID: missing (IVR_SMS_SMPP_HOST is set)")
     # Whatever prints or logs from now on masks them (ivr.redact).
-    redact.register(config.ami_secret, url_password(config.redis_url))
+    redact.register(
+        config.ami_secret, url_password(config.redis_url), config.sms_smpp_password,
+        config.smtp_password,
+    )  # fmt: skip
     return config

@@ -38,8 +38,9 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ReadOnlyError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from ivr.config import Config, sentinels_text
+from ivr.config import Config
 from ivr.redact import safe_url
+from ivr.redisconfig import sentinels_text
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +59,7 @@ BACKOFF_BASE, BACKOFF_CAP = 0.05, 1.0
 #: primary (its down-after-milliseconds, 5 s in the README) and promote a replica (7.7 s from
 #: a SIGKILL to the next write, bench/failover.py), short enough for a command line to give up
 #: on a Redis that is not there. The dialer retries its own writes for ever on top
-#: (`ivr.dialer.retry`).
+#: (`ivr.retry`).
 FAILOVER_SECONDS = 20.0
 #: Seconds a read may take before the connection counts as dead (a powered-off host sends no
 #: reset); blocking reads of the project (XREAD, pub/sub) block for 1 s at most.

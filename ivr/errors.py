@@ -95,3 +95,25 @@ class SandboxError(IvrError):
 
     error_id = "sandbox_error"
     exit_code = 5
+
+
+class SmsRefused(IvrError):
+    """An SMS gateway (or Asterisk on its way) refused one message: this number, this text.
+    The message is not retried; the person's plan goes on."""
+
+    error_id = "sms_refused"
+    exit_code = 3
+
+
+class SmsNotSent(IvrError):
+    """The SMS link is down: nothing left, the message can go again later."""
+
+    error_id = "sms_not_sent"
+    exit_code = 3
+
+
+class SmsLinkLost(IvrError):
+    """The SMS link dropped before the gateway answered: sent or not, nobody knows."""
+
+    error_id = "sms_link_lost"
+    exit_code = 3

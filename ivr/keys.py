@@ -31,6 +31,30 @@ def campaign_key(cid: str, part: str = "") -> str:
     return f"{campaign_prefix}{cid}:{part}" if part else f"{campaign_prefix}{cid}"
 
 
+#: Parts of a campaign's SMS keys (`campaign_key(cid, part)`), see `ivr.campaign.plan`: the SMS
+#: steps due (sorted set of `<pid>:<step>` by due time), those being sent (by lease expiry),
+#: and each step's fate (hash `<pid>:<step>` -> sending:<worker>/sent/failed/skipped/unknown:
+#: a step is handed out once ever, so nobody gets the same SMS twice).
+sms_due_part = "sms:due"
+sms_sending_part = "sms:sending"
+sms_jobs_part = "sms:jobs"
+#: Part of a campaign: hash sender (worker/port) -> "<token> <pid>:<step>" of its last SMS claim, so
+#: that a claim retried with its token (its answer lost at a failover) returns the same step.
+sms_claims_part = "sms:claims"
+#: Stream: SMS from numbers no campaign knows, or texts that are no answer (kept for audit).
+sms_inbox_key = "ivr:sms:inbox"
+#: Key per SMS an SMSC gave a message id (SMPP): `<campaign> <pid>:<step>`, for its delivery
+#: receipt; they expire after three days.
+sms_message_prefix = "ivr:sms:msg:"
+#: Part of a campaign: hash `<pid>:<step>` -> the first delivery receipt's status.
+sms_receipts_part = "sms:receipts"
+#: Part of a campaign: hash staff id -> sending:<worker>/sent/failed of their informative mail
+#: (one mail per person ever).
+mail_part = "mail"
+#: Key per inbound SMS (its SIP Call-ID), set by the one worker that handles it: every
+#: worker on that Asterisk sees the event.
+sms_seen_prefix = "ivr:sms:seen:"
+
 # -- the director's call-back (ivr.campaign.recall) ----------------------------------------
 #: Sorted set: "<campaign>:<event>:<number>" of each call-back to place, scored by when (ms).
 #: Placing one pushes its score to the end of its lease: a worker that dies mid-call leaves it

@@ -75,3 +75,13 @@ def number_key(number: str) -> str:
     a suffix matches all of these. It assumes national numbers of 9 digits or more (France).
     """
     return "".join(ch for ch in number if ch.isdigit())[-9:]
+
+
+#: French mobile numbers (06, 07), nationally or with +33 / 0033: where an SMS can go.
+_MOBILE = re.compile(r"(?:0|\+33|0033)[67][0-9]{8}")
+
+
+def is_mobile(number: str) -> bool:
+    """True for a French mobile number (`0612345678`, `+33612345678`): the default target of a
+    person's SMS. A roster names any other number in its `sms` column."""
+    return bool(_MOBILE.fullmatch(number))

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
 
 from ivr.cli import main
-from ivr.config import Config, load_config, log_format, read_env_file
+from ivr.config import Config, load_config, log_format
+from ivr.envfile import read_env_file
 from ivr.errors import ConfigError
 
 CREDENTIALS = {"IVR_AMI_USER": "ivr", "IVR_AMI_SECRET": "s3cret-Zq8"}
@@ -314,6 +316,35 @@ def test_cli_config_hides_the_redis_password(
     out, err = capsys.readouterr()
     assert "pa@ss-Wq7" not in out + err and "ss-Wq7" not in out + err
     assert "redis_url = redis://:***@db.example:6380/2" in out
+
+
+def test_sms_settings_checked_and_the_smpp_password_hidden(
+    clean_env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    base = {"IVR_AMI_USER": "ivr", "IVR_AMI_SECRET": "s3cret-Zq8"}
+    for key, value, words in [
+        ("IVR_SMS_SIP_TO", "pjsip:gw/sip:0611@10.0.0.1", "must contain {number} once"),
+        ("IVR_SMS_SIP_TO", "pjsip:gw/sip:{number}@10.0.0.1,x", "must contain {number} once"),
+        ("IVR_SMS_SIP_RATE", "0", "between 0.001 and 100"),
+        ("IVR_SMS_SMPP_PASSWORD", "far too long", "printable ASCII, 8 characters at most"),
+        ("IVR_SMS_SMPP_HOST", "smsc.example", "IVR_SMS_SMPP_SYSTEM_ID: missing"),
+    ]:
+        with pytest.raises(ConfigError, match=re.escape(words)) as refused:
+            load_config({**base, key: value})
+        assert key != "IVR_SMS_SMPP_PASSWORD" or value not in str(refused.value)
+    config = load_config({**base, "IVR_SMS_SIP_TO": "pjsip:gw/sip:{number}@10.0.0.1"})
+    assert config.sms_ready and config.sms_sip_rate == 0.1
+    for key, value in {
+        "IVR_SMS_SMPP_HOST": "smsc.example", "IVR_SMS_SMPP_SYSTEM_ID": "chu",
+        "IVR_SMS_SMPP_PASSWORD": "Pw7-x!q", "IVR_SMTP_HOST": "mail.chu.example",
+        "IVR_SMTP_PASSWORD": "Mail-Pw-91", **base,
+    }.items():  # fmt: skip
+        clean_env.setenv(key, value)
+    assert main(["config"]) == 0
+    out, err = capsys.readouterr()
+    assert "Pw7-x!q" not in out + err and "sms_smpp_password = (set)" in out
+    assert "Mail-Pw-91" not in out + err and "smtp_password = (set)" in out
+    assert "Pw7-x!q" not in repr(load_config())
 
 
 def test_log_format_read_before_any_command(

@@ -47,13 +47,15 @@ async def list_campaigns(request: web.Request, call: Call) -> web.StreamResponse
 
 def campaign_spec(body: dict[str, Any], config: Config) -> CampaignSpec:
     fields = {k: v for k, v in body.items() if k in schemas.CAMPAIGN_FIELDS}
-    for key in ("roles", "units"):
+    for key in ("roles", "units", "plan"):
         if key in fields:
             fields[key] = tuple(fields[key])
     if "groups" in fields:
         fields["groups"] = tuple(_group(g) for g in fields["groups"])
     fields.setdefault("ring_timeout", config.ring_timeout)
     spec = CampaignSpec(**fields)
+    spec.check_sms(config.sms_ready)
+    spec = spec.with_default_plan(config.sms_ready)
     spec.validate()
     return spec
 
@@ -69,7 +71,7 @@ async def start_campaign(request: web.Request, call: Call) -> web.StreamResponse
     app = request.app
     spec = campaign_spec(call.body, app[config_key])
     redis = app[redis_key]
-    cid = await store.create(redis, spec, await people_for(app))
+    cid = await store.create(redis, spec, await people_for(app), sms=app[config_key].sms_ready)
     report = await reports.report(redis, cid)
     await audit_write(
         request, call, "campaign.start", cid, name=spec.name, drill=spec.drill,
@@ -312,7 +314,7 @@ async def start_scenario(request: web.Request, call: Call) -> web.StreamResponse
     key = scenario.key
     spec = scenario.campaign(drill=drill)
     redis = app[redis_key]
-    cid = await store.create(redis, spec, await people_for(app))
+    cid = await store.create(redis, spec, await people_for(app), sms=app[config_key].sms_ready)
     report = await reports.report(redis, cid)
     await audit_write(
         request, call, "campaign.start", cid, scenario=key, name=spec.name, drill=drill,

@@ -59,6 +59,15 @@ CAMPAIGN_FIELDS: dict[str, Schema] = {
     "amd": {"type": "boolean"},
     "ask_eta": {"type": "boolean"},
     "callback_number": {"type": "string", "maxLength": 40, "pattern": "^[0-9+*#() .-]*$"},
+    "plan": {
+        "type": "array",
+        "description": "Delivery plan: voice, sms or voice+sms steps, one retry_delay apart; "
+        "the first with voice. Absent: voice, sms, voice when the installation sends SMS, "
+        "else `attempts` voice rounds.",
+        "items": {"enum": ["voice", "sms", "voice+sms"]},
+        "minItems": 1,
+        "maxItems": 10,
+    },
 }
 _UNITS = CAMPAIGN_FIELDS["units"]
 #: More people to call when the campaign is extended: roles and/or units of the roster.
@@ -246,6 +255,18 @@ REPORT: Schema = {
         "in_flight": {"type": "integer"},
         "by_role": {"type": "object"},
         "forecast": {"type": "object"},
+        "plan": {
+            "type": "array",
+            "items": {"type": "string"},
+            "description": "the delivery plan: voice, sms, voice+sms steps",
+        },
+        "sms": {
+            "type": "object",
+            "description": "SMS steps sent (handed to the gateway), failed (refused), skipped "
+            "(answered before, no SMS number, quota met), unknown (sender lost while sending), "
+            "and answers given by SMS reply",
+            "additionalProperties": {"type": "integer"},
+        },
     },
     "required": ["campaign", "status", "total", "by_role"],
 }
@@ -317,12 +338,17 @@ CAMPAIGN_PERSON: Schema = {
         "role": {"type": "string"},
         "unit": {"type": "string"},
         "on_call": {"type": "boolean"},
-        "state": {"enum": ["queued", "calling", "done", "unknown"]},
+        "state": {
+            "enum": ["queued", "calling", "sms", "done", "unknown"],
+            "description": "sms: waiting on an SMS step of the delivery plan",
+        },
         "outcome": STRING_OR_NULL,
         "attempts": {"type": "integer"},
         "eta_minutes": {"type": ["integer", "null"]},
         "finished_at": NUMBER_OR_NULL,
         "backup_for": STRING_OR_NULL,
+        "step": {"type": "integer", "description": "where the person is in the plan (0-based)"},
+        "answered_by": {"enum": ["voice", "callback", "sms", None]},
     },
     "required": ["id", "role", "state", "attempts"],
 }

@@ -6,6 +6,7 @@ Reads the keys the scheduler's scripts write (`ivr.campaign.scheduler`); changes
 
 from __future__ import annotations
 
+import json
 import time
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -25,6 +26,8 @@ from ivr.staff.roster import Person
 #: A campaign's report: the JSON document `ivr.api.schemas.REPORT` describes (counts per outcome,
 #: per role against quota, arrivals forecast); the console, the CLI and the report line read it.
 Report = dict[str, Any]
+#: What became of SMS steps, and the answers given by SMS (`ivr.campaign.scripts`).
+SMS_RESULTS = ("sent", "failed", "skipped", "unknown", "delivered", "undelivered", "answered")
 #: Previous drills a drill report compares with, newest first.
 MAX_DRILLS = 10
 #: Arrival buckets (minutes) of the forecast.
@@ -66,6 +69,10 @@ async def report(redis: Redis, cid: str) -> Report:
     result["forecast"] = {
         f"+{b}": sum(r["arrivals"][b] for r in by_role.values()) for b in ARRIVALS[:3]
     }
+    result["plan"] = (
+        json.loads(meta["plan"]) if meta.get("plan") else ["voice"] * int(meta.get("attempts", 1))
+    )
+    result["sms"] = {k: counts.get(f"sms:{k}", 0) for k in SMS_RESULTS}
     result["reason"] = meta.get("reason")
     result["started_at"] = _seconds(meta.get("started_at"))
     result["finished_at"] = _seconds(meta.get("finished_at"))
@@ -187,6 +194,8 @@ def person_row(person: Person, state: PersonState) -> dict[str, Any]:
         "eta_minutes": state.eta,
         "finished_at": state.finished_ms / 1000 if state.finished_ms else None,
         "backup_for": state.backup_for,
+        "step": state.round,
+        "answered_by": state.answered_by,
     }
 
 

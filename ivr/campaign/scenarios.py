@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ivr.campaign import plan as plans
 from ivr.campaign.recall import RecallPlan, parse_plan
 from ivr.campaign.spec import CampaignError, CampaignSpec, Group
 from ivr.errors import ConfigError
@@ -112,6 +113,11 @@ def _scenario(entry: Any, where: str) -> Scenario:
         raise ConfigError(f"{where}: unknown field(s) {', '.join(sorted(unknown))}")
     options = {k: v for k, v in entry.items() if k in _OPTIONS}
     try:
+        if "plan" in options:
+            # `plan = "voice, sms, voice"`, as the command line takes it, or a list of steps.
+            raw = options["plan"]
+            text = raw if isinstance(raw, str) else ",".join(str(step) for step in raw)
+            options["plan"] = plans.parse(text)
         spec = CampaignSpec(
             messages=messages,
             name=name.strip(),
@@ -122,7 +128,7 @@ def _scenario(entry: Any, where: str) -> Scenario:
             **options,
         )
         spec.validate()
-    except (CampaignError, TypeError, AttributeError) as exc:
+    except (CampaignError, plans.PlanError, TypeError, AttributeError) as exc:
         raise ConfigError(f"{where}: {exc}") from exc
     recall = parse_plan(entry.get("director_callback", True), where)
     return Scenario(str(key), name.strip(), labels or {"fr": name.strip()}, spec, recall)

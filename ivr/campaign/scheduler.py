@@ -17,11 +17,15 @@ or many, on one Asterisk or several) share a campaign without ever calling one p
   their lease expired longer ago than any call can last, a worker elsewhere ends them as lost
   (`failed`), and the person's next number or round is called from a live site.
 
-Per-person state is `ivr.campaign.state.PersonState`; the scripts are `ivr.campaign.scripts`.
+- `sms_claim`, `sms_done`...: the SMS steps of a person's delivery plan (`ivr.campaign.smssteps`).
+
+Per-person state is `ivr.campaign.state.PersonState`; the scripts are `ivr.campaign.scripts`
+(`ivr.campaign.upkeepscripts` for `reclaim` and `orphans`, `ivr.campaign.smsscripts`).
 
 Through Redis Sentinel (`ivr.db`), a claim, a result, an answer and an arrival time count only
-once a replica has them (`Replication`): a failover then loses none of them, and the client's
-retries of these scripts are safe, each being idempotent (`claim` through its token).
+once a replica has them (`Replication`), as do an SMS step's claim and end: a failover then loses
+none of them, and the client's retries of these scripts are safe, each being idempotent (`claim`
+and `sms_claim` through their token).
 """
 
 from __future__ import annotations
@@ -31,9 +35,10 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from ivr.campaign import scripts
+from ivr.campaign import scripts, upkeepscripts
+from ivr.campaign.smssteps import SmsSteps
 from ivr.db import Replication
-from ivr.keys import campaign_key
+from ivr.keys import campaign_key, sms_due_part
 from ivr.staff.roster import Person
 
 #: Tiers of the due queue, claimed in this order.
@@ -63,18 +68,17 @@ def attempt_id(uid: str, index: int, attempt: int) -> str:
     return f"ivr-{uid}-{index}-{attempt}"
 
 
-class Scheduler:
-    """The Lua scripts bound to one Redis connection."""
+class Scheduler(SmsSteps):
+    """The Lua scripts bound to one Redis connection (those of SMS steps: `SmsSteps`)."""
 
     def __init__(self, redis: Redis) -> None:
-        self.redis = redis
-        self.replication = Replication(redis)
+        super().__init__(redis, Replication(redis))
         self._claim = redis.register_script(scripts.CLAIM)
         self._finish = redis.register_script(scripts.FINISH)
         self._answer = redis.register_script(scripts.ANSWER)
         self._requeue = redis.register_script(scripts.REQUEUE)
-        self._reclaim = redis.register_script(scripts.RECLAIM)
-        self._orphans = redis.register_script(scripts.ORPHANS)
+        self._reclaim = redis.register_script(upkeepscripts.RECLAIM)
+        self._orphans = redis.register_script(upkeepscripts.ORPHANS)
         self._eta = redis.register_script(scripts.ETA)
         self._release = redis.register_script(scripts.RELEASE)
 
@@ -95,8 +99,9 @@ class Scheduler:
         """The next due person, or None. Sent again with the same `token` (a retry whose
         answer was lost), it returns the same claim instead of taking another person."""
         keys = self.keys(
-            cid, "state", "people", *TIERS, "leases", "counts", "quota", "events", "claims"
-        )
+            cid, "state", "people", *TIERS, "leases", "counts", "quota", "events", "claims",
+            sms_due_part,
+        )  # fmt: skip
         args: list[str | int] = [now_ms, lease_ms, worker, asterisk, token]
         got = await self.replication.acknowledged(
             lambda client: self._claim(keys=keys, args=args, client=client)
@@ -128,18 +133,21 @@ class Scheduler:
         """Record an attempt's outcome (once; a replay is `stale`), then what comes next; and
         whether a replica has it (`Replication.replicated`)."""
         keys = self.keys(
-            cid, "state", "people", *TIERS, "leases", "counts", "quota", "events", "reserve"
-        )
+            cid, "state", "people", *TIERS, "leases", "counts", "quota", "events", "reserve",
+            sms_due_part,
+        )  # fmt: skip
         args: list[str | int] = [pid, attempt, outcome, now_ms, worker, number, detail]
         got, safe = await self.replication.replicated(
             lambda client: self._finish(keys=keys, args=args, client=client)
         )
         return [str(x) for x in got], safe
 
-    async def answer(self, cid: str, pid: str, outcome: str, now_ms: int, number: str) -> list[str]:
-        """Record an answer given on the callback line (see `_ANSWER`)."""
+    async def answer(
+        self, cid: str, pid: str, outcome: str, now_ms: int, number: str, channel: str = "callback"
+    ) -> list[str]:
+        """Record an answer given on the callback line or by SMS (`channel`; see `ANSWER`)."""
         keys = self.keys(cid, "state", "people", *TIERS, "leases", "counts", "quota", "events")
-        args: list[str | int] = [pid, outcome, now_ms, number]
+        args: list[str | int] = [pid, outcome, now_ms, number, channel]
         got = await self.replication.acknowledged(
             lambda client: self._answer(keys=keys, args=args, client=client)
         )

@@ -23,6 +23,36 @@ local function quota_reached(counts, quota, events, role, now)
   end
   return false
 end
+local function plan_of(meta)
+  local raw = redis.call('HGET', meta, 'plan')
+  if raw then return cjson.decode(raw) end
+  -- A campaign from before plans: `attempts` voice rounds.
+  local steps = {}
+  for i = 1, tonumber(redis.call('HGET', meta, 'attempts') or '1') do steps[i] = 'voice' end
+  return steps
+end
+local function has(step, channel)
+  return step ~= nil and string.find(step, channel, 1, true) ~= nil
+end
+-- Moves the person to their plan's next step, one interval (the retry delay) from `now`: into
+-- the voice queue, the SMS queue or both. Returns the due time, or false when the plan is over.
+local function advance(meta, state, due0, due1, smsq, person, pid, st, now)
+  local plan = plan_of(meta)
+  local k = st.rd + 1
+  if k >= #plan then return false end
+  local step = plan[k + 1]
+  local due = now + tonumber(redis.call('HGET', meta, 'retry_delay_ms') or '0')
+  st.rd = k; st.ph = 0
+  if has(step, 'sms') then redis.call('ZADD', smsq, 'NX', due, pid .. ':' .. k) end
+  if has(step, 'voice') then
+    st.s = 'q'
+    redis.call('ZADD', (person.o == 1 or st.esc) and due0 or due1, due, pid)
+  else
+    st.s = 'm'
+  end
+  redis.call('HSET', state, pid, cjson.encode(st))
+  return due
+end
 local function finalize(meta, state, counts, events, pid, st, role, outcome, now)
   st.s = 'd'; st.o = outcome; st.ft = now
   redis.call('HSET', state, pid, cjson.encode(st))
@@ -46,7 +76,7 @@ end
 """
 )
 
-# KEYS: meta state people due0 due1 leases counts quota events claims
+# KEYS: meta state people due0 due1 leases counts quota events claims sms
 # ARGV: now_ms lease_ms worker asterisk token
 # `token` names one claim of `worker`: the same token sent again (its answer was lost at a
 # failover, the client retries) gets the same person back instead of claiming a second one.
@@ -91,6 +121,11 @@ for t = 4, 5 do
       offset = offset + 1
     else
       redis.call('ZREM', KEYS[t], pid)
+      if st.ph == 0 and has(plan_of(KEYS[1])[st.rd + 1], 'sms') then
+        -- A voice+sms step: its SMS leaves with its first call (once: NX, and the SMS
+        -- sender skips a step already sent).
+        redis.call('ZADD', KEYS[11], 'NX', now, pid .. ':' .. st.rd)
+      end
       st.s = 'c'; st.n = st.n + 1; st.w = ARGV[3]; st.a = ARGV[4]
       redis.call('HSET', KEYS[2], pid, cjson.encode(st))
       redis.call('ZADD', KEYS[6], now + tonumber(ARGV[2]), pid)
@@ -104,7 +139,7 @@ return false
 """
 )
 
-# KEYS: meta state people due0 due1 leases counts quota events reserve
+# KEYS: meta state people due0 due1 leases counts quota events reserve sms
 # ARGV: pid attempt_no outcome now_ms worker number detail
 FINISH = (
     COMMON
@@ -131,8 +166,6 @@ if outcome == 'available' or outcome == 'unavailable' or outcome == 'cancelled' 
   end
   return {'final', outcome}
 end
-local rounds = tonumber(redis.call('HGET', KEYS[1], 'attempts') or '1')
-local delay = tonumber(redis.call('HGET', KEYS[1], 'retry_delay_ms') or '0')
 local tier = (person.o == 1 or st.esc) and 4 or 5
 if st.ph + 1 < #person.p then
   st.ph = st.ph + 1; st.s = 'q'
@@ -140,11 +173,12 @@ if st.ph + 1 < #person.p then
   redis.call('ZADD', KEYS[tier], now, pid)
   return {'next_number'}
 end
-if st.rd + 1 < rounds then
-  st.rd = st.rd + 1; st.ph = 0; st.s = 'q'
-  redis.call('HSET', KEYS[2], pid, cjson.encode(st))
-  redis.call('ZADD', KEYS[tier], now + delay, pid)
-  return {'retry', now + delay}
+-- The last voice outcome is the final one if the plan ends on an SMS nobody answers.
+st.lo = outcome
+local due = advance(KEYS[1], KEYS[2], KEYS[4], KEYS[5], KEYS[11], person, pid, st, now)
+if due then
+  if st.s == 'm' then return {'sms', due} end
+  return {'retry', due}
 end
 -- The backup goes in before this person's end is counted: the campaign must not end (and
 -- call its director back) for the instant between the two.
@@ -207,60 +241,13 @@ return 1
 """
 ).replace("@ACTIVE@", active_campaigns_key)
 
-# KEYS: state leases ; ARGV: now_ms lease_ms worker asterisk own(1: also this worker's own)
-RECLAIM = r"""
-local now = tonumber(ARGV[1])
-local out = {}
-local pids = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', '+inf')
-for _, pid in ipairs(pids) do
-  local st = cjson.decode(redis.call('HGET', KEYS[1], pid))
-  local expiry = tonumber(redis.call('ZSCORE', KEYS[2], pid))
-  local mine = ARGV[5] == '1' and st.w == ARGV[3]
-  if st.s ~= 'c' and expiry <= now then
-    -- Its outcome is recorded; only the end of the call (an arrival time) went with its worker.
-    redis.call('ZREM', KEYS[2], pid)
-  elseif st.s == 'c' and st.a == ARGV[4] and (expiry <= now or mine) then
-    st.w = ARGV[3]
-    redis.call('HSET', KEYS[1], pid, cjson.encode(st))
-    redis.call('ZADD', KEYS[2], now + tonumber(ARGV[2]), pid)
-    table.insert(out, pid)
-    table.insert(out, st.n)
-    table.insert(out, st.ph)
-  end
-end
-return out
-"""
-
-# KEYS: state leases ; ARGV: now_ms lease_ms worker asterisk orphan_after_ms live_asterisk...
-# Attempts on another Asterisk that no live worker dials through any more (a site lost), whose
-# lease expired more than `orphan_after_ms` ago: longer than any call lasts, so that Asterisk
-# can no longer deliver their key. This worker takes them, to end them as lost (`finish`).
-ORPHANS = r"""
-local now = tonumber(ARGV[1])
-local live = {}
-for i = 6, #ARGV do live[ARGV[i]] = true end
-local out = {}
-local old = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now - tonumber(ARGV[5]))
-for _, pid in ipairs(old) do
-  local st = cjson.decode(redis.call('HGET', KEYS[1], pid))
-  if st.s == 'c' and st.a ~= ARGV[4] and not live[st.a] then
-    table.insert(out, pid)
-    table.insert(out, st.n)
-    table.insert(out, st.ph)
-    table.insert(out, st.a)
-    st.w = ARGV[3]
-    redis.call('HSET', KEYS[1], pid, cjson.encode(st))
-    redis.call('ZADD', KEYS[2], now + tonumber(ARGV[2]), pid)
-  end
-end
-return out
-"""
-
 # KEYS: meta state people due0 due1 leases counts quota events
-# ARGV: pid outcome now_ms number
-# An answer given on the callback line: it ends the person's campaign like a key pressed on
-# an alert call, once. A person who already answered keeps their answer; one who was not
-# reached (or is queued, or being called right now) gets this one as their final outcome.
+# ARGV: pid outcome now_ms number channel(callback|sms)
+# An answer given on the callback line or by an SMS reply: it ends the person's campaign like
+# a key pressed on an alert call, once. A person who already answered keeps their answer; one
+# who was not reached (or is queued, waiting for an SMS step, or being called right now) gets
+# this one as their final outcome: the rest of their plan is dropped. A yes by SMS once the
+# role's quota is met is refused ({'quota_full', role}), as a key press would hear "enough".
 ANSWER = (
     COMMON
     + r"""
@@ -275,11 +262,25 @@ local now = tonumber(ARGV[3])
 local outcome = ARGV[2]
 local person = cjson.decode(redis.call('HGET', KEYS[3], pid))
 local role = person.r
+local channel = ARGV[5]
+if channel == 'sms' and outcome == 'available' then
+  -- A late yes by SMS, once the role has its answers, is thanked but not counted (a key press
+  -- then hears "enough staff"): checked here, atomically with the count.
+  local wanted = tonumber(redis.call('HGET', KEYS[8], role) or '0')
+  local got = tonumber(redis.call('HGET', KEYS[7], 'role:' .. role .. ':available') or '0')
+  if wanted > 0 and got >= wanted then return {'quota_full', role} end
+end
 redis.call('HINCRBY', KEYS[7], 'attempts', 1)
 redis.call('HINCRBY', KEYS[7], 'attempt:' .. outcome, 1)
 redis.call('XADD', KEYS[9], '*', 'type', 'attempt', 'pid', pid, 'n', st.n, 'outcome', outcome,
-  'number', ARGV[4], 'w', 'callback', 'detail', 'callback line', 't', now)
-st.cb = 1
+  'number', ARGV[4], 'w', channel,
+  'detail', channel == 'sms' and 'SMS reply' or 'callback line', 't', now)
+if channel == 'sms' then
+  st.sr = 1
+  redis.call('HINCRBY', KEYS[7], 'sms:answered', 1)
+else
+  st.cb = 1
+end
 if st.s == 'd' then
   redis.call('HINCRBY', KEYS[7], 'final:' .. st.o, -1)
   redis.call('HINCRBY', KEYS[7], 'role:' .. role .. ':' .. st.o, -1)
@@ -332,39 +333,8 @@ redis.call('XADD', KEYS[3], '*', 'type', 'eta', 'pid', ARGV[1], 'minutes', minut
 return 1
 """
 
-# KEYS: meta state counts events ; ARGV: now_ms
-# A campaign whose creator stopped before writing everyone (`meta.writing`: how many it was to
-# hold): `open` counted them all from the start, so it would never end. Count those written,
-# take the others out of `open` and `total`, say so in an event, and end it if nobody is left.
-UNWRITTEN = (
-    COMMON
-    + r"""
-local expected = tonumber(redis.call('HGET', KEYS[1], 'writing') or '-1')
-if expected < 0 then return -1 end
-local written = 0
-for _, raw in ipairs(redis.call('HVALS', KEYS[2])) do
-  if cjson.decode(raw).ix < expected then written = written + 1 end
-end
-local missing = expected - written
-local now = tonumber(ARGV[1])
-redis.call('HDEL', KEYS[1], 'writing')
-redis.call('HINCRBY', KEYS[3], 'total', -missing)
-local open = redis.call('HINCRBY', KEYS[3], 'open', -missing)
-if missing > 0 then
-  redis.call('XADD', KEYS[4], '*', 'type', 'incomplete', 'written', written,
-    'expected', expected, 't', now)
-end
-if open <= 0 and redis.call('HGET', KEYS[1], 'status') == 'running' then
-  redis.call('HSET', KEYS[1], 'status', 'done', 'finished_at', now)
-  redis.call('XADD', KEYS[4], '*', 'type', 'done', 't', now)
-  redis.call('SREM', '@ACTIVE@', redis.call('HGET', KEYS[1], 'id'))
-  recall_note(KEYS[1], 'end', now, '', '')
-end
-return missing
-"""
-).replace("@ACTIVE@", active_campaigns_key)
-
-# KEYS: meta state people due0 due1 counts events ; ARGV: now_ms status reason by phone
+# KEYS: meta state people due0 due1 counts events sms sms_sending
+# ARGV: now_ms status reason by phone
 # (by, phone: the staff id who stopped it by phone, and that phone: ivr.campaign.recall)
 # Ends a running campaign as `stopped` (an operator) or `failed` (it cannot run: its message
 # cannot be rendered...): nobody else is called, everyone still queued ends `cancelled`; calls
@@ -386,6 +356,18 @@ for t = 4, 5 do
     local st = cjson.decode(redis.call('HGET', KEYS[2], pid))
     local person = cjson.decode(redis.call('HGET', KEYS[3], pid))
     finalize(KEYS[1], KEYS[2], KEYS[6], KEYS[7], pid, st, person.r, 'cancelled', now)
+  end
+end
+-- SMS steps not sent yet are dropped; one being sent goes, but its person's plan ends here.
+for t = 8, 9 do
+  for _, job in ipairs(redis.call('ZRANGE', KEYS[t], 0, -1)) do
+    if t == 8 then redis.call('ZREM', KEYS[t], job) end
+    local pid = string.match(job, '^(.*):%d+$')
+    local st = cjson.decode(redis.call('HGET', KEYS[2], pid))
+    if st.s == 'm' then
+      local person = cjson.decode(redis.call('HGET', KEYS[3], pid))
+      finalize(KEYS[1], KEYS[2], KEYS[6], KEYS[7], pid, st, person.r, 'cancelled', now)
+    end
   end
 end
 return ARGV[2]

@@ -10,10 +10,11 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 from ivr import limits
+from ivr.campaign import plan as plans
 from ivr.errors import IvrError
 from ivr.numbers import UNPRINTABLE, normalize_number
 from ivr.staff.roster import Person
@@ -71,6 +72,10 @@ class CampaignSpec:
     overcall: float = 2.0
     #: Groups called only when the alert is extended, one at a time, in this order.
     groups: tuple[Group, ...] = ()
+    #: The delivery plan (`ivr.campaign.plan`): steps such as ("voice", "sms", "voice"), one
+    #: `retry_delay` apart; empty: `attempts` voice rounds (or `plan.DEFAULT` when the
+    #: installation sends SMS, `with_default_plan`).
+    plan: tuple[str, ...] = ()
 
     def validate(self) -> None:
         """Refuse what the workers could not run. The one check of every path that starts or
@@ -97,6 +102,33 @@ class CampaignSpec:
             _text(group.name, f"group {n}'s name")
         if self.callback_number:
             normalize_number(self.callback_number)
+        if self.plan:
+            try:
+                plans.validate(self.plan)
+            except plans.PlanError as exc:
+                raise CampaignError(str(exc)) from None
+
+    def steps(self) -> tuple[str, ...]:
+        """The plan the scheduler walks: the one given, or `attempts` voice rounds."""
+        return self.plan or (plans.VOICE,) * self.attempts
+
+    def with_default_plan(self, sms: bool) -> CampaignSpec:
+        """This spec as an installation that can send SMS (`sms`) or not runs it: no plan
+        gets `plan.DEFAULT` with SMS; without SMS, the plan's SMS steps are left out (a
+        prepared scenario still calls when the gateway is not configured)."""
+        if sms and not self.plan:
+            return replace(self, plan=plans.DEFAULT)
+        if not sms and plans.uses_sms(self.plan):
+            return replace(self, plan=plans.without_sms(self.plan))
+        return self
+
+    def check_sms(self, sms: bool) -> None:
+        """Refuse a plan asked for with SMS steps on an installation that cannot send SMS."""
+        if not sms and plans.uses_sms(self.plan):
+            raise CampaignError(
+                "campaign: the delivery plan sends SMS but no SMS transport is configured "
+                "(IVR_SMS_SIP_TO)"
+            )
 
     def _validate_messages(self) -> None:
         if not any(t.strip() for t in self.messages.values()) and not self.recordings:
@@ -128,7 +160,7 @@ class CampaignSpec:
         raw: dict[str, Any] = json.loads(text)
         known = {f.name for f in fields(cls)}
         values = {k: v for k, v in raw.items() if k in known}
-        for name in ("roles", "units"):
+        for name in ("roles", "units", "plan"):
             values[name] = tuple(values.get(name) or ())
         values["groups"] = tuple(
             Group(g.get("name", ""), tuple(g.get("roles") or ()), tuple(g.get("units") or ()))

@@ -5,12 +5,14 @@ state as compact JSON in one hash field per person (`ivr:campaign:<id>:state`); 
 reads it through `PersonState.decode` and writes the initial one with `PersonState.queued`, so
 the short keys are spelt out here once:
 
-    s   q/c/d: queued, calling, done          n    attempts made
-    ph  index of the phone to dial next       rd   round (0-based)
+    s   q/c/m/d: queued, calling, waiting on  n    attempts made
+        an SMS step of the plan, done
+    ph  index of the phone to dial next       rd   step of the delivery plan (0-based)
     ix  index in the campaign (attempt ids)   o    final outcome, once done
     w   worker holding the call               a    the Asterisk it was placed on
     ft  finished at (ms)                      eta  minutes to arrival keyed after 1
     esc id of the person this one backs up    cb   1: answered on the callback line
+    sr  1: answered by SMS reply              lo   the last call's outcome (plan over on SMS)
 
 The person's own record (name, role, phones...) is the roster's compact `Person` JSON
 (`ivr.staff.roster.Person.to_json`), kept per campaign in `ivr:campaign:<id>:people`.
@@ -25,7 +27,7 @@ from typing import Any
 from ivr.outcomes import Outcome
 
 #: The `s` letters, spelt out.
-STATUSES = {"q": "queued", "c": "calling", "d": "done"}
+STATUSES = {"q": "queued", "c": "calling", "m": "sms", "d": "done"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,11 +46,19 @@ class PersonState:
     eta: int | None = None
     backup_for: str | None = None
     callback: bool = False
+    sms_reply: bool = False
 
     @property
     def answered(self) -> bool:
         """True once the person gave an answer (1 or 2): never called again for it."""
         return self.outcome is not None and self.outcome.reached
+
+    @property
+    def answered_by(self) -> str | None:
+        """How the answer came: "sms", "callback" (the line) or "voice" (a key on a call)."""
+        if not self.answered:
+            return None
+        return "sms" if self.sms_reply else "callback" if self.callback else "voice"
 
     @property
     def status_name(self) -> str:
@@ -73,6 +83,7 @@ class PersonState:
             eta=int(st["eta"]) if st.get("eta") is not None else None,
             backup_for=st.get("esc"),
             callback=bool(st.get("cb")),
+            sms_reply=bool(st.get("sr")),
         )
 
     @staticmethod

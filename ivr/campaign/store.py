@@ -13,6 +13,7 @@ spec, uid...), `people` (id -> `Person` JSON), `state` (id -> `PersonState` JSON
 
 from __future__ import annotations
 
+import json
 import re
 import secrets
 import time
@@ -23,11 +24,11 @@ from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
 from ivr import keys
-from ivr.campaign import scripts
+from ivr.campaign import scripts, upkeepscripts
 from ivr.campaign.scheduler import TIERS
 from ivr.campaign.spec import CampaignError, CampaignSpec, select
 from ivr.campaign.state import PersonState
-from ivr.keys import campaign_key
+from ivr.keys import campaign_key, sms_due_part, sms_sending_part
 from ivr.numbers import number_key
 from ivr.staff.roster import Person
 
@@ -58,12 +59,20 @@ def now_ms() -> int:
 
 
 async def create(
-    redis: Redis, spec: CampaignSpec, people: list[Person], *, recall: str = ""
+    redis: Redis,
+    spec: CampaignSpec,
+    people: list[Person],
+    *,
+    sms: bool = False,
+    recall: str = "",
 ) -> str:
     """Create and start a campaign over `people` (the roster); return its id (a number).
 
+    `sms`: the installation can send SMS (`Config.sms_ready`): a spec without a delivery plan
+    gets the default one (voice, SMS, voice); without it, a plan that sends SMS is refused.
     `recall`: who to call back when its quotas are met or it ends (`RecallPlan.meta`; a
     campaign started by phone), written with it so that no event can come before it."""
+    spec = spec.with_default_plan(sms)
     spec.validate()
     targets = select(people, spec)
     if not targets:
@@ -119,7 +128,7 @@ async def repair_unwritten(redis: Redis, now: int | None = None) -> list[str]:
         if meta[0] is None or now - int(meta[1] or 0) < WRITING_ABANDONED_AFTER * 1000:
             continue
         keys_ = [campaign_key(cid), *(campaign_key(cid, k) for k in ("state", "counts", "events"))]
-        missing = await redis.eval(scripts.UNWRITTEN, len(keys_), *keys_, now)
+        missing = await redis.eval(upkeepscripts.UNWRITTEN, len(keys_), *keys_, now)
         if int(missing) >= 0:
             repaired.append(cid)
     return repaired
@@ -140,6 +149,8 @@ def _meta(cid: str, spec: CampaignSpec, started: int, count: int) -> dict[str, s
         "attempts": spec.attempts,
         "retry_delay_ms": spec.retry_delay * 1000,
         "escalate": "1" if spec.escalate else "0",
+        # The delivery plan the scheduler walks (`ivr.campaign.plan`).
+        "plan": json.dumps(list(spec.steps())),
         "overcall": spec.overcall,
         "next_ix": count,
     }
@@ -175,7 +186,12 @@ def reserve_of(
 
 def number_index(people: Iterable[Person]) -> dict[str, str]:
     """`number_key` of each of `people`'s numbers -> their staff id."""
-    return {number_key(n): p.id for p in people for n in p.phones if number_key(n)}
+    return {
+        number_key(n): p.id
+        for p in people
+        for n in (*p.phones, *([p.sms] if p.sms else []))
+        if number_key(n)
+    }
 
 
 def _index_numbers(pipe: Pipeline, cid: str, people: list[Person]) -> None:
@@ -243,9 +259,8 @@ async def _end(
     redis: Redis, cid: str, status: str, reason: str, by: str = "", phone: str = ""
 ) -> str:
     await get_meta(redis, cid)
-    names = [campaign_key(cid)] + [
-        campaign_key(cid, part) for part in ("state", "people", *TIERS, "counts", "events")
-    ]
+    parts = ("state", "people", *TIERS, "counts", "events", sms_due_part, sms_sending_part)
+    names = [campaign_key(cid)] + [campaign_key(cid, part) for part in parts]
     script = redis.register_script(scripts.END)
     return str(await script(keys=names, args=[now_ms(), status, reason, by, phone]))
 
@@ -254,6 +269,19 @@ async def active(redis: Redis) -> list[str]:
     """The running campaigns' ids, oldest first."""
     ids = cast(set[str], await redis.smembers(keys.active_campaigns_key))
     return sorted(ids, key=int)
+
+
+async def recent(redis: Redis, window_hours: int) -> list[str]:
+    """Running campaigns, and those ended within `window_hours`; newest first. They still take
+    answers (the callback line, SMS replies)."""
+    since = (time.time() - window_hours * 3600) * 1000
+    ids = cast(list[str], await redis.zrevrange(keys.campaigns_key, 0, 49))
+    out = []
+    for cid in ids:
+        status, finished = await redis.hmget(campaign_key(cid), ["status", "finished_at"])
+        if status == "running" or (status == "done" and int(finished or 0) >= since):
+            out.append(cid)
+    return out
 
 
 async def latest(redis: Redis) -> str | None:

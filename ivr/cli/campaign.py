@@ -13,6 +13,7 @@ from pathlib import Path
 from redis.asyncio import Redis
 
 from ivr import limits
+from ivr.campaign import plan as plans
 from ivr.campaign import report as reports
 from ivr.campaign import store
 from ivr.campaign.estimate import estimate
@@ -23,6 +24,8 @@ from ivr.cli.common import Commands, print_json, redis_for
 from ivr.config import Config, load_config
 from ivr.errors import ConfigError, InputError
 from ivr.outcomes import Outcome
+from ivr.sms import texts
+from ivr.sms.encoding import segments
 from ivr.staff.roster import Person, RosterStore
 from ivr.voice.tts import Speaker
 from ivr.voice.wav import wav_duration
@@ -85,7 +88,13 @@ def _register_start(sub: Commands) -> None:
         "--retry-delay",
         type=limits.RETRY_DELAY.option("--retry-delay"),
         default=300,
-        help=f"seconds between rounds, {limits.RETRY_DELAY.describe()}",
+        help=f"seconds between rounds (the plan's steps), {limits.RETRY_DELAY.describe()}",
+    )
+    start.add_argument(
+        "--plan",
+        type=_plan,
+        help="delivery plan: steps voice, sms, voice+sms in order, such as voice,sms,voice "
+        "(default with IVR_SMS_SIP_TO set: voice,sms,voice; else --attempts voice rounds)",
     )
     start.add_argument("--no-escalate", action="store_true", help="do not call backups")
     start.add_argument("--no-amd", action="store_true", help="no answering-machine detection")
@@ -100,6 +109,13 @@ def _register_start(sub: Commands) -> None:
     start.add_argument("--wait", action="store_true", help="follow the progress until the end")
     start.add_argument("--json", action="store_true")
     start.set_defaults(func=lambda args: asyncio.run(start_campaign(args)))
+
+
+def _plan(text: str) -> tuple[str, ...]:
+    try:
+        return plans.parse(text)
+    except plans.PlanError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def spec_of(args: argparse.Namespace, ring_timeout: int) -> CampaignSpec:
@@ -127,12 +143,15 @@ def spec_of(args: argparse.Namespace, ring_timeout: int) -> CampaignSpec:
         amd=not args.no_amd,
         ask_eta=not args.no_eta,
         callback_number=args.callback,
+        plan=args.plan or (),
     )
 
 
 async def start_campaign(args: argparse.Namespace) -> int:
     config = load_config(require_ami_credentials=False)
     spec = spec_of(args, config.ring_timeout)
+    spec.check_sms(config.sms_ready)
+    spec = spec.with_default_plan(config.sms_ready)
     recordings = await _import_recordings(args, config)
     if recordings:
         spec = dataclasses.replace(spec, recordings=recordings)
@@ -144,7 +163,7 @@ async def start_campaign(args: argparse.Namespace) -> int:
         if args.estimate:
             return await _estimate(spec, people, args.lines or config.max_channels, config)
         started = time.monotonic()
-        cid = await store.create(db, spec, people)
+        cid = await store.create(db, spec, people, sms=config.sms_ready)
         report = await reports.report(db, cid)
         if not args.json:
             print(
@@ -193,7 +212,23 @@ async def _estimate(spec: CampaignSpec, people: list[Person], lines: int, config
     print(f"message: {seconds:.0f} s; targets: {len(targets)} staff")
     print("\n".join(plan.lines_text()))
     print("assumed: 60% of calls answered, 60% of those available; retries not counted")
+    if plans.uses_sms(spec.steps()):
+        print("\n".join(sms_estimate(spec, targets)))
     return 0
+
+
+def sms_estimate(spec: CampaignSpec, targets: list[Person]) -> list[str]:
+    """What the plan's SMS steps will send: who can get one, and how many SMS each text takes
+    (GSM 03.38 or UCS-2, concatenated)."""
+    reachable = sum(1 for p in targets if p.sms_number())
+    out = [
+        f"plan: {plans.text(spec.steps())}, {spec.retry_delay} s apart; "
+        f"{reachable} of {len(targets)} staff have a number for SMS"
+    ]
+    for language in sorted({p.language for p in targets} or {"fr"}):
+        kind, count = segments(texts.alert(spec, language))
+        out.append(f"SMS text ({language}): {count} SMS each ({kind.upper()})")
+    return out
 
 
 async def _campaign_id(db: Redis, given: str | None) -> str:

@@ -7,8 +7,9 @@ import dataclasses
 from typing import Any
 
 from ivr.cli.common import Commands
-from ivr.config import load_config, sentinels_text
+from ivr.config import load_config
 from ivr.redact import safe_url
+from ivr.redisconfig import sentinels_text
 
 
 def register(commands: Commands) -> None:
@@ -24,6 +25,8 @@ def run(args: argparse.Namespace) -> int:
     shown["ami_secret"] = "(set)" if config.ami_secret else "(missing)"
     shown["redis_url"] = safe_url(config.redis_url)
     shown["redis_sentinels"] = sentinels_text(config.redis_sentinels) or "(none)"
+    for secret in ("sms_smpp_password", "smtp_password"):
+        shown[secret] = "(set)" if getattr(config, secret) else ""
     for key, value in shown.items():
         print(f"{key} = {value}")
     return 0

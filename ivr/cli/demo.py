@@ -2,8 +2,10 @@
 
 Starts the sandbox Asterisk and a private redis-server (append-only on), imports a roster of a
 few hundred simulated staff of several roles whose phones behave in every way the service must
-handle (ivr/dialplans/ivr-sim.conf), starts a campaign with quotas and retries, runs dialer
-workers in this process with a live progress line, and prints the report.
+handle (ivr/dialplans/ivr-sim.conf), starts a campaign with quotas and the plan voice, SMS,
+voice, runs dialer workers and an SMS sender in this process (the SMS go over SMPP to a
+simulated GSM gateway whose phones reply, `ivr.sandbox.smsc`: some staff answer only by SMS)
+with a live progress line, and prints the report.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ from ivr.dialer.worker import DialerWorker, WorkerSettings
 from ivr.outcomes import Outcome
 from ivr.sandbox import asterisk as sandbox
 from ivr.sandbox.redisserver import RedisServer
+from ivr.sandbox.smsc import SimulatedGateway
+from ivr.sms import service as sms
 from ivr.staff.roster import Person, RosterStore
 
 
@@ -91,6 +95,7 @@ def demo_roster(seed: int = 7) -> list[Person]:
                 phones.append(_number(rng, rng.choice(patterns), serial))
             people.append(
                 Person(
+                    sms=f"06{serial:08d}",
                     id=f"S{serial:04d}",
                     name=f"{role.title()} {i + 1}",
                     role=role,
@@ -106,6 +111,17 @@ def demo_roster(seed: int = 7) -> list[Person]:
     for i in range(0, len(people) - 1, 9):
         people[i] = replace(people[i], backup=people[i + 1].id)
     return people
+
+
+def sms_replies(people: list[Person]) -> dict[str, str]:
+    """What the simulated phones reply to an SMS: of those calls cannot reach (no answer, busy,
+    congestion, answering machine), two in three answer by SMS, most "1" with minutes."""
+    unreachable = [p for p in people if all(n[0] in "2356" for n in p.phones)]
+    replies = {}
+    for n, person in enumerate(unreachable):
+        if n % 3 != 2 and person.sms:
+            replies[person.sms] = ("1 30", "oui", "2", "1 45")[n % 4]
+    return replies
 
 
 def _number(rng: random.Random, pattern: str, serial: int) -> str:
@@ -132,7 +148,8 @@ async def run_demo(
                 name="demo plan blanc",
                 quotas={role: q for role, _, q in ROLES if q},
                 ring_timeout=6,
-                attempts=2,
+                # Call, SMS to whoever the call missed, call again.
+                plan=("voice", "sms", "voice"),
                 retry_delay=3,
                 callback_number="0123456789",
                 key_wait=3,
@@ -155,24 +172,34 @@ async def _run(
     config: Config, db: aioredis.Redis, spec: CampaignSpec, people: list[Person], as_json: bool
 ) -> Report:
     stop = asyncio.Event()
-    async with Alerter(config) as alerter:
-        # Render the audio before the clock starts: a real service renders it at start-up.
-        for language, text in spec.messages.items():
-            await alerter.message(text, language)
-            await alerter.prompts(language)
-        worker = DialerWorker(
-            alerter, db, WorkerSettings(name="demo-0", capacity=config.max_channels)
-        )
-        running = asyncio.create_task(worker.run(stop))
-        started = time.monotonic()
-        cid = await store.create(db, spec, people)
-        if not as_json:
-            print(f"campaign {cid}: {len(people)} staff, {config.max_channels} channels")
-        out = sys.stderr if as_json else sys.stdout
-        report = await progress.follow(db, cid, out=out)
-        report["wall_seconds"] = round(time.monotonic() - started, 1)
-        stop.set()
-        await running
+    gateway = SimulatedGateway(sms_replies(people))
+    await gateway.start()
+    config = replace(
+        config, sms_smpp_host="127.0.0.1", sms_smpp_port=gateway.port,
+        sms_smpp_system_id="demo", sms_smpp_ports=4, sms_smpp_rate=25,
+    )  # fmt: skip
+    try:
+        async with Alerter(config) as alerter, sms.configured(config, alerter.link, db) as texts:
+            # Render the audio before the clock starts: a real service renders it at start-up.
+            for language, text in spec.messages.items():
+                await alerter.message(text, language)
+                await alerter.prompts(language)
+            worker = DialerWorker(
+                alerter, db, WorkerSettings(name="demo-0", capacity=config.max_channels)
+            )
+            running = [asyncio.create_task(worker.run(stop)), asyncio.create_task(
+                texts.run("demo-0", stop))]  # fmt: skip
+            started = time.monotonic()
+            cid = await store.create(db, spec, people, sms=config.sms_ready)
+            if not as_json:
+                print(f"campaign {cid}: {len(people)} staff, {config.max_channels} channels")
+            out = sys.stderr if as_json else sys.stdout
+            report = await progress.follow(db, cid, out=out)
+            report["wall_seconds"] = round(time.monotonic() - started, 1)
+            stop.set()
+            await asyncio.gather(*running)
+    finally:
+        await gateway.stop()
     return report
 
 
@@ -195,5 +222,10 @@ def _summary(report: Report) -> str:
             else ""
         )
         lines.append(f"  {role:13} {entry['available']:3} available of {entry['total']}{quota}")
+    texts = report["sms"]
+    lines.append(
+        f"  SMS: {texts['sent']} sent, {texts['delivered']} delivered, "
+        f"{texts['answered']} answered by SMS"
+    )
     lines.append(f"  expected arrivals: {report['forecast']}")
     return "\n".join(lines)

@@ -45,6 +45,9 @@ def summary(report: Report) -> str:
         if report[outcome]
     ]
     parts.append(f"[cyan]in flight {report['in_flight']}[/]")
+    sms = report.get("sms") or {}
+    if sms.get("sent") or sms.get("answered"):
+        parts.append(f"[magenta]SMS sent {sms['sent']}, answered {sms['answered']}[/]")
     for role, entry in report["by_role"].items():
         if entry["quota"]:
             met = " ok" if entry["met"] else ""

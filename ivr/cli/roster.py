@@ -53,6 +53,11 @@ async def _import(name: str, data: bytes) -> int:
     async with redis_for(config) as db:
         await RosterStore(db).replace(people)
     print(f"roster: {len(people)} staff imported")
+    single = [p.id for p in people if p.single_number]
+    if single:
+        shown = ", ".join(single[:10]) + (", ..." if len(single) > 10 else "")
+        count = len(single)
+        print(f"roster: {count} staff have a single number (one phone to reach them): {shown}")
     return 0
 
 

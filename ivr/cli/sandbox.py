@@ -6,7 +6,7 @@ import argparse
 import shlex
 
 from ivr.cli.common import Commands
-from ivr.config import read_env_file
+from ivr.envfile import read_env_file
 from ivr.errors import IvrError
 from ivr.sandbox import asterisk
 

@@ -18,6 +18,8 @@ from ivr.dialer.alerter import Alerter
 from ivr.dialer.recall import RecallDialer
 from ivr.dialer.worker import DialerWorker, WorkerSettings
 from ivr.lines.server import serving
+from ivr.sms import mail
+from ivr.sms import service as sms
 
 log = logging.getLogger(__name__)
 
@@ -84,4 +86,6 @@ async def _run(
         await asyncio.gather(
             DialerWorker(alerter, db, settings).run(stop),
             RecallDialer(alerter, db, settings).run(stop),
+            sms.run(config, alerter.link, db, settings.name, stop),
+            mail.run(config, db, settings.name, stop),
         )

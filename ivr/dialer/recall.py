@@ -26,12 +26,12 @@ from ivr.access import audit
 from ivr.campaign import recall as recalls
 from ivr.campaign.recall import Recall
 from ivr.dialer.alerter import Alerter
-from ivr.dialer.retry import retrying
 from ivr.dialer.settings import WorkerSettings
 from ivr.errors import AmiError, IvrError
 from ivr.numbers import dial_string
 from ivr.pbx.calls import CallRequest, new_attempt_id
 from ivr.pbx.follow import ORIGINATE_MARGIN
+from ivr.retry import retrying
 
 log = logging.getLogger(__name__)
 

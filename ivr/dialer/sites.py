@@ -20,11 +20,11 @@ from redis.asyncio import Redis
 
 from ivr.campaign import store
 from ivr.campaign.scheduler import Claim, Scheduler
-from ivr.dialer.retry import retrying
 from ivr.dialer.settings import WorkerSettings
 from ivr.health.checks import heartbeats
 from ivr.keys import campaign_key
 from ivr.pbx.calls import CallResult
+from ivr.retry import retrying
 
 log = logging.getLogger(__name__)
 

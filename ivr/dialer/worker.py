@@ -32,7 +32,6 @@ from ivr.campaign.scheduler import TIERS, Claim, Scheduler, attempt_id
 from ivr.dialer import heartbeat
 from ivr.dialer.alerter import Alerter
 from ivr.dialer.audio import CampaignAudio, call_request, load_audio
-from ivr.dialer.retry import retrying
 from ivr.dialer.settings import PREPARE_ATTEMPTS, WorkerSettings
 from ivr.dialer.sites import end_lost_calls
 from ivr.errors import AmiError, InvalidNumberError, IvrError
@@ -41,6 +40,7 @@ from ivr.keys import campaign_key
 from ivr.outcomes import Outcome
 from ivr.pbx.astdb import AstDb
 from ivr.pbx.calls import CallResult
+from ivr.retry import retrying
 
 log = logging.getLogger(__name__)
 

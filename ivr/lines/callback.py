@@ -6,7 +6,6 @@ as on an alert call. The answer counts once, in the same campaign.
 
 from __future__ import annotations
 
-import time
 from typing import cast
 
 from ivr import keys, logs
@@ -46,15 +45,7 @@ class CallbackLine:
 
     async def _recent_campaigns(self) -> list[str]:
         """Running campaigns, and those ended within the callback window; newest first."""
-        redis = self.context.redis
-        since = (time.time() - self.context.config.callback_window * 3600) * 1000
-        ids = cast(list[str], await redis.zrevrange(keys.campaigns_key, 0, 49))
-        out = []
-        for cid in ids:
-            status, finished = await redis.hmget(campaign_key(cid), ["status", "finished_at"])
-            if status == "running" or (status == "done" and int(finished or 0) >= since):
-                out.append(cid)
-        return out
+        return await store.recent(self.context.redis, self.context.config.callback_window)
 
     async def _find_by_caller(self, recent: list[str], caller: str) -> tuple[str, str] | None:
         if not caller:

@@ -75,7 +75,8 @@ class TriggerLine:
         spec = scenario.campaign(drill=drill, recordings=recordings)
         # Called back when its quotas are met or it ends: this phone, and the scenario's numbers.
         recall = scenario.recall.meta(call.session.caller_id, who)
-        cid = await store.create(self.context.redis, spec, people, recall=recall)
+        sms = self.context.config.sms_ready
+        cid = await store.create(self.context.redis, spec, people, sms=sms, recall=recall)
         logs.bind(campaign_id=cid)  # this call's own task (ivr.pbx.agi)
         await audit.record(
             self.context.redis,

@@ -6,7 +6,8 @@ import os
 import subprocess
 from pathlib import Path
 
-from ivr.config import Config, load_config, read_env_file
+from ivr.config import Config, load_config
+from ivr.envfile import read_env_file
 from ivr.errors import SandboxError
 
 #: scripts/sandbox in a source checkout; the sandbox is a developer and demo tool.

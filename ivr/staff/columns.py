@@ -72,6 +72,8 @@ _ALIASES = {
     "on_call": "on_call oncall astreinte",
     "backup": "backup suppléant remplaçant deputy",
     "tags": "tags tag étiquettes",
+    "sms": "sms sms_number numéro_sms mobile_sms portable_sms",
+    "email": "email e-mail mail courriel adresse_mail adresse_électronique",
 }
 _KIND = {fold(alias): kind for kind, names in _ALIASES.items() for alias in names.split()}
 # "Nom" or "Name" is the last name beside a "Prénom" column, the whole name otherwise.
@@ -116,6 +118,9 @@ class Columns:
     on_call: int | None
     backup: int | None
     tags: int | None
+    #: Where SMS go when it is not the first mobile among the phones.
+    sms: int | None
+    email: int | None
     #: (index, column name), in file order: the calling order of the numbers.
     phones: list[tuple[int, str]]
     #: Every column read, for the length and control character checks.
@@ -162,6 +167,8 @@ def columns(names: list[str], line: int) -> Columns:
         on_call=index.get("on_call"),
         backup=index.get("backup"),
         tags=index.get("tags"),
+        sms=index.get("sms"),
+        email=index.get("email"),
         phones=phones,
         read=read,
     )

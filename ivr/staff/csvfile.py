@@ -41,6 +41,10 @@ _ON_CALL = {
 _ROLE = re.compile(r"[a-z0-9_]{1,40}")
 _TAG = re.compile(r"[a-z0-9_]{1,40}")
 _TAG_SEPARATORS = re.compile(r"[|,\s]+")
+#: A mail address as mail servers take it: no spaces, quotes, angle brackets or line breaks.
+_EMAIL = re.compile(
+    r"(?=.{3,254}$)[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+"
+)
 # Controls and the format characters that reorder text on screen (U+202E...): a name holding
 # them shows in the console, the reports and the CSV as something else.
 _CONTROL = UNPRINTABLE
@@ -191,6 +195,8 @@ class _Parser:
         if backup:
             self.backups.append((line, pid, backup))
         tags = self.tags(row, line)
+        sms = self.sms(row, line)
+        email = self.email(row, line)
         if self.problems.total > before:
             return None
         return Person(
@@ -203,6 +209,8 @@ class _Parser:
             on_call=on_call,
             backup=backup or None,
             tags=tags,
+            sms=sms,
+            email=email,
         )
 
     def fields_fit(self, row: list[str], line: int) -> bool:
@@ -277,6 +285,27 @@ class _Parser:
             self.add(line, c.tags, f"tag {tag!r}: only a-z, 0-9 and _, 40 at most")
         return tags
 
+    def sms(self, row: list[str], line: int) -> str | None:
+        """The row's SMS number, validated like the phones (None: the first mobile)."""
+        c = self.columns
+        if c.sms is None or not row[c.sms].strip():
+            return None
+        try:
+            return normalize_number(row[c.sms].translate(_SPACES))
+        except InvalidNumberError as exc:
+            self.add(line, c.sms, str(exc))
+            return None
+
+    def email(self, row: list[str], line: int) -> str | None:
+        c = self.columns
+        if c.email is None or not row[c.email].strip():
+            return None
+        address = row[c.email].strip()
+        if not _EMAIL.fullmatch(address):
+            self.add(line, c.email, f"{address!r} is not a mail address")
+            return None
+        return address
+
     def phones(self, row: list[str], line: int) -> tuple[str, ...]:
         """Every number of the row's phone columns, in column order, each once."""
         before = self.problems.total
@@ -320,10 +349,15 @@ def export_csv(people: Iterable[Person]) -> str:
             "1" if p.on_call else "0",
             p.backup or "",
             "|".join(sorted(p.tags)),
+            p.sms or "",
+            p.email or "",
         )
         for p in people
     )
     return spreadsheet.write([EXPORT_COLUMNS, *rows])
 
 
-EXPORT_COLUMNS = ("id", "name", "role", "unit", "phones", "language", "on_call", "backup", "tags")
+EXPORT_COLUMNS = (
+    "id", "name", "role", "unit", "phones", "language", "on_call", "backup", "tags", "sms",
+    "email",
+)  # fmt: skip

@@ -21,6 +21,7 @@ from redis.exceptions import ResponseError
 
 from ivr.errors import IvrError
 from ivr.keys import roster_current_key, roster_people_prefix
+from ivr.numbers import is_mobile
 
 #: The roster tag of the crisis cell: after pressing 1 they are bridged into its conference.
 CRISIS_TAG = "crisis_cell"
@@ -59,6 +60,20 @@ class Person:
     #: Id of the person called instead when this one cannot be reached.
     backup: str | None = None
     tags: frozenset[str] = field(default_factory=frozenset)
+    #: The number SMS go to, when it is not the first mobile of `phones` (`sms_number`).
+    sms: str | None = None
+    #: Where an informative mail goes (when the installation has a mail server).
+    email: str | None = None
+
+    def sms_number(self) -> str | None:
+        """Where this person's SMS go: `sms`, else the first mobile number of `phones`."""
+        return self.sms or next((n for n in self.phones if is_mobile(n)), None)
+
+    @property
+    def single_number(self) -> bool:
+        """One number for calls and SMS alike: a flat battery or a lost phone and nothing
+        reaches them (flagged at import)."""
+        return len({*self.phones, *([self.sms] if self.sms else [])}) <= 1
 
     def to_json(self, *, with_id: bool = True) -> str:
         """Compact JSON, short keys, defaults left out (about 100 bytes for most people).
@@ -79,6 +94,10 @@ class Person:
             record["b"] = self.backup
         if self.tags:
             record["t"] = sorted(self.tags)
+        if self.sms:
+            record["s"] = self.sms
+        if self.email:
+            record["e"] = self.email
         return json.dumps(record, separators=(",", ":"), ensure_ascii=False)
 
     @classmethod
@@ -95,6 +114,8 @@ class Person:
             on_call=bool(record.get("o", 0)),
             backup=record.get("b"),
             tags=frozenset(record.get("t", ())),
+            sms=record.get("s"),
+            email=record.get("e"),
         )
 
 

@@ -29,9 +29,9 @@ A004;Moreau;Emma;Infirmier;Réanimation;06 11 00 00 04;;non;fr
 """
 
 
-def ivr(redis_url: str, *args: str, tmp: Path) -> subprocess.CompletedProcess[str]:
+def ivr(redis_url: str, *args: str, tmp: Path, **extra: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("IVR_")}
-    env.update(IVR_REDIS_URL=redis_url, IVR_AUDIO_DIR=str(tmp / "audio"))
+    env.update(IVR_REDIS_URL=redis_url, IVR_AUDIO_DIR=str(tmp / "audio"), **extra)
     return subprocess.run(
         [sys.executable, "-m", "ivr", *args], env=env, capture_output=True, text=True, timeout=60
     )
@@ -48,6 +48,7 @@ def test_roster_import_export_and_bad_file_changes_nothing(redis_url: str, tmp_p
     done = ivr(redis_url, "roster", "import", str(good), tmp=tmp_path)
     assert done.returncode == 0, done.stderr
     assert "4 staff imported" in done.stdout
+    assert "3 staff have a single number (one phone to reach them): A001, A003, A004" in done.stdout
     before = ivr(redis_url, "roster", "export", tmp=tmp_path).stdout
     assert "A003" in before and "anesthesiste" in before
 
@@ -95,6 +96,35 @@ def test_campaign_lifecycle_without_workers(redis_url: str, tmp_path: Path) -> N
 
     missing = ivr(redis_url, "campaign", "report", "42", tmp=tmp_path)
     assert missing.returncode == 2 and "campaign 42 not found" in missing.stderr
+
+
+def test_delivery_plan_options(redis_url: str, tmp_path: Path) -> None:
+    roster = tmp_path / "roster.csv"
+    roster.write_text(ROSTER, encoding="utf-8")
+    assert ivr(redis_url, "roster", "import", str(roster), tmp=tmp_path).returncode == 0
+    sms = {"IVR_SMS_SIP_TO": "pjsip:gsm/sip:{number}@192.168.10.20"}
+
+    bad = ivr(redis_url, "campaign", "start", "-m", "x", "--plan", "voice,fax", tmp=tmp_path)
+    assert bad.returncode == 2 and "step 2 of the delivery plan is 'fax'" in bad.stderr
+    first = ivr(redis_url, "campaign", "start", "-m", "x", "--plan", "sms", tmp=tmp_path, **sms)
+    assert first.returncode == 2 and "must start with voice" in first.stderr
+    none = ivr(redis_url, "campaign", "start", "-m", "x", "--plan", "voice,sms", tmp=tmp_path)
+    assert none.returncode == 2 and "no SMS transport is configured" in none.stderr
+
+    est = ivr(redis_url, "campaign", "start", "-m", "Alerte plan blanc, venez à l'hôpital.",
+              "--plan", "voice+sms,voice", "--retry-delay", "120", "--estimate", tmp=tmp_path,
+              **sms)  # fmt: skip
+    assert est.returncode == 0, est.stderr
+    assert "plan: voice+sms,voice, 120 s apart; 4 of 4 staff have a number for SMS" in est.stdout
+    # "hôpital" is not GSM 03.38: UCS-2, 70 characters a part, and this text is longer.
+    assert "SMS text (fr): 2 SMS each (UCS2)" in est.stdout
+    assert "SMS text (en): " in est.stdout
+
+    started = ivr(redis_url, "campaign", "start", "-m", "Alerte.", "--json", tmp=tmp_path, **sms)
+    assert started.returncode == 0, started.stderr
+    assert json.loads(started.stdout)["plan"] == ["voice", "sms", "voice"], "the default"
+    voice = ivr(redis_url, "campaign", "start", "-m", "Alerte.", "--json", tmp=tmp_path)
+    assert json.loads(voice.stdout)["plan"] == ["voice", "voice", "voice"], "--attempts rounds"
 
 
 def test_estimate_figures() -> None:

@@ -35,6 +35,10 @@ def test_demo_runs_a_mass_campaign_to_the_end(sandbox_config: Config, tmp_path: 
     for role in ("nurse", "anaesthetist"):
         assert report["by_role"][role]["met"], f"{role} quota met"
     assert report["forecast"]["+30"] > 0
+    # Voice, SMS, voice: some staff the calls missed answer by SMS, counted once each.
+    sms = report["sms"]
+    assert sms["sent"] > 0 and sms["delivered"] == sms["sent"]
+    assert 0 < sms["answered"] <= sms["sent"]
     # The after-action report: one page that needs nothing from outside, with the curve.
     page = html.read_text(encoding="utf-8")
     assert f"Campaign {report['campaign']}" in page and "<polyline" in page

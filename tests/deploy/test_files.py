@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ivr.config import load_config, read_env_file
+from ivr.config import load_config
+from ivr.envfile import read_env_file
 from tests.conftest import unavailable
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -243,5 +243,31 @@ def test_export_then_parse_gives_the_same_people() -> None:
     people = parse_roster(FRENCH.encode()) + parse_roster(ENGLISH.encode())
     people.append(Person("Q;1", 'Jo "Q" Smith', "nurse", "A;B", ("*31#0612345678",), "en"))
     text = export_csv(people)
-    assert text.startswith("id;name;role;unit;phones;language;on_call;backup;tags\r\n")
+    assert text.startswith("id;name;role;unit;phones;language;on_call;backup;tags;sms;email\r\n")
     assert parse_roster(text.encode()) == people
+
+
+def test_sms_column_is_validated_and_exported() -> None:
+    from ivr.staff.csvfile import export_csv
+
+    good = "id;name;role;mobile;domicile;sms\nA1;X;nurse;0611000001;0111000001;07 11 00 00 09\n"
+    (person,) = parse_roster(good.encode())
+    assert person.sms == "0711000009" and person.sms_number() == "0711000009"
+    assert parse_roster(export_csv([person]).encode()) == [person]
+    # Without an sms column: the first mobile number, wherever it is among the phones.
+    home = b"id;name;role;domicile;mobile\nA1;X;nurse;0111000001;0611000001\n"
+    (home_first,) = parse_roster(home)
+    assert home_first.sms_number() == "0611000001"
+    with pytest.raises(RosterError) as bad:
+        parse_roster(b"id;name;role;mobile;sms\nA1;X;nurse;0611000001;06&11\n")
+    assert bad.value.problems[0][0] == 2 and "'&'" in bad.value.problems[0][1]
+
+
+def test_email_column_is_checked_and_exported() -> None:
+    data = "matricule;nom;fonction;portable;courriel\nA1;X;nurse;0611000001;claire.m@chu-x.fr\n"
+    (person,) = parse_roster(data.encode())
+    assert person.email == "claire.m@chu-x.fr"
+    assert parse_roster(export_csv([person]).encode()) == [person]
+    with pytest.raises(RosterError) as bad:
+        parse_roster(b"id;name;role;mobile;email\nA1;X;nurse;0611000001;a@b\\r\\nBcc: x@y.fr\n")
+    assert "is not a mail address" in bad.value.problems[0][1]

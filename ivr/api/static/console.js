@@ -455,6 +455,9 @@ function drawCounts(r) {
     $("count-" + key).textContent = num(r[key]);
   }
   $("count-forecast").textContent = num(r.forecast["+30"] + r.forecast["+60"]);
+  const sms = r.sms || {};
+  $("count-sms").textContent = num(sms.sent || 0);
+  $("count-sms-answered").textContent = num(sms.answered || 0);
   const running = r.status === "running";
   $("action-stop").disabled = !running;
   $("action-quota").disabled = !(running || r.status === "done");
@@ -579,7 +582,9 @@ function drawPeople() {
   body.replaceChildren();
   for (const p of people.slice(0, MAX_PEOPLE_ROWS)) {
     const state = stateOf(p);
-    const tr = row([p.name || p.id, p.role, p.unit, [label("state.", state), state],
+    const said = label("state.", state);
+    const shown = p.answered_by === "sms" ? t("people.by_sms", { state: said }) : said;
+    const tr = row([p.name || p.id, p.role, p.unit, [shown, state],
                     [num(p.attempts), "n"], [num(p.eta_minutes), "n"]]);
     tr.dataset.person = p.id;
     body.append(tr);

@@ -1,4 +1,5 @@
-"""Redis writes the dialer cannot drop: retried until Redis is back."""
+"""Redis writes that cannot be dropped (an outcome, an SMS step's end): retried until Redis is
+back. The dialer, the lines and the SMS and mail senders all use it."""
 
 from __future__ import annotations
 
