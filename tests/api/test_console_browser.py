@@ -143,6 +143,8 @@ async def test_an_admin_checks_rosters_and_manages_tokens(api: Api) -> None:
         await page.goto(_url(api, "admin"))
         await page.click("[data-tab=admin]")
         await page.until("document.querySelectorAll('#tokens tr').length === 3")
+        # The roster summary comes from its own request: wait for it, not for the tokens'.
+        await page.until("document.querySelector('#roster-current').textContent !== ''")
         assert (await page.text("#roster-current")).startswith("Annuaire en vigueur : 7 personnes")
         version = (await api.json("GET", "/api/roster?limit=1"))["version"]
 
@@ -240,7 +242,7 @@ async def test_the_english_screens(api: Api) -> None:
         await page.screenshot(ARTIFACTS / "console-start-en.png")
         await page.click("[data-tab=admin]")
         await page.until("document.querySelectorAll('#audit tr').length > 0")
-        assert await page.text("#roster-current") != ""
+        await page.until("document.querySelector('#roster-current').textContent !== ''")
         await page.screenshot(ARTIFACTS / "console-admin-en.png")
         # And back to French, by the button: everything shown is redrawn.
         await page.click("#lang-fr")
