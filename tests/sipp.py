@@ -501,17 +501,23 @@ def _uas_opening(dtmf: DtmfMode) -> str:
 
         {_sdp(dtmf)}"""
     )
-    return f"""<recv request="INVITE" rrs="true">
-  <action>
-    <ereg regexp="[^ ].*" search_in="hdr" header="From:" assign_to="theirs"/>
-    <ereg regexp="[^ ].*" search_in="hdr" header="To:" assign_to="to"/>
-  </action>
-</recv>
+    return f"""{_recv_invite(rrs=True)}
 <send><![CDATA[
 {ringing}]]></send>
 <send retrans="500"><![CDATA[
 {ok}]]></send>
 <recv request="ACK" rtd="true"/>"""
+
+
+def _recv_invite(*, rrs: bool) -> str:
+    """Receive Asterisk's INVITE, keeping its From and To for the answer."""
+    record = ' rrs="true"' if rrs else ""
+    return f"""<recv request="INVITE"{record}>
+  <action>
+    <ereg regexp="[^ ].*" search_in="hdr" header="From:" assign_to="theirs"/>
+    <ereg regexp="[^ ].*" search_in="hdr" header="To:" assign_to="to"/>
+  </action>
+</recv>"""
 
 
 def _uas_reject(status: int) -> str:
@@ -528,12 +534,7 @@ def _uas_reject(status: int) -> str:
 
         """
     )
-    return f"""<recv request="INVITE">
-  <action>
-    <ereg regexp="[^ ].*" search_in="hdr" header="From:" assign_to="theirs"/>
-    <ereg regexp="[^ ].*" search_in="hdr" header="To:" assign_to="to"/>
-  </action>
-</recv>
+    return f"""{_recv_invite(rrs=False)}
 <send><![CDATA[
 {refusal}]]></send>
 <recv request="ACK"/>"""

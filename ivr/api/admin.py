@@ -8,41 +8,34 @@ serves them is `ivr.api.app.ROUTES`.
 
 from __future__ import annotations
 
-import asyncio
-from collections import Counter
-
 from aiohttp import web
 
 from ivr.access import audit
 from ivr.access.pins import PinStore
 from ivr.access.tokens import Role
 from ivr.api.openapi import Call
+from ivr.api.roster import parse_upload, per_role_and_unit
 from ivr.api.state import (
     audit_write,
-    config_key,
     json_response,
     load_roster,
     redis_key,
     roster_key,
     tokens_key,
 )
-from ivr.staff.csvfile import parse_roster
 
 
 async def check_roster(request: web.Request, call: Call) -> web.StreamResponse:
     """What importing this CSV would do, without doing it: the same parse, all or nothing."""
     app = request.app
     async with app[roster_key].importing:
-        people = await asyncio.to_thread(
-            parse_roster, call.body, default_language=app[config_key].language
-        )
+        people = await parse_upload(app, call.body)
     version, current = await load_roster(app)
     old, new = {p.id for p in current}, {p.id for p in people}
     return json_response(
         {
             "count": len(people),
-            "roles": dict(sorted(Counter(p.role for p in people).items())),
-            "units": dict(sorted(Counter(p.unit for p in people).items())),
+            **per_role_and_unit(people),
             "added": len(new - old),
             "removed": len(old - new),
             "current": {"version": version, "count": len(current)},
