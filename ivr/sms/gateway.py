@@ -69,8 +69,10 @@ class Gateway:
         async with self._ports:
             async with self._lock:
                 now = time.monotonic()
-                start = max(now, self._next)
-                if start > now:
-                    await asyncio.sleep(start - now)
+                if self._next > now:
+                    await asyncio.sleep(self._next - now)
+                # The next slot counts from when this one was really given: a sleep that
+                # overran (a loaded machine) must not let the next message go early.
+                start = time.monotonic()
                 self._next = start + self.spacing
             yield Slot(self, start)
