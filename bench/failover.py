@@ -6,8 +6,9 @@
 A private primary, one replica and three Sentinels (`ivr.sandbox.sentinel`) with Sentinel's
 down-after-milliseconds at `--down-after`; a client built as the service builds it
 (`ivr.db.connect_sentinel`) writes without pause, each write waiting for the replica
-(`ivr.db.Replication`) as a worker's results do. The primary is killed; printed is the time from
-the kill to the first write the new primary took, for each run (a new cluster each time).
+(`ivr.replication.Replication`) as a worker's results do. The primary is killed; printed is the
+time from the kill to the first write the new primary took, for each run (a new cluster each
+time).
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ from pathlib import Path
 
 from redis.asyncio import Redis
 
-from ivr.db import Replication, connect_sentinel
+from ivr.db import connect_sentinel
+from ivr.replication import Replication
 from ivr.sandbox.sentinel import MASTER, SentinelCluster
 
 

@@ -11,7 +11,7 @@ shared: all see the same load):
 - one server: a client of the primary alone (`IVR_REDIS_URL`, today's single site);
 - Sentinel, no WAIT: through Sentinel, acknowledged by the primary alone;
 - Sentinel + WAIT: through Sentinel, each claim and outcome acknowledged by the replica too
-  (`ivr.db.Replication`, what the service does with IVR_REDIS_SENTINELS).
+  (`ivr.replication.Replication`, what the service does with IVR_REDIS_SENTINELS).
 
 `--channels` steps run at once (a worker's calls in flight). Printed: the medians over the
 rounds of the time per person (claim + outcome), and the ratios side by side. A real call
@@ -35,7 +35,8 @@ from redis.asyncio import Redis
 from ivr.campaign import store
 from ivr.campaign.scheduler import Scheduler
 from ivr.campaign.spec import CampaignSpec
-from ivr.db import Replication, connect, connect_sentinel
+from ivr.db import connect, connect_sentinel
+from ivr.replication import Replication
 from ivr.sandbox.sentinel import MASTER, SentinelCluster
 from ivr.staff.roster import Person
 

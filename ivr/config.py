@@ -47,6 +47,9 @@ class Config:
     redis_sentinels: tuple[tuple[str, int], ...] = ()
     #: The name the Sentinels monitor the primary under (`sentinel monitor NAME ...`).
     redis_sentinel_master: str = "ivr"
+    #: Seconds after its lease that a call on an Asterisk no live worker dials through (a
+    #: site lost) is ended and placed again from another site (`ivr.dialer.sites`).
+    site_lost_after: int = 600
     #: Turns a staff number into an Asterisk channel; must contain `{number}`.
     dial_template: str = "PJSIP/{number}@trunk"
     caller_id: str = ""
@@ -301,6 +304,7 @@ def _take_redis(take: Callable[[str, str, Callable[[str], object]], None]) -> No
     take("IVR_REDIS_URL", "redis_url", redis_url)
     take("IVR_REDIS_SENTINELS", "redis_sentinels", sentinels)
     take("IVR_REDIS_SENTINEL_MASTER", "redis_sentinel_master", sentinel_master)
+    take("IVR_SITE_LOST_AFTER", "site_lost_after", _int("IVR_SITE_LOST_AFTER", 10, 3600))
 
 
 def _check_redis(kwargs: Mapping[str, object]) -> None:

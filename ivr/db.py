@@ -12,8 +12,7 @@ Two ways to reach Redis (docs/ivr.env.example, "Redis"):
   counts twice.
 
 Replication is asynchronous: a write the primary acknowledged can be lost when it dies before a
-replica has it. `Replication.acknowledged` runs a write then `WAIT 1 <timeout>` on the same
-connection, so a claim, a key press or a final outcome counts only once a replica has it.
+replica has it: `ivr.replication` waits for a replica after the writes that must survive.
 """
 
 from __future__ import annotations
@@ -65,14 +64,6 @@ FAILOVER_SECONDS = 20.0
 #: reset); blocking reads of the project (XREAD, pub/sub) block for 1 s at most.
 SOCKET_TIMEOUT = 5.0
 SENTINEL_TIMEOUT = 1.0
-
-#: How long a write waits for a replica's acknowledgement before going on without it.
-WAIT_TIMEOUT_MS = 1000
-#: While no replica acknowledges, writes do not wait; every this many seconds, look again.
-RECHECK_SECONDS = 5.0
-#: While no replica acknowledges, how often a worker asks the Sentinels whether the primary it
-#: writes to is still theirs before it claims anyone (`Replication.may_claim`).
-CONFIRM_SECONDS = 2.0
 
 
 class DeadlineRetry(Retry):
@@ -228,160 +219,33 @@ def follows_sentinel(redis: Redis) -> bool:
 
 
 async def sentinel_state(redis: Redis) -> dict[str, Any] | None:
-    """What the Sentinels say of the primary (None for a client of one server)."""
+    """What the Sentinels say of the primary (None for a client of one server). They are asked
+    at once, each for SENTINEL_TIMEOUT at most: a site cut off must not make this slow."""
     pool = redis.connection_pool
     if not isinstance(pool, SentinelConnectionPool):
         return None
     manager: Sentinel = pool.sentinel_manager
-    seen: list[dict[str, Any]] = []
-    for node in manager.sentinels:
-        kwargs = node.connection_pool.connection_kwargs
-        entry: dict[str, Any] = {"sentinel": f"{kwargs.get('host')}:{kwargs.get('port')}"}
-        try:
-            state = cast(dict[str, Any], await node.sentinel_master(pool.service_name))
-            entry.update(
-                primary=f"{state['ip']}:{state['port']}",
-                replicas=int(state.get("num-slaves", 0)),
-                sentinels=int(state.get("num-other-sentinels", 0)) + 1,
-                down=bool(state.get("is_sdown") or state.get("is_odown")),
-            )
-        except Exception as exc:  # noqa: BLE001 - one Sentinel down is a fact to report
-            entry["error"] = str(exc) or type(exc).__name__
-        seen.append(entry)
-    return {"master": pool.service_name, "sentinels": seen}
-
-
-class Replication:
-    """Writes that must survive a failover: acknowledged once a replica has them.
-
-    For a client of one server (no Sentinel) this is the write alone. Through Sentinel, the
-    write and then `WAIT 1 WAIT_TIMEOUT_MS` run on one connection (WAIT counts the writes of
-    its own connection). When no replica acknowledges in time, a warning is logged once and
-    writes stop waiting (a lost replica must not slow every call by a second) until a replica
-    is connected again, checked every RECHECK_SECONDS. A failure between the write and its
-    WAIT runs both again: the writes given here must be safe to repeat.
-    """
-
-    def __init__(self, redis: Redis, *, wait: bool | None = None) -> None:
-        self.redis = redis
-        self.enabled = follows_sentinel(redis) if wait is None else wait
-        self.degraded = False
-        self._recheck_at = 0.0
-        self._confirmed: tuple[float, bool] = (0.0, True)
-        #: Writes a replica acknowledged, and writes that went on without one.
-        self.acked = 0
-        self.unacked = 0
-
-    async def acknowledged(self, write: Callable[[Redis], Awaitable[T]]) -> T:
-        return (await self.replicated(write))[0]
-
-    async def replicated(self, write: Callable[[Redis], Awaitable[T]]) -> tuple[T, bool]:
-        """The write's result, and False when it went on without a replica's acknowledgement
-        (always True for one server: there is nothing more to wait for)."""
-        if not self.enabled:
-            return await write(self.redis), True
-        delay = BACKOFF_BASE
-        while True:
-            async with self.redis.client() as conn:
-                result = await write(conn)
-                if not await self._should_wait():
-                    self.unacked += 1
-                    return result, False
-                try:
-                    replicas = await _wait(conn, WAIT_TIMEOUT_MS)
-                except FAILOVER_ERRORS as exc:
-                    log.warning("Redis lost before a replica acknowledged a write (%s); again", exc)
-                else:
-                    return result, self._note(replicas)
-            await asyncio.sleep(delay)  # backoff before writing again, not synchronisation
-            delay = min(delay * 2, BACKOFF_CAP)
-
-    async def may_claim(self) -> bool:
-        """False while this process may be writing to a stale primary: no replica acknowledges
-        its writes and a majority of the Sentinels does not name that primary (a site cut off
-        with its old primary: the other site's Sentinels promoted a replica and call from it).
-        A worker then claims nobody new and finishes only the calls it holds. Asked of the
-        Sentinels at most every CONFIRM_SECONDS; always True for one server or in sync."""
-        if not self.enabled or not self.degraded:
-            self._confirmed = (0.0, True)
-            return True
-        checked, allowed = self._confirmed
-        if time.monotonic() - checked < CONFIRM_SECONDS:
-            return allowed
-        now_allowed = await _majority_names_ours(self.redis)
-        self._confirmed = (time.monotonic(), now_allowed)
-        if now_allowed != allowed:
-            if now_allowed:
-                log.warning("Redis: the Sentinels name this primary again; claiming again")
-            else:
-                log.warning(
-                    "Redis: no replica, and most Sentinels unreachable or naming another "
-                    "primary: this site may be cut off; no new calls, only those in progress"
-                )
-        return now_allowed
-
-    async def _should_wait(self) -> bool:
-        if not self.degraded:
-            return True
-        if time.monotonic() < self._recheck_at:
-            return False
-        self._recheck_at = time.monotonic() + RECHECK_SECONDS
-        try:
-            info = await self.redis.info("replication")
-        except FAILOVER_ERRORS:
-            return False
-        if online_replicas(info):
-            self.degraded = False
-            log.warning("Redis: a replica is connected again; writes wait for it again")
-            return True
-        return False
-
-    def _note(self, replicas: int) -> bool:
-        """Count a WAIT's answer; True when a replica acknowledged."""
-        if replicas >= 1:
-            self.acked += 1
-            return True
-        self.unacked += 1
-        if self.degraded:
-            return False  # writes already waiting when the first one gave up: said once
-        self.degraded = True
-        self._recheck_at = time.monotonic() + RECHECK_SECONDS
-        log.warning(
-            "Redis: no replica acknowledged a write within %d ms; going on without waiting "
-            "(a failover now could lose the last answers from Redis; Asterisk's journal keeps "
-            "them) until a replica is back",
-            WAIT_TIMEOUT_MS,
-        )
-        return False
-
-
-async def _majority_names_ours(redis: Redis) -> bool:
-    """Whether more than half of the configured Sentinels name the primary `redis` uses."""
-    pool = redis.connection_pool
-    view = await sentinel_state(redis)
-    if view is None or not isinstance(pool, SentinelConnectionPool):
-        return True
-    if pool.master_address is None:
-        return False
-    ours = "{}:{}".format(*pool.master_address)
-    agree = sum(1 for s in view["sentinels"] if s.get("primary") == ours and not s.get("down"))
-    return agree > len(view["sentinels"]) // 2
-
-
-def online_replicas(info: dict[str, Any]) -> int:
-    """Replicas in sync in INFO replication (`connected_slaves` also counts those still
-    loading a full copy, which acknowledge nothing yet)."""
-    return sum(
-        1
-        for key, value in info.items()
-        if key.startswith("slave") and isinstance(value, dict) and value.get("state") == "online"
+    seen = await asyncio.gather(
+        *(sentinel_view(node, pool.service_name) for node in manager.sentinels)
     )
+    return {"master": pool.service_name, "sentinels": list(seen)}
 
 
-async def _wait(conn: Redis, timeout_ms: int) -> int:
-    """WAIT on `conn`'s own connection, not retried: after a reconnect it would wait for
-    nothing (the write was on the connection that broke)."""
-    connection = conn.connection
-    assert connection is not None, "a write ran on this single-connection client first"
-    await connection.send_command("WAIT", 1, timeout_ms)
-    return int(await connection.read_response())
+async def sentinel_view(node: Redis, master: str) -> dict[str, Any]:
+    """One Sentinel's view of `master`: primary, replicas, Sentinels, down; or an error."""
+    kwargs = node.connection_pool.connection_kwargs
+    entry: dict[str, Any] = {"sentinel": f"{kwargs.get('host')}:{kwargs.get('port')}"}
+    try:
+        async with asyncio.timeout(SENTINEL_TIMEOUT):
+            state = cast(dict[str, Any], await node.sentinel_master(master))
+        entry.update(
+            primary=f"{state['ip']}:{state['port']}",
+            replicas=int(state.get("num-slaves", 0)),
+            sentinels=int(state.get("num-other-sentinels", 0)) + 1,
+            down=bool(state.get("is_sdown") or state.get("is_odown")),
+        )
+    except TimeoutError:
+        entry["error"] = f"no answer within {SENTINEL_TIMEOUT:g} s"
+    except Exception as exc:  # noqa: BLE001 - one Sentinel down is a fact to report
+        entry["error"] = str(exc) or type(exc).__name__
+    return entry

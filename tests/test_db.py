@@ -10,9 +10,11 @@ import pytest
 import redis.asyncio as aioredis
 
 from ivr import db as ivrdb
+from ivr import replication as ivrrepl
 from ivr.cli.main import main
 from ivr.config import load_config
-from ivr.db import Replication, client_for, connect_sentinel, describe, follows_sentinel
+from ivr.db import client_for, connect_sentinel, describe, follows_sentinel
+from ivr.replication import Replication
 from ivr.sandbox.redisserver import free_port
 from ivr.sandbox.sentinel import MASTER, SentinelCluster
 
@@ -41,7 +43,7 @@ async def test_no_replica_degrades_once_then_writes_stop_waiting(
 ) -> None:
     """A server without replica: the first writes wait WAIT's timeout and get no
     acknowledgement; the warning is said once for all of them; later writes do not wait."""
-    monkeypatch.setattr(ivrdb, "WAIT_TIMEOUT_MS", 200)
+    monkeypatch.setattr(ivrrepl, "WAIT_TIMEOUT_MS", 200)
     replication = Replication(db, wait=True)
 
     async def write(conn: aioredis.Redis) -> int:
@@ -69,8 +71,8 @@ async def test_no_new_claims_while_a_majority_of_sentinels_cannot_vouch_for_the_
 ) -> None:
     """Split brain: writes no replica acknowledges, and most Sentinels out of reach, is what a
     site cut off with a stale primary sees. Claiming stops; it resumes when they are back."""
-    monkeypatch.setattr(ivrdb, "CONFIRM_SECONDS", 0.0)
-    monkeypatch.setattr(ivrdb, "WAIT_TIMEOUT_MS", 200)
+    monkeypatch.setattr(ivrrepl, "CONFIRM_SECONDS", 0.0)
+    monkeypatch.setattr(ivrrepl, "WAIT_TIMEOUT_MS", 200)
     client = connect_sentinel(sentinel_cluster.addresses, MASTER)
     replication = Replication(client)
 

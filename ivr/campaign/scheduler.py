@@ -30,6 +30,7 @@ and `sms_claim` through their token).
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,8 +38,8 @@ from redis.asyncio import Redis
 
 from ivr.campaign import scripts, upkeepscripts
 from ivr.campaign.smssteps import SmsSteps
-from ivr.db import Replication
 from ivr.keys import campaign_key, sms_due_part
+from ivr.replication import Replication
 from ivr.staff.roster import Person
 
 #: Tiers of the due queue, claimed in this order.
@@ -103,13 +104,20 @@ class Scheduler(SmsSteps):
             sms_due_part,
         )  # fmt: skip
         args: list[str | int] = [now_ms, lease_ms, worker, asterisk, token]
-        got = await self.replication.acknowledged(
+        got, safe = await self.replication.replicated(
             lambda client: self._claim(keys=keys, args=args, client=client)
         )
+        written = time.monotonic()
         if not got:
             return None
         pid, attempt, number, person, index, uid = got
         pid = str(pid)
+        if not safe and not await self.replication.may_claim(since=written):
+            # No replica took the claim and most Sentinels do not name this primary: a site
+            # cut off, writing to a stale primary the others replaced. Do not call: the other
+            # site may claim the same person. Put the person back (harmless on a stale copy).
+            await self.requeue(cid, pid, int(attempt), now_ms)
+            return None
         return Claim(
             cid, pid, int(attempt), str(number), Person.from_json(person, pid), int(index), str(uid)
         )

@@ -4,9 +4,9 @@ ever, ended once, their delivery receipts counted once. `SmsSteps` is the base c
 `ivr.campaign.smsscripts`.
 
 Through Redis Sentinel a claim and an end count only once a replica has them
-(`ivr.db.Replication`): a failover then cannot hand the same step out a second time. A claim
-sent again with its token (its answer lost at a failover, the client retries) returns the same
-step instead of taking another.
+(`ivr.replication.Replication`): a failover then cannot hand the same step out a second time. A
+claim sent again with its token (its answer lost at a failover, the client retries) returns the
+same step instead of taking another.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from redis.asyncio import Redis
 
 from ivr.campaign import smsscripts
-from ivr.db import Replication
 from ivr.keys import (
     campaign_key,
     sms_claims_part,
@@ -25,6 +24,7 @@ from ivr.keys import (
     sms_receipts_part,
     sms_sending_part,
 )
+from ivr.replication import Replication
 from ivr.staff.roster import Person
 
 #: Tiers of the voice queue (`ivr.campaign.scheduler.TIERS`): an SMS step's end may queue a call.

@@ -61,6 +61,7 @@ async def serve_and_dial(args: argparse.Namespace, stop: asyncio.Event) -> int:
         asterisk=args.asterisk,
         capacity=args.capacity or config.max_channels,
         cps=args.cps,
+        orphan_after=config.site_lost_after,
     )
     async with redis_for(config) as db:
         await require_redis(db, config)

@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable
 
 from redis.asyncio import Redis
 
+from ivr import logs
 from ivr.campaign import store
 from ivr.campaign.scheduler import Claim, Scheduler
 from ivr.dialer.settings import WorkerSettings
@@ -56,6 +57,7 @@ async def end_lost_calls(
         person, state = got
         claim = Claim(cid, pid, attempt, person.phones[phone_index], person, state.index, uid)
         detail = f"lost with Asterisk {asterisk}: no worker dials through it any more"
-        log.warning("campaign %s: %s %s", cid, claim.attempt_id, detail)
-        await finish(claim, "failed", claim.number, detail, None)
+        with logs.log_fields(campaign_id=cid, attempt_id=claim.attempt_id):
+            log.warning("campaign %s: %s %s", cid, claim.attempt_id, detail)
+            await finish(claim, "failed", claim.number, detail, None)
         await retrying(scheduler.release, cid, pid, attempt, settings.name)

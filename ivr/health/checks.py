@@ -18,10 +18,11 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from ivr import keys
 from ivr.config import LANGUAGES, Config
-from ivr.db import follows_sentinel, online_replicas, sentinel_state
+from ivr.db import follows_sentinel, sentinel_state
 from ivr.errors import TtsError
 from ivr.health.heartbeat import FORGOTTEN_AFTER, Heartbeat
 from ivr.health.state import Check, Report, State, run
+from ivr.replication import online_replicas
 from ivr.voice.tts import Speaker
 from ivr.voice.wav import wav_duration
 

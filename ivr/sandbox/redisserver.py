@@ -69,17 +69,24 @@ class RedisServer:
         port: int | None = None,
         appendonly: bool = True,
         replica_of: int | None = None,
+        host: str = "127.0.0.1",
+        primary_host: str = "127.0.0.1",
+        prefix: tuple[str, ...] = (),
     ):
         self.directory = directory
         self.port = port or free_port()
         self.appendonly = appendonly
-        #: The port of the primary on 127.0.0.1 this server replicates (None: a primary).
+        #: The port of the primary this server replicates (None: a primary), on `primary_host`.
         self.replica_of = replica_of
+        self.primary_host = primary_host
+        #: The address it listens on, and what runs it (`ip netns exec NS`: another host).
+        self.host = host
+        self.prefix = prefix
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        return f"redis://{self.host}:{self.port}/0"
 
     def start(self, timeout: float = 10.0) -> None:
         binary = shutil.which("redis-server")
@@ -89,17 +96,19 @@ class RedisServer:
         args = [
             binary,
             "--port", str(self.port),
-            "--bind", "127.0.0.1",
+            "--bind", self.host,
             "--dir", str(self.directory),
             "--save", "",
             "--appendonly", "yes" if self.appendonly else "no",
             "--appendfsync", "everysec",
-            "--protected-mode", "yes",
+            # Off only on a test host's private address (`ivr.sandbox.netns`): nothing else
+            # reaches it. A real site sets requirepass, masterauth and Sentinel's auth-pass.
+            "--protected-mode", "yes" if self.host == "127.0.0.1" else "no",
             "--logfile", str(self.directory / "redis.log"),
         ]  # fmt: skip
         if self.replica_of is not None:
-            args += ["--replicaof", "127.0.0.1", str(self.replica_of)]
-        self.process = subprocess.Popen(args, stdin=subprocess.DEVNULL)
+            args += ["--replicaof", self.primary_host, str(self.replica_of)]
+        self.process = subprocess.Popen([*self.prefix, *args], stdin=subprocess.DEVNULL)
         # A PONG alone could come from another server already on this port.
         wait_started(
             self.process,
@@ -112,7 +121,7 @@ class RedisServer:
     def _is_ours(self) -> bool:
         assert self.process is not None
         try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as sock:
+            with socket.create_connection((self.host, self.port), timeout=0.5) as sock:
                 sock.sendall(b"INFO server\r\n")
                 data = b""
                 while b"process_id:" not in data or not data.endswith(b"\r\n"):
@@ -131,7 +140,7 @@ class RedisServer:
 
     def _answers(self) -> bool:
         try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as sock:
+            with socket.create_connection((self.host, self.port), timeout=0.5) as sock:
                 sock.sendall(b"PING\r\n")
                 return sock.recv(16).startswith(b"+PONG")
         except OSError:
