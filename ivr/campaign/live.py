@@ -114,7 +114,7 @@ class CampaignFeed:
         pipe.hmget(campaign_key(self.cid, "people"), pids)
         pipe.hmget(campaign_key(self.cid, "state"), pids)
         records, raw_states = cast(list[list[str | None]], await pipe.execute())
-        queued = await progress.queues(self.redis, self.cid, pids)
+        queued = await progress.queues(self.redis, self.cid, pids, len(self.steps))
         rows = []
         for pid, record, raw in zip(pids, records, raw_states, strict=True):
             if record is None:

@@ -73,8 +73,11 @@ class Queues:
     sending: frozenset[str]
 
 
-async def queues(redis: Redis, cid: str, pids: Sequence[str] | None = None) -> Queues:
-    """The due times of `pids` (everyone's when None: whole queues, read once)."""
+async def queues(
+    redis: Redis, cid: str, pids: Sequence[str] | None = None, steps: int = plans.MAX_STEPS
+) -> Queues:
+    """The due times of `pids` (everyone's when None: whole queues, read once) in a plan of
+    `steps` steps."""
     voice_keys = [campaign_key(cid, tier) for tier in TIERS]
     sms_key, sending_key = campaign_key(cid, sms_due_part), campaign_key(cid, sms_sending_part)
     pipe = redis.pipeline(transaction=False)
@@ -88,8 +91,8 @@ async def queues(redis: Redis, cid: str, pids: Sequence[str] | None = None) -> Q
         )
     if not pids:
         return Queues({}, {}, frozenset())
-    # An SMS step's member is `pid:step`: the person's own steps are few (MAX_STEPS).
-    jobs = [f"{pid}:{k}" for pid in pids for k in range(plans.MAX_STEPS)]
+    # An SMS step's member is `pid:step`: the person's own steps are few.
+    jobs = [f"{pid}:{k}" for pid in pids for k in range(steps)]
     for key in voice_keys:
         pipe.zmscore(key, list(pids))
     pipe.zmscore(sms_key, jobs)
