@@ -33,6 +33,8 @@ from ivr.keys import campaign_key, sms_due_part, sms_sending_part
 
 #: What an entry's `state` may be (see the module docstring).
 STATES = ("done", "calling", "sending", "due", "planned", "not_needed")
+#: An SMS step's result once its delivery receipt is back, indexed by "was it delivered".
+_RECEIPTS = ("undelivered", "delivered")
 #: `w` of an `attempt` event that is not a call of the plan: an SMS reply, the callback line.
 _ANSWERS = frozenset({"sms", "callback"})
 
@@ -52,10 +54,13 @@ class History:
         if kind == "attempt" and event.get("w") not in _ANSWERS:
             self.ran[(pid, int(step), plans.VOICE)] = (event.get("outcome", ""), t)
         elif kind == "sms":
-            self.ran[(pid, int(step), plans.SMS)] = (event.get("result", ""), t)
+            # A receipt may be logged before its SMS's end (the SMSC answers at once): it stays.
+            had = self.ran.get((pid, int(step), plans.SMS), ("", t))[0]
+            result = had if had in _RECEIPTS else event.get("result", "")
+            self.ran[(pid, int(step), plans.SMS)] = (result, t)
         elif kind == "sms_receipt":
             sent = self.ran.get((pid, int(step), plans.SMS), ("", t))[1]
-            status = "delivered" if event.get("status") == "delivered" else "undelivered"
+            status = _RECEIPTS[event.get("status") == "delivered"]
             self.ran[(pid, int(step), plans.SMS)] = (status, sent)
 
     def extend(self, events: Iterable[dict[str, str]]) -> None:
