@@ -72,7 +72,7 @@ SAMPLE = 0.1
 
 
 def staff(count: int) -> list[Person]:
-    """Even: answer and press 1; odd: no answer (1 in 4) or busy (3 in 4)."""
+    """Even: answer and press 1; odd: no answer (i % 4 == 1) or busy (i % 4 == 3)."""
     people = []
     for i in range(count):
         number = {0: f"1071{i:06d}", 1: f"2{i:06d}", 2: f"1071{i:06d}", 3: f"3{i:06d}"}[i % 4]
