@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from ivr import limits
+from ivr.campaign import progress
 
 Schema = dict[str, Any]
 
@@ -330,6 +331,18 @@ ESTIMATED: Schema = {
     },
     "required": ["targets", "calls", "total_minutes", "roles", "warnings"],
 }
+PLAN_ENTRY: Schema = {
+    "type": "object",
+    "description": "One channel of one step of the person's delivery plan (ivr.campaign.progress)",
+    "properties": {
+        "step": {"type": "integer", "description": "0-based"},
+        "channel": {"enum": ["voice", "sms"]},
+        "state": {"enum": list(progress.STATES)},
+        "result": {**STRING_OR_NULL, "description": "done: the call's outcome or the SMS's"},
+        "at": {**NUMBER_OR_NULL, "description": "done: when (Unix s); due: when it is due"},
+    },
+    "required": ["step", "channel", "state", "result", "at"],
+}
 CAMPAIGN_PERSON: Schema = {
     "type": "object",
     "properties": {
@@ -349,8 +362,9 @@ CAMPAIGN_PERSON: Schema = {
         "backup_for": STRING_OR_NULL,
         "step": {"type": "integer", "description": "where the person is in the plan (0-based)"},
         "answered_by": {"enum": ["voice", "callback", "sms", None]},
+        "plan": {"type": "array", "items": PLAN_ENTRY},
     },
-    "required": ["id", "role", "state", "attempts"],
+    "required": ["id", "role", "state", "attempts", "plan"],
 }
 EVENT: Schema = {
     "type": "object",

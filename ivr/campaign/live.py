@@ -14,9 +14,9 @@ from typing import Any, cast
 
 from redis.asyncio import Redis
 
-from ivr.campaign import report
+from ivr.campaign import progress, report
 from ivr.campaign.state import PersonState
-from ivr.campaign.store import require
+from ivr.campaign.store import get_spec, require
 from ivr.keys import campaign_key
 from ivr.staff.roster import Person
 
@@ -44,6 +44,9 @@ class CampaignFeed:
         self.last = "0-0"
         #: People being called at the last look.
         self.calling: set[str] = set()
+        #: What each person's plan steps gave, from every event read.
+        self.history = progress.History()
+        self.steps: tuple[str, ...] = ()
 
     async def snapshot(self) -> dict[str, Any]:
         """Everything the dashboard shows. The event log is read first: state read after it is
@@ -54,10 +57,12 @@ class CampaignFeed:
         while batch := await self.redis.xrange(self.events_key, min=start, count=BATCH):
             for entry_id, raw in cast(list[tuple[str, dict[str, str]]], batch):
                 self.last = entry_id
+                self.history.add(raw)
                 if raw.get("type") in LIVE_TYPES:
                     events.append(_event(entry_id, raw))
             start = f"({self.last}"
-        people = await report.people(self.redis, self.cid)
+        self.steps = (await get_spec(self.redis, self.cid)).steps()
+        people = await report.people(self.redis, self.cid, self.history)
         self.calling = await self._calling()
         return {
             "campaign": self.cid,
@@ -78,6 +83,7 @@ class CampaignFeed:
         for _, entries in got or []:
             for entry_id, fields in entries:
                 self.last = entry_id
+                self.history.add(fields)
                 touched.update(fields[k] for k in ("pid", "backup") if fields.get(k))
                 if fields.get("type") in LIVE_TYPES:
                     events.append(_event(self.last, fields))
@@ -107,9 +113,13 @@ class CampaignFeed:
         pipe = self.redis.pipeline(transaction=False)
         pipe.hmget(campaign_key(self.cid, "people"), pids)
         pipe.hmget(campaign_key(self.cid, "state"), pids)
-        records, states = cast(list[list[str | None]], await pipe.execute())
-        return [
-            report.person_row(Person.from_json(record, pid), PersonState.decode(state))
-            for pid, record, state in zip(pids, records, states, strict=True)
-            if record is not None
-        ]
+        records, raw_states = cast(list[list[str | None]], await pipe.execute())
+        queued = await progress.queues(self.redis, self.cid, pids, len(self.steps))
+        rows = []
+        for pid, record, raw in zip(pids, records, raw_states, strict=True):
+            if record is None:
+                continue
+            state = PersonState.decode(raw)
+            plan = progress.plan_of(pid, self.steps, state, self.history, queued)
+            rows.append(report.person_row(Person.from_json(record, pid), state, plan))
+        return rows

@@ -15,10 +15,11 @@ from typing import Any, cast
 from redis.asyncio import Redis
 
 from ivr import keys, spreadsheet
+from ivr.campaign import progress
 from ivr.campaign.afteraction import CampaignData
 from ivr.campaign.reportpage import render_html
 from ivr.campaign.state import PersonState
-from ivr.campaign.store import CampaignNotFound, get_meta, require
+from ivr.campaign.store import CampaignNotFound, get_meta, get_spec, require
 from ivr.keys import campaign_key
 from ivr.outcomes import Outcome
 from ivr.staff.roster import Person
@@ -172,16 +173,28 @@ async def _people_and_states(redis: Redis, cid: str) -> dict[str, tuple[Person, 
     }
 
 
-async def people(redis: Redis, cid: str) -> list[dict[str, Any]]:
-    """Everyone in the campaign, in calling order, with their state (no phone numbers)."""
+async def people(
+    redis: Redis, cid: str, history: progress.History | None = None
+) -> list[dict[str, Any]]:
+    """Everyone in the campaign, in calling order, with their state and plan (no phone
+    numbers). `history`: the event log read so far (`progress.History`), else read here."""
     await require(redis, cid)
+    if history is None:
+        history = progress.History()
+        history.extend([fields async for fields in _event_log(redis, cid)])
+    steps = (await get_spec(redis, cid)).steps()
     everyone = await _people_and_states(redis, cid)
+    queued = await progress.queues(redis, cid)
     ordered = sorted(everyone.items(), key=lambda item: (item[1][1].index, item[0]))
-    return [person_row(person, state) for _, (person, state) in ordered]
+    return [
+        person_row(person, state, progress.plan_of(pid, steps, state, history, queued))
+        for pid, (person, state) in ordered
+    ]
 
 
-def person_row(person: Person, state: PersonState) -> dict[str, Any]:
-    """One person of a campaign as the API shows them (`ivr.api.schemas.CAMPAIGN_PERSON`)."""
+def person_row(person: Person, state: PersonState, plan: list[dict[str, Any]]) -> dict[str, Any]:
+    """One person of a campaign as the API shows them (`ivr.api.schemas.CAMPAIGN_PERSON`),
+    with their plan and where it stands (`ivr.campaign.progress.plan_of`)."""
     return {
         "id": person.id,
         "name": person.name,
@@ -196,6 +209,7 @@ def person_row(person: Person, state: PersonState) -> dict[str, Any]:
         "backup_for": state.backup_for,
         "step": state.round,
         "answered_by": state.answered_by,
+        "plan": plan,
     }
 
 

@@ -156,8 +156,8 @@ local role = person.r
 redis.call('HINCRBY', KEYS[7], 'flight:' .. role, -1)
 redis.call('HINCRBY', KEYS[7], 'attempts', 1)
 redis.call('HINCRBY', KEYS[7], 'attempt:' .. outcome, 1)
-redis.call('XADD', KEYS[9], '*', 'type', 'attempt', 'pid', pid, 'n', st.n, 'outcome', outcome,
-  'number', ARGV[6], 'w', ARGV[5], 'detail', ARGV[7], 't', now)
+redis.call('XADD', KEYS[9], '*', 'type', 'attempt', 'pid', pid, 'n', st.n, 'step', st.rd or 0,
+  'outcome', outcome, 'number', ARGV[6], 'w', ARGV[5], 'detail', ARGV[7], 't', now)
 if outcome == 'available' or outcome == 'unavailable' or outcome == 'cancelled' then
   finalize(KEYS[1], KEYS[2], KEYS[7], KEYS[9], pid, st, role, outcome, now)
   if outcome == 'available' and quota_reached(KEYS[7], KEYS[8], KEYS[9], role, now) then
@@ -272,8 +272,8 @@ if channel == 'sms' and outcome == 'available' then
 end
 redis.call('HINCRBY', KEYS[7], 'attempts', 1)
 redis.call('HINCRBY', KEYS[7], 'attempt:' .. outcome, 1)
-redis.call('XADD', KEYS[9], '*', 'type', 'attempt', 'pid', pid, 'n', st.n, 'outcome', outcome,
-  'number', ARGV[4], 'w', channel,
+redis.call('XADD', KEYS[9], '*', 'type', 'attempt', 'pid', pid, 'n', st.n, 'step', st.rd or 0,
+  'outcome', outcome, 'number', ARGV[4], 'w', channel,
   'detail', channel == 'sms' and 'SMS reply' or 'callback line', 't', now)
 if channel == 'sms' then
   st.sr = 1

@@ -10,6 +10,7 @@ Screenshots of each screen, in French and English, go to test-artifacts/.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -98,6 +99,12 @@ async def test_an_operator_runs_a_drill_in_french(api: Api) -> None:
         assert await page.text("#campaign-title") == "Campagne 1 — plan blanc - afflux massif"
         assert await page.run("!document.querySelector('#drill').hidden")
         assert await page.text("#count-total") == "4"
+        # Each person's delivery plan: nobody called yet, the first call due now.
+        await page.until("document.querySelectorAll('#people td.plan').length === 4")
+        plans = await page.run("[...document.querySelectorAll('#people td.plan')].map(td => "
+                               "td.textContent)")  # fmt: skip
+        for plan in plans:
+            assert re.fullmatch(r"Appel : prévu \d\d:\d\d( · Appel : à venir)+", plan), plan
 
         # Raise a quota: the bar shows it.
         await page.click("#action-quota")
@@ -226,6 +233,7 @@ async def test_a_viewer_gets_no_action_buttons(api: Api) -> None:
 
 async def test_the_english_screens(api: Api) -> None:
     await api.json("POST", "/api/scenarios/1/start", "operator", 201, json={"drill": True})
+    missed = await api.answer("1", "no_answer")
     async with browser.chromium() as page:
         await page.goto(_url(api, "admin", "&lang=en"))
         await page.until("document.querySelector('#link').textContent === 'live'")
@@ -234,6 +242,10 @@ async def test_the_english_screens(api: Api) -> None:
         assert await page.text("#campaign-title") == "Campaign 1 — plan blanc - afflux massif"
         assert await page.text("#campaign-status") == "running"
         assert await page.text("#role-doctor .role-count") == "0 / 1 people"
+        # The first call missed, the next one due after the campaign's interval.
+        plan = await page.text(f"#people tr[data-person={missed}] td.plan")
+        missed_then_due = r"Call: no answer \d\d:\d\d · Call: due \d\d:\d\d( · Call: to come)*"
+        assert re.fullmatch(missed_then_due, plan), plan
         await page.screenshot(ARTIFACTS / "console-campaign-en.png")
         await page.click("[data-tab=start]")
         await page.click('[data-scenario="1"]')

@@ -20,6 +20,9 @@ import redis.asyncio as aioredis
 
 from ivr.access.tokens import Role
 from ivr.api import console, guard
+from ivr.campaign import progress
+from ivr.campaign.plan import SMS, VOICE
+from ivr.campaign.report import SMS_RESULTS
 from ivr.campaign.state import STATUSES
 from ivr.config import Config
 from ivr.errors import IvrError
@@ -84,6 +87,9 @@ def test_every_word_the_page_uses_is_in_the_catalogue() -> None:
         "state.": {*STATUSES.values(), "unknown", *(o.value for o in Outcome)},
         "role.": {r.value for r in Role},
         "pbx.": {"up", "down", "unconfigured", "unknown", "unreachable"},
+        "plan.": set(progress.STATES) - {"done"},
+        "channel.": {VOICE, SMS},
+        "smsresult.": set(SMS_RESULTS) - {"answered"},
         "language.": {"fr", "en"},
         "action.": set(
             json.loads(re.search(r"AUDIT_ACTIONS = (\[[^\]]*\])", SCRIPT)[1].replace("\n", ""))
@@ -189,7 +195,7 @@ def test_words_numbers_and_dates_in_each_language(tmp_path: Path) -> None:
         "process.env.TZ = 'UTC';\nconst out = {};\n"
         "for (const language of ['fr', 'en']) {\n"
         "  view.language = language;\n"
-        "  out[language] = [num(1234567.5), num(null), when(1764670910),\n"
+        "  out[language] = [num(1234567.5), num(null), when(1764670910), clock(1764670910),\n"
         "    t('campaign.title', {id: 12, name: 'nuit'}), label('status.', 'running'),\n"
         "    label('status.', 'weird'), t('people.more', {n: num(2500)}), t('no.such.key'),\n"
         "    ...[0, 1, 2].map((count) => t('extend.done', {n: num(count), count, group: 'g'}))];\n"
@@ -205,6 +211,7 @@ def test_words_numbers_and_dates_in_each_language(tmp_path: Path) -> None:
         f"1{nbsp}234{nbsp}567,5",
         "—",
         "02/12/2025 10:21:50",
+        "10:21",
         "Campagne 12 — nuit",
         "en cours",
         "weird",
@@ -218,6 +225,7 @@ def test_words_numbers_and_dates_in_each_language(tmp_path: Path) -> None:
         "1,234,567.5",
         "—",
         "02/12/2025, 10:21:50",
+        "10:21",
         "Campaign 12 — nuit",
         "running",
         "weird",

@@ -81,6 +81,12 @@ function when(seconds) {
     .format(new Date(seconds * 1000));
 }
 
+// The time of day alone (a plan's steps are minutes apart, within one campaign).
+function clock(seconds) {
+  return new Intl.DateTimeFormat(t("locale"), { timeStyle: "short" })
+    .format(new Date(seconds * 1000));
+}
+
 // A code the API gives (a status, an outcome, an action) in words, or as it is if unknown.
 function label(prefix, code) {
   return has(prefix + code) ? t(prefix + code) : String(code);
@@ -573,6 +579,19 @@ function stateOf(p) {
   return p.state;
 }
 
+// Each step of a person's delivery plan and where it stands (ivr.campaign.progress):
+// "Appel : pas de réponse 14:01 · SMS : envoyé 14:02 · Appel : prévu 14:07".
+function planText(plan) {
+  return (plan || []).map((s) => {
+    let said = label("plan.", s.state);
+    if (s.state === "done") {
+      said = s.channel === "sms" ? label("smsresult.", s.result) : label("state.", s.result);
+    }
+    const time = s.at ? clock(s.at) : "";
+    return t("plan.entry", { channel: label("channel.", s.channel), state: said, time }).trim();
+  }).join(" · ");
+}
+
 function drawPeople() {
   // Those being called first, then the latest answers, then the rest in calling order.
   const rank = (p) => (stateOf(p) === "calling" ? 0 : p.finished_at ? 1 : 2);
@@ -584,7 +603,7 @@ function drawPeople() {
     const state = stateOf(p);
     const said = label("state.", state);
     const shown = p.answered_by === "sms" ? t("people.by_sms", { state: said }) : said;
-    const tr = row([p.name || p.id, p.role, p.unit, [shown, state],
+    const tr = row([p.name || p.id, p.role, p.unit, [shown, state], [planText(p.plan), "plan"],
                     [num(p.attempts), "n"], [num(p.eta_minutes), "n"]]);
     tr.dataset.person = p.id;
     body.append(tr);
