@@ -19,8 +19,9 @@ from ivr.sandbox.sites import TwoSites
 from tests.campaigntools import states
 
 #: Seconds after its lease that a call left on a lost site is placed again (IVR_SITE_LOST_AFTER):
-#: longer than the tests' calls last (6 s of ringing, a short message).
-LOST_AFTER = 20
+#: longer than the tests' calls last (6 s of ringing, a short message), and a cut shorter than
+#: the lease (30 s) and this together leaves the cut site's calls to it.
+LOST_AFTER = 40
 
 
 @dataclass
