@@ -343,8 +343,18 @@ class DialerWorker:
                 for cid, pids in by_campaign.items():
                     await self.scheduler.renew(cid, pids, until)
                 await self._adopt()
+                await self._tidy(set(by_campaign))
             except RedisError as exc:
                 log.warning("worker %s: Redis unavailable for upkeep: %s", self.settings.name, exc)
+
+    async def _tidy(self, busy: set[str]) -> None:
+        """Forget, on this Asterisk, the campaigns that ended and hold no call of ours."""
+        for cid, audio in list(self._audio.items()):
+            if cid in busy or await self.redis.hget(campaign_key(cid), "status") == "running":
+                continue
+            with contextlib.suppress(AmiError):
+                await self.astdb.forget_campaign(audio.uid)
+                self._audio.pop(cid, None)
 
     def _heartbeat(self, period: float) -> Heartbeat:
         return Heartbeat(
