@@ -42,7 +42,7 @@ from tests.sitetools import (
     start_worker,
 )
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(420)]
+pytestmark = [pytest.mark.integration, pytest.mark.sites, pytest.mark.timeout(420)]
 
 PEOPLE = 300
 #: The goal of the issue: calls flowing again on the surviving site within this many seconds
