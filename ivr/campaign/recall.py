@@ -29,6 +29,7 @@ number is still to be answered (it tells the news: its summary is made when he a
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -39,6 +40,7 @@ from ivr.access.audit import MAX_ENTRIES
 from ivr.errors import ConfigError, InvalidNumberError
 from ivr.keys import audit_key, campaign_key, campaign_prefix, recalls_due_key
 from ivr.numbers import normalize_number, number_key
+from ivr.replication import Replication
 
 #: What may call the director back.
 EVENTS = ("quota", "end")
@@ -275,13 +277,29 @@ class Recall:
         return cls(cid, event, normalize_number(number), int(attempt))
 
 
-async def claim(redis: Redis, now_ms: int, *, lease_ms: int, worker: str) -> Recall | None:
-    """The next call-back due, its attempt counted and leased to `worker`; None: none due."""
+async def claim(
+    redis: Redis,
+    now_ms: int,
+    *,
+    lease_ms: int,
+    worker: str,
+    replication: Replication | None = None,
+) -> Recall | None:
+    """The next call-back due, its attempt counted and leased to `worker`; None: none due.
+    Through Sentinel it counts once a replica has it, and is not placed from a primary the
+    Sentinels do not vouch for (a site cut off: `Replication.may_claim`)."""
+    replication = replication or Replication(redis)
     script = redis.register_script(_CLAIM)
-    got = await script(keys=[recalls_due_key], args=[now_ms, lease_ms, worker, campaign_prefix])
+    args: list[str | int] = [now_ms, lease_ms, worker, campaign_prefix]
+    got, safe = await replication.replicated(
+        lambda client: script(keys=[recalls_due_key], args=args, client=client)
+    )
+    written = time.monotonic()
     if not got:
         return None
     cid, event, number = str(got[0]).split(":", 2)
+    if not safe and not await replication.may_claim(since=written):
+        return None  # left to its lease on this copy, which the site's return drops
     return Recall(cid, event, number, int(got[1]))
 
 
@@ -303,7 +321,10 @@ async def finish(
     ]
     by = "flow" if flow else "dialer"
     args: list[str | int] = [recall.member, recall.name, recall.attempt, outcome, now_ms, by]
-    return [str(x) for x in await script(keys=keys, args=args)]
+    got = await Replication(redis).acknowledged(
+        lambda client: script(keys=keys, args=args, client=client)
+    )
+    return [str(x) for x in got]
 
 
 async def next_due(redis: Redis) -> float | None:
