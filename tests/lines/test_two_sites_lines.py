@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import json
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -125,9 +124,12 @@ async def wait_tried(db: aioredis.Redis, cid: str, pids: set[str], timeout: floa
     await asyncio.wait_for(loop(), timeout)
 
 
-async def trigger_on_b(sites: TwoSites, config: Config, db: aioredis.Redis) -> str:
+async def trigger_on_b(
+    sites: TwoSites, config: Config, db: aioredis.Redis, workers: dict[str, SiteWorker]
+) -> str:
     """The director calls site b's trigger line: PIN, scenario 1, 1 to launch (typed ahead
-    from the first question on); the new campaign's id, read through the Sentinels."""
+    from the first question on); the new campaign's id, read through the Sentinels. Site b's
+    worker ran the line (its log says so), not site a's."""
     before = await store.latest(db)
     async with site_phone(sites, "b", config) as phone:
         call = await phone.call("trigger", DIRECTOR, [(FIRST_QUESTION, f"{PIN}#11")])
@@ -138,6 +140,9 @@ async def trigger_on_b(sites: TwoSites, config: Config, db: aioredis.Redis) -> s
     started = [e for e in await audit.entries(db) if e["action"] == "campaign.start"]
     assert [(e["who"], e["target"]) for e in started][-1] == ("phone:d0", cid)
     assert started[-1]["details"]["caller"] == DIRECTOR
+    said = f"campaign {cid} started by phone"
+    await workers["b"].said(said, timeout=10)
+    assert not [line for line in workers["a"].lines() if said in line.get("message", "")]
     return cid
 
 
@@ -157,15 +162,10 @@ async def test_trigger_report_and_callback_lines_on_both_sites(
     scenarios: Path,
 ) -> None:
     await staff_and_pin(db)
-    cid = await trigger_on_b(sites, sandbox_config, db)
+    cid = await trigger_on_b(sites, sandbox_config, db, line_workers)
     await wait_events(db, cid, "final", QUICK, timeout=120)
     missed = {f"m{i}" for i in range(len(MISSED))}
     await wait_tried(db, cid, missed, timeout=60)
-    calls = Calls.of(list(line_workers.values()))
-    assert calls.placed_by_both() == []
-    assert {site for s in calls.by_attempt.values() for site in s} == {"a", "b"}, (
-        "both sites' workers called staff"
-    )
     # Two nurses who missed the call call back, one on each site, at once: 1, available.
     async with site_phone(sites, "a", sandbox_config) as phone_a:
         async with site_phone(sites, "b", sandbox_config) as phone_b:
@@ -189,8 +189,21 @@ async def test_trigger_report_and_callback_lines_on_both_sites(
     assert (await store.get_meta(db, cid))["status"] == "stopped"
     stopped = [e for e in await audit.entries(db) if e["action"] == "campaign.stop"]
     assert [(e["who"], e["target"]) for e in stopped] == [("phone:d0", cid)]
-    answers = [json.loads(v) for v in (await db.hgetall(campaign_key(cid, "state"))).values()]
-    assert sum(a.get("cb") == 1 for a in answers) == 2
+    # Stopped: whoever still waited for a call is cancelled; the callers' answers stay.
+    final = await states(db, cid)
+    assert final["m2"]["o"] == "cancelled"
+    assert [final[pid]["o"] for pid in ("m0", "m1")] == ["available", "available"]
+    assert await sites_that_called(line_workers) == {"a", "b"}, "both sites' workers called staff"
+
+
+async def sites_that_called(workers: dict[str, SiteWorker]) -> set[str]:
+    """The sites whose workers placed calls (their logs, read once they stopped); no call was
+    placed by both."""
+    for worker in workers.values():
+        await worker.stop()
+    calls = Calls.of(list(workers.values()))
+    assert calls.placed_by_both() == []
+    return {site for s in calls.by_attempt.values() for site in s}
 
 
 async def test_trigger_line_on_b_after_site_a_powered_off(
@@ -205,11 +218,19 @@ async def test_trigger_line_on_b_after_site_a_powered_off(
     await staff_and_pin(db)
     assert sites.cluster is not None
     await asyncio.to_thread(sites.cluster.wait_replicated, sites.redis["a"], 30, 1)
+    fault = time.time()
     await asyncio.to_thread(sites.power_off, "a")
     await asyncio.to_thread(sites.cluster.wait_sentinels_agree, sites.redis["b"], 60)
-    cid = await trigger_on_b(sites, sandbox_config, db)
+    assert sites.cluster.primary() is sites.redis["b"]
+    promoted = time.time() - fault
+    cid = await trigger_on_b(sites, sandbox_config, db, line_workers)
+    started = time.time() - fault
+    print(
+        f"power off: b promoted after {promoted:.1f} s, a campaign started by phone {started:.1f} s"
+    )
     await wait_events(db, cid, "final", QUICK, timeout=180)
+    await wait_tried(db, cid, {f"m{i}" for i in range(len(MISSED))}, timeout=60)
     await store.stop(db, cid, by="test")
-    calls = Calls.of([line_workers["b"]])
-    assert len(calls.by_attempt) >= QUICK, "site b called the staff"
-    assert (await reports.report(db, cid))["available"] == QUICK
+    report = await reports.report(db, cid)
+    assert (report["available"], report["cancelled"]) == (QUICK, len(MISSED)), report
+    assert await sites_that_called(line_workers) == {"b"}
