@@ -17,6 +17,7 @@ import contextlib
 import ctypes
 import os
 import socket
+import time
 from collections.abc import AsyncIterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -110,8 +111,10 @@ class PromptCall:
 
     caller: str
     cues: list[str]
-    #: Every file the line played to this call (STREAM FILE), in order.
+    #: Every file the line played to this call (STREAM FILE), in order, and when it began
+    #: (time.time()).
     played: list[str] = field(default_factory=list)
+    began: list[float] = field(default_factory=list)
     channel: str = ""
     result: SippResult | None = None
 
@@ -150,6 +153,7 @@ class SitePhone:
             return
         file, _, keys = command.removeprefix("STREAM FILE ").partition(" ")
         call.played.append(file)
+        call.began.append(time.time())
         call.channel = str(event.get("Channel", ""))
         if not call.cues:
             return
