@@ -30,6 +30,12 @@ KEY_WAIT = 6.0
 DIGITS_WAIT = 10.0
 #: Keys read for a PIN or a number: more than any valid one, so a long string is one attempt.
 MAX_DIGITS = 32
+#: Why a line refuses a change (ivr.replication.primary_vouched): the Sentinels' majority does
+#: not name the Redis primary it reaches.
+NOT_VOUCHED = (
+    "most Redis Sentinels do not name the primary this site reaches (this site may be cut "
+    "off from the others): a change written there would be lost"
+)
 #: Observer of the flows (tests, benchmarks): called with (line, step, session) before each
 #: wait for keys, and with (line, "say:<text>", session) for each dynamic sentence spoken.
 Observer = Callable[[str, str, AgiSession], None]

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import itertools
+import re
 import time
 from collections.abc import AsyncIterator
 from datetime import datetime
@@ -236,3 +237,29 @@ async def test_trigger_line_on_b_while_site_a_is_powered_off(
     report = await reports.report(db, cid)
     assert (report["available"], report["cancelled"]) == (QUICK, len(MISSED)), report
     assert await sites_that_called(line_workers) == {"b"}
+
+
+async def test_trigger_line_of_a_cut_off_site_starts_nothing(
+    sites: TwoSites,
+    db: aioredis.Redis,
+    line_workers: dict[str, SiteWorker],
+    sandbox_config: Config,
+) -> None:
+    """Site a is cut off from the others (its phones still reach its Asterisk) and b's replica
+    was promoted. The director calls site a's trigger line: a's Redis, a stale primary, would
+    take the campaign and lose it when the link comes back, nobody called meanwhile (a's
+    worker claims nobody while cut off). So the line says it cannot start the alert, and
+    nothing starts anywhere."""
+    await staff_and_pin(db)
+    assert sites.cluster is not None
+    await asyncio.to_thread(sites.cluster.wait_replicated, sites.redis["a"], 30, 1)
+    await asyncio.to_thread(sites.cut, "a")
+    others = [sites.sentinels["b"], sites.sentinels["c"]]
+    await asyncio.to_thread(sites.cluster.wait_sentinels_agree, sites.redis["b"], 60, others)
+    async with site_phone(sites, "a", sandbox_config) as phone:
+        call = await phone.call("trigger", DIRECTOR, [(FIRST_QUESTION, f"{PIN}#11")])
+    assert call.played[-1].rsplit("/", 1)[-1] == "error", call.played
+    await line_workers["a"].said("campaign not started by phone (d0): most Redis Sentinels", 1)
+    messages = [line["message"] for line in line_workers["a"].lines()]
+    assert not [m for m in messages if re.match(r"campaign \d+ started by phone", m)]
+    assert await store.latest(db) is None, "no campaign on the primary"
