@@ -18,6 +18,7 @@ from ivr.campaign.scenarios import Scenario
 from ivr.campaign.scheduler import Scheduler
 from ivr.config import Config
 from ivr.pbx.agi import AgiSession
+from ivr.replication import primary_vouched
 from ivr.voice.prompts import build_prompts
 from ivr.voice.tts import Speaker
 
@@ -67,6 +68,16 @@ class LineCall:
 
     async def play(self, files: str) -> None:
         await self.session.play(files, keys="")
+
+    async def vouched(self, change: str) -> bool:
+        """Whether `change` may be written now (`ivr.replication.primary_vouched`); if not, the
+        caller hears that it cannot be done (the error prompt, which says goodbye) and the
+        reason is logged: the flow must end."""
+        if await primary_vouched(self.context.redis):
+            return True
+        log.warning("%s refused on the %s line: %s", change, self.line, NOT_VOUCHED)
+        await self.play(self.p("error"))
+        return False
 
     def step(self, name: str) -> None:
         self.steps.append(name)

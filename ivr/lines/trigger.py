@@ -17,10 +17,9 @@ from ivr.access import audit
 from ivr.campaign import store
 from ivr.campaign.scenarios import DRILL_KEY, Scenario
 from ivr.campaign.spec import select
-from ivr.lines.call import NOT_VOUCHED, TRIES, LineCall, LineContext
+from ivr.lines.call import TRIES, LineCall, LineContext
 from ivr.lines.pin import authenticate
 from ivr.pbx.agi import AgiError, AgiHangup, AgiSession
-from ivr.replication import primary_vouched
 from ivr.staff.roster import RosterStore
 from ivr.voice import speech
 from ivr.voice.wav import wav_duration
@@ -77,11 +76,8 @@ class TriggerLine:
         # Called back when its quotas are met or it ends: this phone, and the scenario's numbers.
         recall = scenario.recall.meta(call.session.caller_id, who)
         sms = self.context.config.sms_ready
-        if not await primary_vouched(self.context.redis):
-            # A site cut off with a stale primary: the campaign would be dropped unseen.
-            log.warning("campaign not started by phone (%s): %s", who, NOT_VOUCHED)
-            await call.play(call.p("error"))
-            return
+        if not await call.vouched(f"campaign start ({who}, scenario {scenario.key})"):
+            return  # a site cut off with a stale primary: it would be dropped unseen
         cid = await store.create(self.context.redis, spec, people, sms=sms, recall=recall)
         logs.bind(campaign_id=cid)  # this call's own task (ivr.pbx.agi)
         await audit.record(

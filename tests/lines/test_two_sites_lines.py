@@ -239,27 +239,45 @@ async def test_trigger_line_on_b_while_site_a_is_powered_off(
     assert await sites_that_called(line_workers) == {"b"}
 
 
-async def test_trigger_line_of_a_cut_off_site_starts_nothing(
+async def test_lines_of_a_cut_off_site_change_nothing(
     sites: TwoSites,
     db: aioredis.Redis,
     line_workers: dict[str, SiteWorker],
     sandbox_config: Config,
 ) -> None:
     """Site a is cut off from the others (its phones still reach its Asterisk) and b's replica
-    was promoted. The director calls site a's trigger line: a's Redis, a stale primary, would
-    take the campaign and lose it when the link comes back, nobody called meanwhile (a's
-    worker claims nobody while cut off). So the line says it cannot start the alert, and
-    nothing starts anywhere."""
+    was promoted. What a's lines would write goes to a's Redis, a stale primary, and is dropped
+    when the link comes back: a campaign started there would be called by nobody (a's worker
+    claims nobody while cut off), an answer or a stop would be undone, and the callers told
+    it was done. So a's lines say they cannot (the error prompt) and change nothing: the
+    trigger line starts no campaign, the callback line counts no answer, the report line does
+    not stop the campaign (all three called at once: each asks the Sentinels for 10 s)."""
     await staff_and_pin(db)
+    cid, _ = await trigger_on_b(sites, sandbox_config, db, line_workers)
+    await wait_tried(db, cid, {"m0"}, timeout=60)
     assert sites.cluster is not None
     await asyncio.to_thread(sites.cluster.wait_replicated, sites.redis["a"], 30, 1)
     await asyncio.to_thread(sites.cut, "a")
     others = [sites.sentinels["b"], sites.sentinels["c"]]
     await asyncio.to_thread(sites.cluster.wait_sentinels_agree, sites.redis["b"], 60, others)
+    report = [(FIRST_QUESTION, f"{PIN}#"), ("report_menu", "2")]
     async with site_phone(sites, "a", sandbox_config) as phone:
-        call = await phone.call("trigger", DIRECTOR, [(FIRST_QUESTION, f"{PIN}#11")])
-    assert call.played[-1].rsplit("/", 1)[-1] == "error", call.played
-    await line_workers["a"].said("campaign not started by phone (d0): most Redis Sentinels", 1)
+        calls = await asyncio.gather(
+            phone.call("trigger", DIRECTOR, [(FIRST_QUESTION, f"{PIN}#11")]),
+            phone.call("callback", MISSED[0], [(FIRST_QUESTION, "1")]),
+            phone.call("report", "0611223345", report),
+        )
+    for call in calls:
+        assert call.played[-1].rsplit("/", 1)[-1] == "error", call.played
+    for refused in ("campaign start (d0, scenario 1)", f"answer of m0 to campaign {cid}",
+                    f"change to campaign {cid} (d0)"):  # fmt: skip
+        await line_workers["a"].said(f"{refused} refused", timeout=1)
     messages = [line["message"] for line in line_workers["a"].lines()]
     assert not [m for m in messages if re.match(r"campaign \d+ started by phone", m)]
-    assert await store.latest(db) is None, "no campaign on the primary"
+    # On the primary: the one campaign, running; m0's answer not counted.
+    assert await store.latest(db) == cid
+    assert (await store.get_meta(db, cid))["status"] == "running"
+    assert (await states(db, cid))["m0"].get("o") != "available"
+    # The link back: a's worker (which went on with the calls it held) can finish and stop.
+    await asyncio.to_thread(sites.restore, "a")
+    await asyncio.to_thread(sites.cluster.wait_replicated, sites.redis["b"], 60, 1)
