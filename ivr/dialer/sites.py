@@ -43,6 +43,8 @@ async def end_lost_calls(
     redis: Redis, scheduler: Scheduler, settings: WorkerSettings, cid: str, finish: Finish
 ) -> None:
     """End the attempts of campaign `cid` left on a lost Asterisk (the rule above)."""
+    if not await scheduler.replication.may_claim():
+        return  # this site may be the one cut off: its copy of the campaign is stale
     now = int(time.time() * 1000)
     lost = await retrying(
         scheduler.orphans, cid, now,

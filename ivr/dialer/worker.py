@@ -29,7 +29,7 @@ from redis.exceptions import RedisError
 from ivr import keys, logs
 from ivr.campaign import store
 from ivr.campaign.scheduler import TIERS, Claim, Scheduler, attempt_id
-from ivr.dialer import heartbeat
+from ivr.dialer import heartbeat, wake
 from ivr.dialer.alerter import Alerter
 from ivr.dialer.audio import CampaignAudio, call_request, load_audio
 from ivr.dialer.settings import PREPARE_ATTEMPTS, WorkerSettings
@@ -343,8 +343,18 @@ class DialerWorker:
                 for cid, pids in by_campaign.items():
                     await self.scheduler.renew(cid, pids, until)
                 await self._adopt()
+                await self._tidy(set(by_campaign))
             except RedisError as exc:
                 log.warning("worker %s: Redis unavailable for upkeep: %s", self.settings.name, exc)
+
+    async def _tidy(self, busy: set[str]) -> None:
+        """Forget, on this Asterisk, the campaigns that ended and hold no call of ours."""
+        for cid, audio in list(self._audio.items()):
+            if cid in busy or await self.redis.hget(campaign_key(cid), "status") == "running":
+                continue
+            with contextlib.suppress(AmiError):
+                await self.astdb.forget_campaign(audio.uid)
+                self._audio.pop(cid, None)
 
     def _heartbeat(self, period: float) -> Heartbeat:
         return Heartbeat(
@@ -358,27 +368,13 @@ class DialerWorker:
 
     async def _listen(self, stop: asyncio.Event) -> None:
         """Wake up on new campaigns; learn about quotas met by other workers."""
-        while not stop.is_set():
-            pubsub = self.redis.pubsub()
-            try:
-                await pubsub.subscribe(keys.wake_channel)
-                while not stop.is_set():
-                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
-                    if message is None:
-                        continue
-                    words = str(message["data"]).split()
-                    if words[:1] == ["quota"] and len(words) == 3:
-                        await self._quota_met(words[1], words[2])
-                    elif words[:1] == ["raised"] and len(words) == 3:
-                        await self._quota_raised(words[1], words[2])
-                    self._wake.set()
-            except RedisError as exc:
-                log.warning("worker %s: wake channel lost: %s", self.settings.name, exc)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), 1.0)
-            finally:
-                with contextlib.suppress(RedisError):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+        async for data in wake.messages(self.redis, keys.wake_channel, stop):
+            words = data.split()
+            if words[:1] == ["quota"] and len(words) == 3:
+                await self._quota_met(words[1], words[2])
+            elif words[:1] == ["raised"] and len(words) == 3:
+                await self._quota_raised(words[1], words[2])
+            self._wake.set()
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task: asyncio.Task[None] = asyncio.ensure_future(coro)

@@ -32,7 +32,24 @@ class AstDb:
 
     async def journal(self) -> dict[str, str]:
         """Every attempt the dialplan journalled and nobody has forgotten yet."""
-        reply = await self.link.action({"Action": "DBGetTree", "Family": JOURNAL_FAMILY})
+        return await self._tree(JOURNAL_FAMILY)
+
+    async def forget_campaign(self, campaign_uid: str) -> int:
+        """Remove what an ended campaign left here: its quota flags, and the journal entries
+        kept for outcomes no replica had acknowledged (README, "Two sites"). How many."""
+        gone = 0
+        for family, prefix in (
+            (QUOTA_FAMILY, f"{campaign_uid}-"),
+            (JOURNAL_FAMILY, f"ivr-{campaign_uid}-"),
+        ):
+            for key in await self._tree(family):
+                if key.startswith(prefix):
+                    await self.link.action({"Action": "DBDel", "Family": family, "Key": key})
+                    gone += 1
+        return gone
+
+    async def _tree(self, family: str) -> dict[str, str]:
+        reply = await self.link.action({"Action": "DBGetTree", "Family": family})
         entries: dict[str, str] = {}
         for message in reply if isinstance(reply, list) else []:
             if message.get("Event") == "DBGetTreeResponse":

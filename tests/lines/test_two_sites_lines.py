@@ -7,7 +7,8 @@ PIN, scenario, confirmation; the campaign starts, the test sees it through the S
 both sites' workers call the staff. Staff who missed the call call back, one on each site; the
 report line on site a speaks the summary of that campaign and stops it. Then site a loses power
 and the director calls site b at once: the trigger line waits for the Sentinels to promote b's
-replica and starts the campaign there.
+replica and starts the campaign there. Last, site a is cut off from the others: its lines,
+which would write to a stale primary, refuse to start, answer or stop anything.
 """
 
 from __future__ import annotations
