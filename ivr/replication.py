@@ -32,6 +32,10 @@ RECHECK_SECONDS = 5.0
 #: While no replica acknowledges, how often a worker asks the Sentinels whether the primary it
 #: writes to is still theirs before it claims anyone (`Replication.may_claim`).
 CONFIRM_SECONDS = 2.0
+#: How long a phone line asks the Sentinels again for a majority naming its primary before it
+#: refuses a change the caller would be told is done (`primary_vouched`): a failover under way
+#: settles within this, a site cut off from the others does not.
+VOUCH_SECONDS = 10.0
 
 
 class Replication:
@@ -174,6 +178,30 @@ async def majority_names_ours(redis: Redis) -> bool:
         for task in asked:
             task.cancel()
     return agree >= need
+
+
+async def primary_vouched(redis: Redis, patience: float = VOUCH_SECONDS) -> bool:
+    """Whether a majority of the Sentinels names the primary `redis` writes to (always True for
+    one server), asked again with backoff for up to `patience` seconds.
+
+    For the phone lines, before a change the caller is told is done (a campaign started, an
+    answer counted, a campaign stopped): a site cut off from the others still reaches its own
+    primary, a stale one once the others promoted a replica; what it writes there is dropped
+    when the site is back (its Redis resyncs as a replica), and nobody would know."""
+    if not follows_sentinel(redis):
+        return True
+    deadline = time.monotonic() + patience
+    delay = BACKOFF_BASE
+    while True:
+        # A command first: the client follows a failover (and learns the new primary's
+        # address) when it reconnects.
+        await redis.ping()
+        if await majority_names_ours(redis):
+            return True
+        if time.monotonic() + delay > deadline:
+            return False
+        await asyncio.sleep(delay)  # backoff before asking again, not synchronisation
+        delay = min(delay * 2, BACKOFF_CAP)
 
 
 def online_replicas(info: dict[str, Any]) -> int:

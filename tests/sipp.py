@@ -575,9 +575,14 @@ def _bound(port: int) -> bool:
 class Sipp:
     """Runs SIPp inside the sandbox root (`root`, the chroot holding Asterisk and SIPp)."""
 
-    def __init__(self, root: Path, server: str = SERVER, *, keep: bool = False) -> None:
+    def __init__(
+        self, root: Path, server: str = SERVER, *, keep: bool = False, prefix: Sequence[str] = ()
+    ) -> None:
         self.root = root
         self.server = server
+        #: A command prefix SIPp runs under: `ip netns exec NS`, a phone on another host
+        #: (ivr.sandbox.netns; phones placing calls only, `answer` polls this host's sockets).
+        self.prefix = tuple(prefix)
         #: Keep each run's directory (scenario, pcaps, logs) under root/tmp for debugging.
         self.keep = keep
 
@@ -688,7 +693,7 @@ class _Run:
     def start(self, extra: list[str], timeout: float) -> None:
         inside = self.inside
         self._args = [
-            "chroot", str(self.sipp.root), "sipp",
+            *self.sipp.prefix, "chroot", str(self.sipp.root), "sipp",
             "-sf", f"{inside}/scenario.xml",
             "-i", "127.0.0.1", "-p", str(self.sip_port),
             "-mi", "127.0.0.1", "-mp", str(self.rtp_port),

@@ -41,6 +41,23 @@ class SiteWorker:
             self.process.terminate()
             await self.process.wait()
 
+    async def said(self, text: str, timeout: float) -> dict[str, str]:
+        """The first log line whose message has `text`, once the worker wrote it (its log read
+        every 100 ms: the worker tells nobody else); AssertionError past `timeout` seconds or
+        if the worker exits first."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                found = [line for line in self.lines() if text in line.get("message", "")]
+            except json.JSONDecodeError:  # a line half written
+                found = []
+            if found:
+                return found[0]
+            if self.process.returncode is not None or time.monotonic() > deadline:
+                tail = self.log.read_text(errors="replace")[-2000:]
+                raise AssertionError(f"worker {self.name} never said {text!r}:\n{tail}")
+            await asyncio.sleep(0.1)
+
     def lines(self) -> list[dict[str, str]]:
         out = []
         for raw in self.log.read_text(errors="replace").splitlines():
@@ -53,24 +70,35 @@ def worker_name(site: str) -> str:
     return f"site-{site}"
 
 
-async def start_worker(sites: TwoSites, site: str, directory: Path) -> SiteWorker:
+async def start_worker(
+    sites: TwoSites,
+    site: str,
+    directory: Path,
+    *,
+    lines: bool = False,
+    capacity: int = 30,
+    env: dict[str, str] | None = None,
+) -> SiteWorker:
     """`ivr -v worker` on `site`: its Asterisk (the sandbox's AMI settings reach the site's own
-    on its 127.0.0.1), Redis through the three Sentinels only."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("IVR_")}
-    env.update(
+    on its 127.0.0.1), Redis through the three Sentinels only. `lines`: it serves the phone
+    lines too (FastAGI on the site's own 127.0.0.1:IVR_AGI_PORT, where the site's Asterisk
+    looks for them); `env`: more settings (IVR_SCENARIOS...)."""
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("IVR_")}
+    environ.update(
         IVR_CONFIG=str(sandbox.env_file()),
         IVR_REDIS_URL="redis:///0",
         IVR_REDIS_SENTINELS=sites.sentinel_env,
         IVR_SITE_LOST_AFTER=str(LOST_AFTER),
         IVR_LOG_FORMAT="json",
+        **(env or {}),
     )
     log = directory / f"worker-{site}.log"
     name = worker_name(site)
     with log.open("wb") as out:
         process = await asyncio.create_subprocess_exec(
             *sites.prefix(site), sys.executable, "-m", "ivr", "-v", "worker", "--name", name,
-            "--asterisk", name, "--capacity", "30", "--no-lines",
-            env=env, stdout=asyncio.subprocess.DEVNULL, stderr=out,
+            "--asterisk", name, "--capacity", str(capacity), *([] if lines else ["--no-lines"]),
+            env=environ, stdout=asyncio.subprocess.DEVNULL, stderr=out,
         )  # fmt: skip
     return SiteWorker(site, process, log)
 

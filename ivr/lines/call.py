@@ -18,6 +18,7 @@ from ivr.campaign.scenarios import Scenario
 from ivr.campaign.scheduler import Scheduler
 from ivr.config import Config
 from ivr.pbx.agi import AgiSession
+from ivr.replication import primary_vouched
 from ivr.voice.prompts import build_prompts
 from ivr.voice.tts import Speaker
 
@@ -30,6 +31,12 @@ KEY_WAIT = 6.0
 DIGITS_WAIT = 10.0
 #: Keys read for a PIN or a number: more than any valid one, so a long string is one attempt.
 MAX_DIGITS = 32
+#: Why a line refuses a change (ivr.replication.primary_vouched): the Sentinels' majority does
+#: not name the Redis primary it reaches.
+NOT_VOUCHED = (
+    "most Redis Sentinels do not name the primary this site reaches (this site may be cut "
+    "off from the others): a change written there would be lost"
+)
 #: Observer of the flows (tests, benchmarks): called with (line, step, session) before each
 #: wait for keys, and with (line, "say:<text>", session) for each dynamic sentence spoken.
 Observer = Callable[[str, str, AgiSession], None]
@@ -61,6 +68,16 @@ class LineCall:
 
     async def play(self, files: str) -> None:
         await self.session.play(files, keys="")
+
+    async def vouched(self, change: str) -> bool:
+        """Whether `change` may be written now (`ivr.replication.primary_vouched`); if not, the
+        caller hears that it cannot be done (the error prompt, which says goodbye) and the
+        reason is logged: the flow must end."""
+        if await primary_vouched(self.context.redis):
+            return True
+        log.warning("%s refused on the %s line: %s", change, self.line, NOT_VOUCHED)
+        await self.play(self.p("error"))
+        return False
 
     def step(self, name: str) -> None:
         self.steps.append(name)

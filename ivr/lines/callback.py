@@ -109,6 +109,8 @@ class CallbackLine:
         if key is None:
             await call.play(call.p("no_input"))
             return
+        if not await call.vouched(f"answer of {person.id} to campaign {cid}"):
+            return
         outcome = Outcome.AVAILABLE if key == "1" else Outcome.UNAVAILABLE
         result = await self.context.scheduler.answer(
             cid, person.id, outcome, store.now_ms(), call.session.caller_id

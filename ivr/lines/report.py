@@ -69,6 +69,8 @@ class ReportLine:
                 who = await authenticate(call, placed=True)
                 if who is None:
                     return
+            if key in "23" and not await call.vouched(f"change to campaign {cid} ({who})"):
+                return
             if key == "2":
                 if await self._stop(call, who, cid):
                     return

@@ -76,6 +76,8 @@ class TriggerLine:
         # Called back when its quotas are met or it ends: this phone, and the scenario's numbers.
         recall = scenario.recall.meta(call.session.caller_id, who)
         sms = self.context.config.sms_ready
+        if not await call.vouched(f"campaign start ({who}, scenario {scenario.key})"):
+            return  # a site cut off with a stale primary: it would be dropped unseen
         cid = await store.create(self.context.redis, spec, people, sms=sms, recall=recall)
         logs.bind(campaign_id=cid)  # this call's own task (ivr.pbx.agi)
         await audit.record(
