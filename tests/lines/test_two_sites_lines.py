@@ -41,7 +41,7 @@ from tests.dialer import test_two_sites
 from tests.sitephone import FIRST_QUESTION, PromptCall, site_phone
 from tests.sitetools import Calls, SiteWorker, start_worker
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(420)]
+pytestmark = [pytest.mark.integration, pytest.mark.sites, pytest.mark.timeout(420)]
 
 #: The two-site fault tests' fixtures: the topology, and the test's client through the Sentinels.
 sites, db = test_two_sites.sites, test_two_sites.db
