@@ -26,7 +26,7 @@ from redis.asyncio import Redis
 from ivr import __version__, limits, logs
 from ivr.access.tickets import StreamTickets
 from ivr.access.tokens import Role, TokenStore
-from ivr.api import admin, console, console_schemas, metrics, openapi, roster, schemas
+from ivr.api import admin, cluster, console, console_schemas, metrics, openapi, roster, schemas
 from ivr.api import campaigns as camp
 from ivr.api.guard import error_middleware, guarded
 from ivr.api.openapi import Call, Handler, Param, Route
@@ -230,6 +230,10 @@ ROUTES: list[Route] = [
           Role.viewer, response=console_schemas.WHOAMI),
     Route("GET", "/api/health", _health, "Service, Redis and AMI link state", None,
           response=schemas.HEALTH),
+    Route("GET", "/api/cluster", cluster.cluster_view,
+          "The installation at a glance (`ivr status`): sites and their workers, Redis's "
+          "primary and replicas with their lag, each Sentinel's view, and the health checks",
+          Role.viewer, response=console_schemas.CLUSTER),
     Route("GET", "/api/openapi.json", _openapi, "This document", None),
     Route("GET", "/metrics", _metrics,
           "Prometheus metrics (OpenMetrics on `Accept: application/openmetrics-text`)", None,

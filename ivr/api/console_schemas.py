@@ -121,3 +121,66 @@ ROSTER_SUMMARY: Schema = {
     },
     "required": ["version", "total", "roles", "units"],
 }
+_STATE = {"enum": ["ok", "warning", "critical", "unknown"]}
+_WORKER = {
+    "worker": {"type": "string"},
+    "in_flight": {"type": "integer", "description": "channels in use"},
+    "capacity": {"type": "integer"},
+    "ami_up": {"type": "boolean"},
+    "heard_s_ago": {"type": "number", "description": "seconds since its last heartbeat"},
+    "silent": {"type": "boolean", "description": "no heartbeat for three periods"},
+}
+_REPLICA = {
+    "address": {"type": "string"},
+    "state": STRING_OR_NULL,
+    "lag_s": {"type": "integer"},
+    "bytes_behind": {"type": "integer"},
+}
+_SENTINEL = {
+    "sentinel": {"type": "string", "description": "its address"},
+    "primary": {"type": "string", "description": "the primary it names"},
+    "replicas": {"type": "integer"},
+    "sentinels": {"type": "integer"},
+    "down": {"type": "boolean", "description": "it sees that primary down"},
+    "error": {"type": "string", "description": "instead of the rest: why it did not answer"},
+}
+CLUSTER: Schema = {
+    "type": "object",
+    "properties": {
+        "status": _STATE,
+        "checks": _list_of(
+            {"name": {"type": "string"}, "state": _STATE, "summary": {"type": "string"}},
+            ["name", "state", "summary"],
+        ),
+        "where": {"type": "string", "description": "Redis as configured, secrets masked"},
+        "sites": {
+            "type": "object",
+            "description": "the workers of each site, by Asterisk name",
+            "additionalProperties": _list_of(_WORKER, list(_WORKER)),
+        },
+        "redis": {
+            "type": "object",
+            "properties": {
+                "primary": {**STRING_OR_NULL, "description": "null without Sentinel"},
+                "role": STRING_OR_NULL,
+                "replicas": _list_of(_REPLICA, list(_REPLICA)),
+            },
+            "required": ["primary", "role", "replicas"],
+        },
+        "sentinel": {
+            "description": "null without Sentinel (one Redis server, IVR_REDIS_URL)",
+            "anyOf": [
+                {"type": "null"},
+                {
+                    "type": "object",
+                    "properties": {
+                        "master": {"type": "string"},
+                        "sentinels": _list_of(_SENTINEL, ["sentinel"]),
+                    },
+                    "required": ["master", "sentinels"],
+                },
+            ],
+        },
+    },
+    "required": ["status", "checks", "where", "sites", "redis", "sentinel"],
+}

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -18,6 +19,8 @@ import pytest
 import redis.asyncio as aioredis
 
 from ivr.config import Config
+from ivr.dialer.heartbeat import beat
+from ivr.health.heartbeat import Heartbeat
 from tests import browser
 from tests.api.test_console_actions import ROSTER
 from tests.api.test_http import Api, start_api
@@ -227,8 +230,48 @@ async def test_a_viewer_gets_no_action_buttons(api: Api) -> None:
         await page.until("document.querySelector('#count-total').textContent === '7'")
         for hidden in ("#actions", "[data-tab=start]", "[data-tab=admin]"):
             assert await page.run(f"document.querySelector('{hidden}').hidden"), hidden
+        await _the_platform_in_french(api, page)
         _no_token_in_urls(api, page)
         assert page.errors == []
+
+
+async def _the_platform_in_french(api: Api, page: browser.Page) -> None:
+    """The platform screen (a viewer's too): each site's workers, a silent one flagged, Redis
+    without Sentinel, the state and its reason; read again every 5 s."""
+    now = time.time()
+    await beat(api.db, "a-0", Heartbeat("site-a", 30, 12, True, now, 5.0))
+    await beat(api.db, "b-0", Heartbeat("site-b", 20, 3, True, now - 75, 5.0))
+    await page.click("[data-tab=cluster]")
+    rows = "document.querySelectorAll('#cluster-sites tr[data-worker]')"
+    await page.until(f"{rows}.length === 2")
+    assert await page.run("document.querySelector('#view-campaigns').hidden")
+    assert await page.text("#cluster-state") == "État d'ensemble : à surveiller"
+    workers = await page.text("#cluster-checks [data-check=workers]")
+    assert workers.startswith("Workers d'appel (à surveiller) : 1 alive (a-0); silent: b-0")
+    headings = await page.run(
+        "[...document.querySelectorAll('#cluster-sites h4')].map(h => h.textContent)"
+    )
+    assert headings == ["Site site-a (Asterisk) — 1 worker", "Site site-b (Asterisk) — 1 worker"]
+    a0 = (await page.run(f"{rows}[0].innerText")).split("\t")
+    assert a0[:3] == ["a-0", "12 / 30", "actif"] and a0[4] == "en service", a0
+    assert re.fullmatch(r"il y a \d{1,2} s", a0[3]), a0
+    b0 = (await page.run(f"{rows}[1].innerText")).split("\t")
+    heard = re.fullmatch(r"il y a (\d+) s", b0[3])
+    assert b0[4] == "MUET : arrêté ou bloqué ?" and heard and 75 <= int(heard[1]) < 120, b0
+    assert await page.run("document.querySelector('tr[data-worker=b-0]')"
+                          ".classList.contains('silent')")  # fmt: skip
+    primary = await page.text("#cluster-primary")
+    assert primary.startswith("Un seul serveur Redis, sans Sentinel : redis://"), primary
+    assert primary.endswith("(rôle : primaire)"), primary
+    for shown in ("#cluster-no-replica", "#cluster-no-sentinel"):
+        assert not await page.run(f"document.querySelector('{shown}').hidden"), shown
+    for empty in ("#cluster-replica-table", "#cluster-sentinel-table"):
+        assert await page.run(f"document.querySelector('{empty}').hidden"), empty
+    await page.screenshot(ARTIFACTS / "console-cluster-fr.png")
+    # A worker that starts shows on the next read, without reloading anything.
+    await beat(api.db, "a-1", Heartbeat("site-a", 30, 0, True, time.time(), 5.0))
+    await page.until(f"{rows}.length === 3")
+    assert await page.text("#cluster-sites h4") == "Site site-a (Asterisk) — 2 workers"
 
 
 async def test_the_english_screens(api: Api) -> None:
@@ -371,5 +414,9 @@ async def test_accessibility_of_each_screen(api: Api) -> None:
         await page.click("[data-tab=admin]")
         await page.until("document.querySelectorAll('#audit tr').length > 0")
         findings["admin"] = await page.accessibility()
+        await beat(api.db, "a-0", Heartbeat("site-a", 30, 2, False, time.time() - 60, 5.0))
+        await page.click("[data-tab=cluster]")
+        await page.until("!!document.querySelector('#cluster-sites tr[data-worker]')")
+        findings["platform"] = await page.accessibility()
     (ARTIFACTS / "console-axe.json").write_text(json.dumps(findings, indent=1))
     assert findings == {screen: [] for screen in findings}, json.dumps(findings, indent=1)

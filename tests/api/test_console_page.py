@@ -26,6 +26,7 @@ from ivr.campaign.report import SMS_RESULTS
 from ivr.campaign.state import STATUSES
 from ivr.config import Config
 from ivr.errors import IvrError
+from ivr.health.state import State
 from ivr.outcomes import Outcome
 from tests.api.test_console import Sse
 from tests.api.test_console_actions import ROSTER
@@ -96,6 +97,14 @@ def test_every_word_the_page_uses_is_in_the_catalogue() -> None:
         ),  # fmt: skip
         "error.": {cls.error_id for cls in guard.HTTP_STATUS if cls is not IvrError}
         | {"missing_token", "invalid_token", "revoked_token", "redis_unavailable"},
+        # The platform screen (GET /api/cluster): the checks of `service_report` and their
+        # states, a worker's state, Redis's roles and a replica's states, a Sentinel's view.
+        "health.": {s.name.lower() for s in State},
+        "check.": {"redis", "workers", "ami"},
+        "wstate.": {"working", "no_ami", "silent"},
+        "redisrole.": {"master", "slave"},
+        "replica.": {"online", "wait_bgsave", "send_bulk"},
+        "sview.": {"agrees", "other", "down"},
     }
     for prefix, values in codes.items():
         assert re.search(rf'label\("{re.escape(prefix)}"|t\("{re.escape(prefix)}" \+', SCRIPT) or (
@@ -247,7 +256,7 @@ def test_the_page_makes_these_calls() -> None:
                  'campaignPath("/extensions")', '"/api/roster/check"', '"/api/roster"',
                  '"/api/pins"', '"/api/tokens"', '"DELETE"', '"/api/audit?"',
                  '"/api/roster/summary"', '"/api/campaigns/estimate"',
-                 '"/api/campaigns", body'):  # fmt: skip
+                 '"/api/campaigns", body', '"/api/cluster"'):  # fmt: skip
         assert call in SCRIPT, call
 
 

@@ -49,6 +49,9 @@ const view = {
   audioUrl: null,
   roster: null,
   auditCursor: null,
+  cluster: null,
+  clusterAt: 0,
+  clusterError: null,
 };
 
 // -- words, numbers, dates -----------------------------------------------------------------
@@ -127,6 +130,7 @@ function translate() {
     loadFreeForm();
   }
   if (view.tab === "admin") loadAdmin();
+  drawCluster();
 }
 
 // -- token and API -------------------------------------------------------------------------
@@ -214,6 +218,7 @@ async function login(token, wanted) {
 function logout(message) {
   sessionStorage.removeItem(TOKEN_KEY);
   view.token = view.name = view.role = null;
+  view.cluster = view.clusterError = null;
   follow(null);
   showTab("campaigns");
   $("console").hidden = true;
@@ -249,12 +254,15 @@ function showTab(name) {
   for (const button of document.querySelectorAll("#tabs .tab")) {
     button.setAttribute("aria-pressed", String(button.dataset.tab === name));
   }
-  for (const tab of ["campaigns", "start", "admin"]) $("view-" + tab).hidden = tab !== name;
+  for (const tab of ["campaigns", "start", "admin", "cluster"]) {
+    $("view-" + tab).hidden = tab !== name;
+  }
   if (name === "start") {
     loadScenarios();
     loadFreeForm();
   }
   if (name === "admin") loadAdmin();
+  if (name === "cluster") refreshCluster();
 }
 
 // -- PBX link and stream badges ------------------------------------------------------------
@@ -1209,6 +1217,121 @@ async function loadAudit(fresh) {
   $("audit-more").hidden = !page.next;
 }
 
+// -- the platform: sites and their workers, Redis, the Sentinels --------------------------
+
+// Read every POLL_MS while the screen is shown (the campaign stream does not carry it).
+async function refreshCluster() {
+  if (!view.token || view.tab !== "cluster") return;
+  try {
+    view.cluster = await getJson("/api/cluster");
+    view.clusterAt = Date.now();
+    view.clusterError = null;
+  } catch (err) {
+    view.clusterError = errorText(err);
+  }
+  drawCluster();
+}
+
+const STATE_CLASS = { ok: "good", warning: "warn", critical: "bad", unknown: "unknown" };
+
+// How long ago, in the unit read at a glance.
+function ago(seconds) {
+  if (seconds < 120) return t("cluster.ago_s", { n: num(Math.round(seconds)) });
+  if (seconds < 7200) return t("cluster.ago_min", { n: num(Math.floor(seconds / 60)) });
+  return t("cluster.ago_h", { n: num(Math.floor(seconds / 3600)) });
+}
+
+function drawCluster() {
+  const c = view.cluster;
+  if (!view.catalogue || (!c && !view.clusterError)) return;
+  const state = $("cluster-state");
+  if (view.clusterError) {
+    state.className = "cluster-state bad";
+    state.textContent = t("cluster.failed", { reason: view.clusterError });
+  }
+  if (!c) return;
+  if (!view.clusterError) {
+    state.className = "cluster-state " + (STATE_CLASS[c.status] || "unknown");
+    state.textContent = t("cluster.state", { state: label("health.", c.status) });
+  }
+  $("cluster-checks").replaceChildren(...c.checks.map((check) => {
+    const item = el("li", t("cluster.check", { name: label("check.", check.name),
+                                               state: label("health.", check.state),
+                                               summary: check.summary }),
+                    STATE_CLASS[check.state]);
+    item.dataset.check = check.name;
+    return item;
+  }));
+  $("cluster-updated").textContent = t("cluster.updated", {
+    time: new Intl.DateTimeFormat(t("locale"), { timeStyle: "medium" })
+      .format(new Date(view.clusterAt)),
+  });
+  drawSites(c.sites);
+  drawRedis(c);
+}
+
+function drawSites(sites) {
+  const names = Object.keys(sites).sort();
+  $("cluster-no-worker").hidden = names.length > 0;
+  $("cluster-sites").replaceChildren(...names.map((site) => {
+    const workers = sites[site];
+    const box = el("div", null, "site");
+    box.dataset.site = site;
+    const table = el("table");
+    const head = ["cluster.worker", "cluster.channels", "cluster.ami", "cluster.heard",
+                  "cluster.worker_state"];
+    const tr = document.createElement("tr");
+    tr.append(...head.map((key) => el("th", t(key), key === "cluster.channels" ? "n" : "")));
+    table.createTHead().append(tr);
+    const body = table.createTBody();
+    for (const w of workers) {
+      const code = w.silent ? "silent" : w.ami_up ? "working" : "no_ami";
+      const line = row([w.worker,
+                        [t("cluster.in_use", { in_flight: num(w.in_flight),
+                                               capacity: num(w.capacity) }), "n"],
+                        label("pbx.", w.ami_up ? "up" : "down"), ago(w.heard_s_ago),
+                        [label("wstate.", code), code === "working" ? "good" : "bad"]]);
+      line.dataset.worker = w.worker;
+      line.classList.toggle("silent", w.silent);
+      body.append(line);
+    }
+    box.append(el("h4", t("cluster.site", { site, n: num(workers.length),
+                                            count: workers.length })), table);
+    return box;
+  }));
+}
+
+function drawRedis(c) {
+  const redis = c.redis;
+  const role = label("redisrole.", redis.role);
+  $("cluster-primary").textContent = redis.primary
+    ? t("cluster.primary", { address: redis.primary, role, where: c.where })
+    : t("cluster.single", { role, where: c.where });
+  $("cluster-no-replica").hidden = redis.replicas.length > 0;
+  $("cluster-replica-table").hidden = redis.replicas.length === 0;
+  $("cluster-replicas").replaceChildren(...redis.replicas.map((r) => row([
+    r.address, label("replica.", r.state),
+    [t("cluster.seconds", { n: num(r.lag_s) }), "n"],
+    [t("cluster.bytes", { n: num(r.bytes_behind) }), "n"],
+  ])));
+  $("cluster-no-sentinel").hidden = c.sentinel !== null;
+  $("cluster-sentinel-table").hidden = c.sentinel === null;
+  const sentinels = c.sentinel ? c.sentinel.sentinels : [];
+  $("cluster-sentinels").replaceChildren(...sentinels.map((s) => {
+    let line;
+    if (s.error) {
+      line = row([s.sentinel, null, [null, "n"], [null, "n"],
+                  [t("cluster.sentinel_error", { reason: s.error }), "bad"]]);
+    } else {
+      const code = s.down ? "down" : s.primary === redis.primary ? "agrees" : "other";
+      line = row([s.sentinel, s.primary, [num(s.replicas), "n"], [num(s.sentinels), "n"],
+                  [label("sview.", code), { agrees: "good", other: "warn" }[code] || "bad"]]);
+    }
+    line.dataset.sentinel = s.sentinel;
+    return line;
+  }));
+}
+
 // -- start ---------------------------------------------------------------------------------
 
 async function start() {
@@ -1252,6 +1375,7 @@ async function start() {
   refreshHealth();
   setInterval(refreshHealth, POLL_MS);
   setInterval(refreshCampaigns, POLL_MS);
+  setInterval(refreshCluster, POLL_MS);
   setInterval(draw, POLL_MS); // the curve's time axis moves on while nothing happens
   const token = sessionStorage.getItem(TOKEN_KEY);
   if (!token) {
