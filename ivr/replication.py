@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -36,6 +37,19 @@ CONFIRM_SECONDS = 2.0
 #: refuses a change the caller would be told is done (`primary_vouched`): a failover under way
 #: settles within this, a site cut off from the others does not.
 VOUCH_SECONDS = 10.0
+
+
+_SHARED: weakref.WeakKeyDictionary[Redis, Replication] = weakref.WeakKeyDictionary()
+
+
+def replication_of(redis: Redis) -> Replication:
+    """The one `Replication` of a client: its warnings ("no replica acknowledged", "this site
+    may be cut off") are said once per failover by a process, whoever writes (the dialer, the
+    call-backs, the phone lines)."""
+    shared = _SHARED.get(redis)
+    if shared is None:
+        shared = _SHARED[redis] = Replication(redis)
+    return shared
 
 
 class Replication:

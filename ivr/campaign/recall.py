@@ -40,7 +40,7 @@ from ivr.access.audit import MAX_ENTRIES
 from ivr.errors import ConfigError, InvalidNumberError
 from ivr.keys import audit_key, campaign_key, campaign_prefix, recalls_due_key
 from ivr.numbers import normalize_number, number_key
-from ivr.replication import Replication
+from ivr.replication import Replication, replication_of
 
 #: What may call the director back.
 EVENTS = ("quota", "end")
@@ -288,7 +288,7 @@ async def claim(
     """The next call-back due, its attempt counted and leased to `worker`; None: none due.
     Through Sentinel it counts once a replica has it, and is not placed from a primary the
     Sentinels do not vouch for (a site cut off: `Replication.may_claim`)."""
-    replication = replication or Replication(redis)
+    replication = replication or replication_of(redis)
     script = redis.register_script(_CLAIM)
     args: list[str | int] = [now_ms, lease_ms, worker, campaign_prefix]
     got, safe = await replication.replicated(
@@ -321,7 +321,7 @@ async def finish(
     ]
     by = "flow" if flow else "dialer"
     args: list[str | int] = [recall.member, recall.name, recall.attempt, outcome, now_ms, by]
-    got = await Replication(redis).acknowledged(
+    got = await replication_of(redis).acknowledged(
         lambda client: script(keys=keys, args=args, client=client)
     )
     return [str(x) for x in got]

@@ -39,7 +39,7 @@ from redis.asyncio import Redis
 from ivr.campaign import scripts, upkeepscripts
 from ivr.campaign.smssteps import SmsSteps
 from ivr.keys import campaign_key, sms_due_part
-from ivr.replication import Replication
+from ivr.replication import replication_of
 from ivr.staff.roster import Person
 
 #: Tiers of the due queue, claimed in this order.
@@ -73,7 +73,7 @@ class Scheduler(SmsSteps):
     """The Lua scripts bound to one Redis connection (those of SMS steps: `SmsSteps`)."""
 
     def __init__(self, redis: Redis) -> None:
-        super().__init__(redis, Replication(redis))
+        super().__init__(redis, replication_of(redis))
         self._claim = redis.register_script(scripts.CLAIM)
         self._finish = redis.register_script(scripts.FINISH)
         self._answer = redis.register_script(scripts.ANSWER)

@@ -189,10 +189,12 @@ async def test_two_workers_on_one_asterisk_handle_a_reply_once(
 
 
 async def test_gateway_rate_is_kept_and_used(ami: AmiLink, sipp: Sipp) -> None:
-    """3 ports at 4 SMS/s each: 12 per second at most, and no slower than 95% of that."""
-    count = 24
+    """3 ports at 2 SMS/s each: 6 per second at most, and no slower than 95% of that. (Each
+    send holds its port for Asterisk's answer: at 4/s, a loaded machine's 250 ms answers made
+    the ports, not the pacing, the limit.)"""
+    count = 18
     async with smsphone.receive(sipp, count) as phone:
-        gw = Gateway("sip", SipMessages(ami, phone.to_template), ports=3, rate=4)
+        gw = Gateway("sip", SipMessages(ami, phone.to_template), ports=3, rate=2)
         starts: list[float] = []
 
         async def one(n: int) -> None:
