@@ -60,6 +60,7 @@ class DialerWorker:
         #: attempt id -> (campaign, pid): calls this worker is following, for lease renewal.
         self._in_flight: dict[str, tuple[str, str]] = {}
         self._audio: dict[str, CampaignAudio] = {}
+        self._own_pending = True  # its calls of a previous life not yet taken back (`_adopt`)
         self._audio_lock = asyncio.Lock()
         #: campaign -> calls in a row that could not be prepared.
         self._prepare_failures: dict[str, int] = {}
@@ -79,7 +80,8 @@ class DialerWorker:
         listener = asyncio.create_task(self._listen(stop), name="dialer-wake")
         upkeep = asyncio.create_task(self._upkeep(stop), name="dialer-upkeep")
         try:
-            await self._adopt(own=True)
+            with contextlib.suppress(RedisError):  # Redis away: the next upkeep does it
+                await self._adopt(own=True)
             while not stop.is_set():
                 await self._acquire_slot(stop)
                 if stop.is_set():
@@ -283,6 +285,8 @@ class DialerWorker:
                 await self._slots.acquire()
                 log.info("campaign %s: following %s after a restart", cid, claim.attempt_id)
                 self._spawn(self._follow(claim))
+        if own:
+            self._own_pending = False
 
     async def _follow(self, claim: Claim) -> None:
         logs.bind(campaign_id=claim.campaign, attempt_id=claim.attempt_id)  # its own task
@@ -342,7 +346,7 @@ class DialerWorker:
                     by_campaign.setdefault(cid, []).append(pid)
                 for cid, pids in by_campaign.items():
                     await self.scheduler.renew(cid, pids, until)
-                await self._adopt()
+                await self._adopt(own=self._own_pending)
                 await self._tidy(set(by_campaign))
             except RedisError as exc:
                 log.warning("worker %s: Redis unavailable for upkeep: %s", self.settings.name, exc)
