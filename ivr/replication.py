@@ -98,6 +98,15 @@ class Replication:
             await asyncio.sleep(delay)  # backoff before writing again, not synchronisation
             delay = min(delay * 2, BACKOFF_CAP)
 
+    async def claimed(self, write: Callable[[Redis], Awaitable[T]]) -> tuple[T, bool]:
+        """A claim's write, and whether it may be acted on: a replica has it, or a majority of
+        the Sentinels, asked after it was written, names the primary it went to. False: perhaps
+        a stale primary (a site cut off): call or send nothing for it."""
+        result, safe = await self.replicated(write)
+        if safe or not result:
+            return result, True
+        return result, await self.may_claim(since=time.monotonic())
+
     async def may_claim(self, since: float | None = None) -> bool:
         """False while this process may be writing to a stale primary: no replica acknowledges
         its writes and a majority of the Sentinels does not name that primary (a site cut off

@@ -29,7 +29,6 @@ number is still to be answered (it tells the news: its summary is made when he a
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -291,15 +290,12 @@ async def claim(
     replication = replication or replication_of(redis)
     script = redis.register_script(_CLAIM)
     args: list[str | int] = [now_ms, lease_ms, worker, campaign_prefix]
-    got, safe = await replication.replicated(
+    got, usable = await replication.claimed(
         lambda client: script(keys=[recalls_due_key], args=args, client=client)
     )
-    written = time.monotonic()
-    if not got:
-        return None
+    if not got or not usable:
+        return None  # not usable: left to its lease on this copy, which the site's return drops
     cid, event, number = str(got[0]).split(":", 2)
-    if not safe and not await replication.may_claim(since=written):
-        return None  # left to its lease on this copy, which the site's return drops
     return Recall(cid, event, number, int(got[1]))
 
 

@@ -30,7 +30,6 @@ and `sms_claim` through their token).
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -104,15 +103,14 @@ class Scheduler(SmsSteps):
             sms_due_part,
         )  # fmt: skip
         args: list[str | int] = [now_ms, lease_ms, worker, asterisk, token]
-        got, safe = await self.replication.replicated(
+        got, usable = await self.replication.claimed(
             lambda client: self._claim(keys=keys, args=args, client=client)
         )
-        written = time.monotonic()
         if not got:
             return None
         pid, attempt, number, person, index, uid = got
         pid = str(pid)
-        if not safe and not await self.replication.may_claim(since=written):
+        if not usable:
             # No replica took the claim and most Sentinels do not name this primary: a site
             # cut off, writing to a stale primary the others replaced. Do not call: the other
             # site may claim the same person. Put the person back (harmless on a stale copy).

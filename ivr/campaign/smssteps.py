@@ -11,7 +11,6 @@ same step instead of taking another.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
@@ -74,14 +73,13 @@ class SmsSteps:
             "quota", "events", sms_claims_part,
         )  # fmt: skip
         args: list[str | int] = [now_ms, lease_ms, worker, token]
-        got, safe = await self.replication.replicated(
+        got, usable = await self.replication.claimed(
             lambda client: self._sms_claim(keys=keys, args=args, client=client)
         )
-        written = time.monotonic()
         if not got:
             return None
         job, pid, step, person, index, uid = got
-        if not safe and not await self.replication.may_claim(since=written):
+        if not usable:
             # Perhaps a stale primary (a site cut off, `Replication.may_claim`): send nothing;
             # the step stays with its lease on this copy, which the site's return drops.
             return None
