@@ -18,6 +18,8 @@ campaigns_key = "ivr:campaigns"
 active_campaigns_key = "ivr:campaigns:active"
 #: Counter that numbers campaigns: ids are short numbers a director can hear and key in.
 campaign_seq_key = "ivr:campaigns:seq"
+#: String per campaign being created (an hour): the id its creation took (`store.new_id`).
+campaign_creation_prefix = "ivr:campaigns:creating:"
 #: Hash per campaign: its definition and lifecycle fields.
 campaign_prefix = "ivr:campaign:"
 #: Pub/sub channel that wakes the dialer workers when there is new work.

@@ -24,7 +24,7 @@ from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
 from ivr import keys
-from ivr.campaign import scripts, upkeepscripts
+from ivr.campaign import createscripts, scripts, upkeepscripts
 from ivr.campaign.scheduler import TIERS
 from ivr.campaign.spec import CampaignError, CampaignSpec, select
 from ivr.campaign.state import PersonState
@@ -80,32 +80,26 @@ async def create(
     by_id = {p.id: p for p in people}
     # On-call staff first (tier 0); within a tier, by due time, then by staff id.
     ordered = sorted(targets, key=lambda p: not p.on_call)
-    cid = str(await redis.incr(keys.campaign_seq_key))
+    cid = await new_id(redis)
     started = now_ms()
     # The first people (on-call staff first) go in with the campaign itself, in one
     # transaction: the workers start calling at once, while the rest is written behind them
     # (15,000 people take ~300 ms to write; the first call must ring within 200 ms).
+    # Each step is safe to run twice (`ivr.campaign.createscripts`): through Sentinel, a
+    # step whose reply was lost at a failover is sent again.
     pipe = redis.pipeline(transaction=True)
     _add_people(pipe, cid, 0, ordered[:FIRST_BATCH], started)
     reserve = reserve_of(ordered, by_id, {p.id for p in ordered})
-    if reserve:
-        pipe.hset(campaign_key(cid, "reserve"), mapping=reserve)  # type: ignore[arg-type]
-        _index_numbers(pipe, cid, [by_id[b] for b in reserve])
-    if spec.quotas:
-        pipe.hset(campaign_key(cid, "quota"), mapping=spec.quotas)  # type: ignore[arg-type]
-    # `open` counts everyone from the start, so the campaign cannot end before all are in.
-    pipe.hset(campaign_key(cid, "counts"), mapping={"open": len(ordered), "total": len(ordered)})
-    pipe.xadd(campaign_key(cid, "events"), {"type": "started", "t": started})
+    _index_numbers(pipe, cid, [by_id[b] for b in reserve])
     meta = _meta(cid, spec, started, len(ordered))
     if recall:
         meta["recall"] = recall
-    pipe.hset(campaign_key(cid), mapping=cast(Any, meta))
     if len(ordered) > FIRST_BATCH:
         # Until every person is written: a creator that stops before leaves this behind.
-        pipe.hset(campaign_key(cid), "writing", len(ordered))
-    pipe.zadd(keys.campaigns_key, {cid: started})
-    pipe.sadd(keys.active_campaigns_key, cid)
-    pipe.publish(keys.wake_channel, f"start {cid}")
+        meta["writing"] = len(ordered)
+    # `open` counts everyone from the start, so the campaign cannot end before all are in.
+    counts = {"open": len(ordered), "total": len(ordered)}
+    _add_campaign(pipe, meta, spec.quotas, counts, reserve)
     await pipe.execute()
     rest = redis.pipeline(transaction=False)
     for start in range(FIRST_BATCH, len(ordered), BATCH):
@@ -157,19 +151,65 @@ def _meta(cid: str, spec: CampaignSpec, started: int, count: int) -> dict[str, s
 
 
 def _add_people(pipe: Pipeline, cid: str, start: int, chunk: list[Person], due: int) -> None:
-    """Queue the writes that put `chunk` (indexes from `start`) in the campaign's queue."""
-    pipe.hset(campaign_key(cid, "people"), mapping={p.id: p.to_json(with_id=False) for p in chunk})
-    _index_numbers(pipe, cid, chunk)
-    pipe.hset(
+    """Queue the writes that put `chunk` (indexes from `start`) in the campaign's queue; a
+    person already in it (the same write run before) is left as they are."""
+    people: list[str | int] = [due]
+    for i, p in enumerate(chunk):
+        tier = 0 if p.on_call else 1
+        people += [p.id, p.to_json(with_id=False), PersonState.queued(start + i), tier]
+    tiers = (campaign_key(cid, tier) for tier in TIERS)
+    pipe.eval(
+        createscripts.ADD_PEOPLE,
+        4,
+        campaign_key(cid, "people"),
         campaign_key(cid, "state"),
-        mapping={p.id: PersonState.queued(start + i) for i, p in enumerate(chunk)},
+        *tiers,
+        *people,
     )
-    for tier, members in (
-        (TIERS[0], {p.id: due for p in chunk if p.on_call}),
-        (TIERS[1], {p.id: due for p in chunk if not p.on_call}),
-    ):
-        if members:
-            pipe.zadd(campaign_key(cid, tier), members)
+    _index_numbers(pipe, cid, chunk)
+
+
+def _add_campaign(
+    pipe: Pipeline,
+    meta: Mapping[str, Any],
+    quota: Mapping[str, Any],
+    counts: Mapping[str, Any],
+    reserve: Mapping[str, Any],
+) -> None:
+    """Queue the write of the campaign itself (meta, quota, counts, reserve), its `started`
+    event and the workers' wake-up; a second run changes nothing."""
+    cid, started = meta["id"], meta["started_at"]
+    names = ("", "quota", "counts", "events", "reserve")
+    pipe.eval(
+        createscripts.CREATE,
+        7,
+        *(campaign_key(cid, part) for part in names),
+        keys.campaigns_key,
+        keys.active_campaigns_key,
+        started,
+        keys.wake_channel,
+        f"start {cid}",
+        json.dumps(
+            {
+                "meta": _strings(meta),
+                "quota": _strings(quota),
+                "counts": _strings(counts),
+                "reserve": _strings(reserve),
+            }
+        ),
+    )
+
+
+async def new_id(redis: Redis) -> str:
+    """A new campaign id (a number), taken once even when the command is sent twice."""
+    token = keys.campaign_creation_prefix + secrets.token_hex(8)
+    ttl = 3600
+    return str(await redis.eval(createscripts.NEW_ID, 2, keys.campaign_seq_key, token, ttl))
+
+
+def _strings(values: Mapping[str, Any]) -> dict[str, str]:
+    """Hash values as redis-py writes them (floats by repr), for a script's HSET."""
+    return {k: repr(v) if isinstance(v, float) else str(v) for k, v in values.items()}
 
 
 def reserve_of(
