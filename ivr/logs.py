@@ -12,6 +12,7 @@ same in words. Fields hold ids, names and channels: never a token, a PIN or a pa
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import contextvars
 import logging
@@ -110,3 +111,19 @@ def configure(level: int, fmt: str = "text") -> None:
     status.handlers = [announcer]
     status.propagate = False
     status.setLevel(logging.INFO)
+
+
+def where(task: asyncio.Task[None]) -> str:
+    """Where a task waits: the chain of coroutines down to the awaited one (innermost last),
+    as `file:line (function)`. (`Task.get_stack()` gives only the outermost frame.)"""
+    parts: list[str] = []
+    awaited: object = task.get_coro()
+    while awaited is not None:
+        frame = getattr(awaited, "cr_frame", None) or getattr(awaited, "gi_frame", None)
+        if frame is None:
+            parts.append(type(awaited).__name__)
+            break
+        name = frame.f_code.co_filename.rsplit("/", 2)[-2:]
+        parts.append(f"{'/'.join(name)}:{frame.f_lineno} ({frame.f_code.co_name})")
+        awaited = getattr(awaited, "cr_await", None) or getattr(awaited, "gi_yieldfrom", None)
+    return " > ".join(parts[-5:]) or "(done)"

@@ -31,6 +31,8 @@ log = logging.getLogger(__name__)
 HEADER_TIMEOUT = 5.0
 #: Seconds one command may run (a Record or a ConfBridge is bounded by its own limits).
 COMMAND_TIMEOUT = 3600.0
+#: Seconds close() gives each cancelled flow, and how many times it cancels one that runs on.
+CLOSE_GRACE, CLOSE_TRIES = 5.0, 3
 #: Keys a caller can press.
 ALL_KEYS = "0123456789*#"
 #: The script every AgiServer answers itself, for health probes (`probe()`): a NOOP naming it.
@@ -149,8 +151,10 @@ class AgiSession:
                 self.hung_up = True
                 raise AgiHangup("the caller hung up")
             if text.startswith("520-"):
-                while not (await self.reader.readline()).startswith(b"520 "):
-                    pass
+                while not (usage := await self.reader.readline()).startswith(b"520 "):
+                    if not usage:
+                        self.hung_up = True
+                        raise AgiHangup("the AGI connection closed")
                 raise AgiError("AGI usage error")
             match = _REPLY.match(text)
             if not match:
@@ -296,6 +300,8 @@ class AgiServer:
         self.keys = keys
         self._server: asyncio.Server | None = None
         self._sessions: set[asyncio.Task[None]] = set()
+        #: Where the flows that outlived a cancellation at close() waited (see close()).
+        self.stragglers: list[str] = []
 
     async def start(self) -> int:
         """Listen; return the port (useful with port 0)."""
@@ -311,12 +317,24 @@ class AgiServer:
         return self.port
 
     async def close(self) -> None:
+        """Stop listening and cancel the calls' flows; one still running CLOSE_GRACE s later is
+        logged with where it waits and cancelled again (3.11's `wait_for` can swallow a
+        cancellation), then left: a shutdown must not hang on one call."""
         if self._server is not None:
             self._server.close()
-        for task in list(self._sessions):
-            task.cancel()
-        if self._sessions:
-            await asyncio.gather(*self._sessions, return_exceptions=True)
+        for _ in range(CLOSE_TRIES):
+            if not self._sessions:
+                break
+            for task in self._sessions:
+                task.cancel()
+            _, pending = await asyncio.wait(set(self._sessions), timeout=CLOSE_GRACE)
+            for task in pending:
+                self.stragglers.append(logs.where(task))
+                log.warning(
+                    "FastAGI: a call's flow still runs %g s after it was cancelled, at %s",
+                    CLOSE_GRACE,
+                    self.stragglers[-1],
+                )
         if self._server is not None:
             await self._server.wait_closed()
 

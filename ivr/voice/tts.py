@@ -243,7 +243,12 @@ class Speaker:
         except TimeoutError:
             with contextlib.suppress(ProcessLookupError):
                 proc.kill()
-            await proc.wait()
+            try:
+                # asyncio's wait() also waits for the pipes to close: bounded, should a
+                # grandchild hold one open.
+                await asyncio.wait_for(proc.wait(), _CLOSE_GRACE)
+            except TimeoutError:
+                _log.warning("speech worker (pid %d) killed, its pipes still open", proc.pid)
         if task is not None:
             # Should a grandchild hold stderr open, wait_for cancels the task on timeout.
             with contextlib.suppress(TimeoutError):
