@@ -21,7 +21,10 @@ from ivr.dialer.heartbeat import beat
 from ivr.health.heartbeat import Heartbeat
 from ivr.sandbox.redisserver import RedisServer
 from ivr.sandbox.sentinel import MASTER, SentinelCluster
+from tests import browser
+from tests.api.test_console_browser import ARTIFACTS
 from tests.api.test_http import Api, start_api
+from tests.conftest import unavailable
 
 
 async def _cluster(api: Api) -> dict[str, Any]:
@@ -112,6 +115,55 @@ async def test_through_sentinel_replica_lag_and_each_sentinels_view(
         assert body["status"] == "warning"
         state, reason = _checks(body)["redis"]
         assert (state, reason) == ("warning", f"2 of 3 Sentinels answer, naming {primary}")
+    finally:
+        await api.client.close()
+        await db.aclose()
+
+
+async def test_the_platform_screen_through_sentinel(sentinel_cluster: SentinelCluster) -> None:
+    """In English this time: the replica and its lag, each Sentinel's view, one Sentinel down."""
+    if not browser.CHROMIUM.exists():
+        unavailable("chromium is not installed (apt-get install chromium)")
+    ARTIFACTS.mkdir(exist_ok=True)
+    db = connect_sentinel(sentinel_cluster.addresses, MASTER)
+    api = await start_api(db, Config(redis_sentinels=sentinel_cluster.addresses))
+    try:
+        primary = f"127.0.0.1:{sentinel_cluster.primary().port}"
+        replica = f"127.0.0.1:{sentinel_cluster.servers[1].port}"
+        gone = sentinel_cluster.sentinels[2]
+        gone.stop()
+        await beat(db, "a-0", Heartbeat("site-a", 30, 4, True, time.time(), 5.0))
+        async with browser.chromium() as page:
+            token = api.tokens["viewer"]
+            await page.goto(f"{api.client.make_url('/')}#token={token}&lang=en")
+            await page.click("[data-tab=cluster]")
+            rows = "[...document.querySelectorAll('#cluster-sentinels tr')]"
+            # (This click once did nothing: the tabs showed before the console was ready,
+            # `hidden` lost to the tabs' `display: flex`; page.click waits until it is shown.)
+            await page.until(f"{rows}.length === 3", timeout=30)
+            assert await page.text("#cluster-state") == "Overall state: warning"
+            assert await page.text("#cluster-checks [data-check=redis]") == (
+                f"Redis (warning): 2 of 3 Sentinels answer, naming {primary}"
+            )
+            assert (await page.text("#cluster-primary")).startswith(
+                f"Primary {primary} (role: primary), followed through Sentinel master 'ivr' via"
+            )
+            [seen] = await page.run(
+                "[...document.querySelectorAll('#cluster-replicas tr')].map(r => r.innerText)"
+            )
+            cells = seen.split("\t")
+            assert cells[:2] == [replica, "online"] and cells[2].endswith(" s"), cells
+            assert cells[3].endswith(" bytes"), cells
+            views = {
+                line.split("\t")[0]: line.split("\t")
+                for line in await page.run(f"{rows}.map(r => r.innerText)")
+            }
+            down = views.pop(f"127.0.0.1:{gone.port}")
+            assert down[1:4] == ["—", "—", "—"] and down[4].startswith("unreachable: "), down
+            assert [(v[1], v[4]) for v in views.values()] == [(primary, "agrees")] * 2, views
+            assert await page.run("document.querySelector('#cluster-no-sentinel').hidden")
+            await page.screenshot(ARTIFACTS / "console-cluster-sentinel-en.png")
+            assert page.errors == []
     finally:
         await api.client.close()
         await db.aclose()

@@ -396,6 +396,8 @@ async def test_accessibility_of_each_screen(api: Api) -> None:
     async with browser.chromium() as page:
         await page.goto(str(api.client.make_url("/")))
         await page.until("!document.querySelector('#login').hidden")
+        # The tabs once showed (and took clicks that did nothing) before a token was checked.
+        assert await page.run("document.querySelector('#tabs').offsetParent === null")
         findings["login"] = await page.accessibility()
         await page.goto(_url(api, "admin"))
         await page.run("location.reload()")
