@@ -8,9 +8,9 @@ in-dialog SIP MESSAGE to the phone (AMI SendText on the line's channel), which S
 (`Cue`) before it goes on. So keys are pressed the moment the line is ready, with no sleeps,
 and a script that does not match the flow fails: the phone waits for a cue that never comes.
 
-`Robot` keeps what the line did: `seen` (steps), `said` (dynamic sentences spoken), the time
-of each step, and SIPp's result. Several calls may run at once if their caller ids differ (the
-hub tells the calls apart by the caller id the line sees).
+`Robot` keeps what the line did: `seen` (steps), `said` (dynamic sentences spoken), `holds`
+("one moment, please"), the time of each step, and SIPp's result. Several calls may run at once
+if their caller ids differ (the hub tells the calls apart by the caller id the line sees).
 """
 
 from __future__ import annotations
@@ -53,6 +53,9 @@ class Robot:
     steps: asyncio.Queue[str] = field(default_factory=asyncio.Queue)
     seen: list[str] = field(default_factory=list)
     said: list[str] = field(default_factory=list)
+    #: Times the line said "one moment, please" (`On("hold", ...)` acts at the first one
+    #: after the previous cue).
+    holds: int = 0
     #: Step -> time.monotonic() of its first occurrence; "dialled" is when SIPp started.
     at: dict[str, float] = field(default_factory=dict)
     channel: str = ""
@@ -106,7 +109,10 @@ class RobotHub:
         if step.startswith("say:"):
             robot.said.append(step[4:])
             return
-        robot.seen.append(step)
+        if step == "hold":
+            robot.holds += 1  # not a step: whether it comes depends on the machine's speed
+        else:
+            robot.seen.append(step)
         robot.at.setdefault(step, time.monotonic())
         robot.steps.put_nowait(step)
         if robot.cues and robot.cues[0] == step:

@@ -7,9 +7,11 @@ silence asks again, and after TRIES misses the call ends politely.
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from redis.asyncio import Redis
 
@@ -17,18 +19,22 @@ from ivr.access.pins import PinStore
 from ivr.campaign.scenarios import Scenario
 from ivr.campaign.scheduler import Scheduler
 from ivr.config import Config
-from ivr.pbx.agi import AgiSession
+from ivr.pbx.agi import AgiHangup, AgiSession
 from ivr.replication import primary_vouched
 from ivr.voice.prompts import build_prompts
 from ivr.voice.tts import Speaker
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 #: Times a menu is offered before the call ends for lack of an answer.
 TRIES = 3
 #: Seconds to wait for a menu key, and for a PIN or a number.
 KEY_WAIT = 6.0
 DIGITS_WAIT = 10.0
+#: Seconds of silence a caller may hear while the service waits (on Redis during a failover:
+#: up to 20 s) before "one moment, please", said again until it is done.
+HOLD_AFTER = 1.0
 #: Keys read for a PIN or a number: more than any valid one, so a long string is one attempt.
 MAX_DIGITS = 32
 #: Why a line refuses a change (ivr.replication.primary_vouched): the Sentinels' majority does
@@ -38,7 +44,8 @@ NOT_VOUCHED = (
     "off from the others): a change written there would be lost"
 )
 #: Observer of the flows (tests, benchmarks): called with (line, step, session) before each
-#: wait for keys, and with (line, "say:<text>", session) for each dynamic sentence spoken.
+#: wait for keys, with (line, "say:<text>", session) for each dynamic sentence spoken, and with
+#: (line, "hold", session) before each "one moment, please".
 Observer = Callable[[str, str, AgiSession], None]
 
 
@@ -69,11 +76,27 @@ class LineCall:
     async def play(self, files: str) -> None:
         await self.session.play(files, keys="")
 
+    async def meanwhile(self, work: Awaitable[T]) -> T:
+        """`work`'s result; if it takes more than HOLD_AFTER s (Redis failing over, Sentinels
+        asked), the caller hears "one moment, please" until it is done, not silence. Keys
+        pressed meanwhile wait for the next question (typed ahead)."""
+        task = asyncio.ensure_future(work)
+        await asyncio.wait({task}, timeout=HOLD_AFTER)
+        try:
+            while not task.done():
+                if self.context.observer is not None:
+                    self.context.observer(self.line, "hold", self.session)
+                await self.play(self.p("one_moment"))
+        except AgiHangup:
+            await task  # what the caller asked for goes through, as if they had stayed
+            raise
+        return task.result()
+
     async def vouched(self, change: str) -> bool:
         """Whether `change` may be written now (`ivr.replication.primary_vouched`); if not, the
         caller hears that it cannot be done (the error prompt, which says goodbye) and the
         reason is logged: the flow must end."""
-        if await primary_vouched(self.context.redis):
+        if await self.meanwhile(primary_vouched(self.context.redis)):
             return True
         log.warning("%s refused on the %s line: %s", change, self.line, NOT_VOUCHED)
         await self.play(self.p("error"))

@@ -29,7 +29,7 @@ async def authenticate(call: LineCall, *, placed: bool = False) -> str | None:
                            target=call.line)  # fmt: skip
         await call.play(call.p("not_allowed"))
         return None
-    if await context.pins.locked_for(caller):
+    if await call.meanwhile(context.pins.locked_for(caller)):
         await call.play(call.p("locked"))
         return None
     intro = call.p("recall_pin" if placed else f"line_{call.line}")

@@ -78,25 +78,28 @@ class TriggerLine:
         sms = self.context.config.sms_ready
         if not await call.vouched(f"campaign start ({who}, scenario {scenario.key})"):
             return  # a site cut off with a stale primary: it would be dropped unseen
-        cid = await store.create(self.context.redis, spec, people, sms=sms, recall=recall)
+        details = {
+            "scenario": scenario.key,
+            "name": scenario.name,
+            "drill": drill,
+            "recorded": bool(recordings),
+            "caller": call.session.caller_id,
+            "staff": count,
+            "line": session.script,
+            "call_back": json.loads(recall)["numbers"] if recall else [],
+        }
+
+        async def launch() -> str:
+            # Whole, even if the director hangs up meanwhile: they pressed 1.
+            cid = await store.create(self.context.redis, spec, people, sms=sms, recall=recall)
+            await audit.record(
+                self.context.redis, f"phone:{who}", "campaign.start", target=cid, details=details
+            )
+            log.info("campaign %s started by phone (%s, scenario %s)", cid, who, scenario.key)
+            return cid
+
+        cid = await call.meanwhile(launch())
         logs.bind(campaign_id=cid)  # this call's own task (ivr.pbx.agi)
-        await audit.record(
-            self.context.redis,
-            f"phone:{who}",
-            "campaign.start",
-            target=cid,
-            details={
-                "scenario": scenario.key,
-                "name": scenario.name,
-                "drill": drill,
-                "recorded": bool(recordings),
-                "caller": call.session.caller_id,
-                "staff": count,
-                "line": session.script,
-                "call_back": json.loads(recall)["numbers"] if recall else [],
-            },
-        )
-        log.info("campaign %s started by phone (%s, scenario %s)", cid, who, scenario.key)
         said = await call.say(speech.launched(cid, call.language))
         call.step("launched")
         await call.play(f"{said}&{said}&{call.p('goodbye')}")
