@@ -34,6 +34,7 @@ from ivr.dialer.alerter import Alerter
 from ivr.dialer.audio import CampaignAudio, call_request, load_audio
 from ivr.dialer.settings import PREPARE_ATTEMPTS, WorkerSettings
 from ivr.dialer.sites import end_lost_calls
+from ivr.dialer.tidy import Tidier
 from ivr.errors import AmiError, InvalidNumberError, IvrError
 from ivr.health.heartbeat import Heartbeat
 from ivr.keys import campaign_key
@@ -54,6 +55,7 @@ class DialerWorker:
         self.settings = settings
         self.scheduler = Scheduler(redis)
         self.astdb = AstDb(alerter.link)
+        self.tidier = Tidier(redis, self.astdb)
         self._slots = asyncio.Semaphore(settings.capacity)
         self._wake = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -352,13 +354,10 @@ class DialerWorker:
                 log.warning("worker %s: Redis unavailable for upkeep: %s", self.settings.name, exc)
 
     async def _tidy(self, busy: set[str]) -> None:
-        """Forget, on this Asterisk, the campaigns that ended and hold no call of ours."""
-        for cid, audio in list(self._audio.items()):
-            if cid in busy or await self.redis.hget(campaign_key(cid), "status") == "running":
-                continue
-            with contextlib.suppress(AmiError):
-                await self.astdb.forget_campaign(audio.uid)
-                self._audio.pop(cid, None)
+        """Forget, on this Asterisk, what ended campaigns left (`ivr.dialer.tidy`)."""
+        loaded = {cid: audio.uid for cid, audio in self._audio.items()}
+        for cid in await self.tidier.round(busy, loaded):
+            self._audio.pop(cid, None)
 
     def _heartbeat(self, period: float) -> Heartbeat:
         return Heartbeat(

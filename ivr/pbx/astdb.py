@@ -32,7 +32,7 @@ class AstDb:
 
     async def journal(self) -> dict[str, str]:
         """Every attempt the dialplan journalled and nobody has forgotten yet."""
-        return await self._tree(JOURNAL_FAMILY)
+        return await self.entries(JOURNAL_FAMILY)
 
     async def forget_campaign(self, campaign_uid: str) -> int:
         """Remove what an ended campaign left here: its quota flags, and the journal entries
@@ -42,13 +42,14 @@ class AstDb:
             (QUOTA_FAMILY, f"{campaign_uid}-"),
             (JOURNAL_FAMILY, f"ivr-{campaign_uid}-"),
         ):
-            for key in await self._tree(family):
+            for key in await self.entries(family):
                 if key.startswith(prefix):
                     await self.link.action({"Action": "DBDel", "Family": family, "Key": key})
                     gone += 1
         return gone
 
-    async def _tree(self, family: str) -> dict[str, str]:
+    async def entries(self, family: str) -> dict[str, str]:
+        """Every key of `family` (its last path component) and its value."""
         reply = await self.link.action({"Action": "DBGetTree", "Family": family})
         entries: dict[str, str] = {}
         for message in reply if isinstance(reply, list) else []:

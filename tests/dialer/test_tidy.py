@@ -22,8 +22,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
 async def left_of(astdb: AstDb, uid: str) -> list[str]:
     """What AstDB still holds of campaign `uid`."""
-    quota = [k for k in await astdb._tree(QUOTA_FAMILY) if k.startswith(f"{uid}-")]
-    journal = [k for k in await astdb._tree(JOURNAL_FAMILY) if k.startswith(f"ivr-{uid}-")]
+    quota = [k for k in await astdb.entries(QUOTA_FAMILY) if k.startswith(f"{uid}-")]
+    journal = [k for k in await astdb.entries(JOURNAL_FAMILY) if k.startswith(f"ivr-{uid}-")]
     return quota + journal
 
 
@@ -61,3 +61,43 @@ async def test_an_ended_campaign_leaves_no_quota_flag_nor_journal_entry(
     finally:
         stop.set()
         await task
+
+
+async def test_what_ended_while_no_worker_was_up_is_swept_when_one_starts(
+    alerter: Alerter, db: aioredis.Redis
+) -> None:
+    """Flags and journal entries of campaigns that ended while no worker of this Asterisk was
+    up go at the worker's first upkeep round; those of a campaign with a call still in flight
+    stay, and so do those of campaigns this Redis does not know (another installation's,
+    another test's) and keys that are not ours."""
+    spec = CampaignSpec(messages={"fr": "Test rangement."}, quotas={"nurse": 1})
+    ended, held = [await store.create(db, spec, [person(p, "nurse", "1")]) for p in "ab"]
+    uids = {cid: (await store.get_meta(db, cid))["uid"] for cid in (ended, held)}
+    for cid in (ended, held):
+        await store.stop(db, cid)
+    # A call of `held` is still up somewhere (its lease runs).
+    await db.zadd(f"ivr:campaign:{held}:leases", {"b": time.time() * 1000 + 60_000})
+    astdb = AstDb(alerter.link)
+    put = {"Action": "DBPut", "Val": "1"}
+    for uid in (*uids.values(), "deadbeef"):  # deadbeef: a campaign of another Redis
+        await alerter.link.action({**put, "Family": QUOTA_FAMILY, "Key": quota_flag(uid, "nurse")})
+        await alerter.link.action({**put, "Family": JOURNAL_FAMILY, "Key": f"ivr-{uid}-0-1"})
+    await alerter.link.action({**put, "Family": QUOTA_FAMILY, "Key": "not-ours"})
+    stop = asyncio.Event()
+    worker = DialerWorker(alerter, db, WorkerSettings(name="sweep", capacity=3, lease=1.5))
+    task = asyncio.create_task(worker.run(stop))
+    try:
+        for _ in range(50):
+            if not await left_of(astdb, uids[ended]):
+                break
+            await asyncio.sleep(0.2)  # no event says "tidied": read until it is
+        assert await left_of(astdb, uids[ended]) == []
+        assert len(await left_of(astdb, uids[held])) == 2, "a call of it is still up"
+        assert len(await left_of(astdb, "deadbeef")) == 2, "not this Redis's campaign"
+        assert "not-ours" in await astdb.entries(QUOTA_FAMILY)
+    finally:
+        stop.set()
+        await task
+        for uid in (uids[held], "deadbeef"):
+            await astdb.forget_campaign(uid)
+        await alerter.link.action({"Action": "DBDel", "Family": QUOTA_FAMILY, "Key": "not-ours"})
