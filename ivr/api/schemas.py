@@ -268,6 +268,11 @@ REPORT: Schema = {
             "and answers given by SMS reply",
             "additionalProperties": {"type": "integer"},
         },
+        "mail": {
+            "type": "object",
+            "description": "mails sent (accepted by the mail server) and failed",
+            "additionalProperties": {"type": "integer"},
+        },
     },
     "required": ["campaign", "status", "total", "by_role"],
 }

@@ -182,6 +182,7 @@ def answers(data: CampaignData) -> list[dict[str, Any]]:
                 "role": person.role if person else "",
                 "unit": person.unit if person else "",
                 "answer": str(state.outcome),
+                "by": state.answered_by,
                 "at_ms": finished,
                 "minute": data.minutes(finished) if finished else None,
                 "eta": state.eta,

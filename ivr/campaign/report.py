@@ -29,6 +29,8 @@ from ivr.staff.roster import Person
 Report = dict[str, Any]
 #: What became of SMS steps, and the answers given by SMS (`ivr.campaign.scripts`).
 SMS_RESULTS = ("sent", "failed", "skipped", "unknown", "delivered", "undelivered", "answered")
+#: What became of the mails (`ivr.sms.mail`).
+MAIL_RESULTS = ("sent", "failed")
 #: Previous drills a drill report compares with, newest first.
 MAX_DRILLS = 10
 #: Arrival buckets (minutes) of the forecast.
@@ -74,6 +76,7 @@ async def report(redis: Redis, cid: str) -> Report:
         json.loads(meta["plan"]) if meta.get("plan") else ["voice"] * int(meta.get("attempts", 1))
     )
     result["sms"] = {k: counts.get(f"sms:{k}", 0) for k in SMS_RESULTS}
+    result["mail"] = {k: counts.get(f"mail:{k}", 0) for k in MAIL_RESULTS}
     result["reason"] = meta.get("reason")
     result["started_at"] = _seconds(meta.get("started_at"))
     result["finished_at"] = _seconds(meta.get("finished_at"))
@@ -111,12 +114,18 @@ async def attempts_csv(redis: Redis, cid: str) -> str:
     await get_meta(redis, cid)
     per_person: dict[str, list[str]] = {}
     async for fields in _event_log(redis, cid):
-        if fields.get("type") == "attempt":
-            when = time.strftime("%H:%M:%S", time.localtime(int(fields["t"]) / 1000))
-            per_person.setdefault(fields["pid"], []).append(
-                f"{when} {fields['number']} {fields['outcome']}"
-            )
-    rows: list[list[object]] = [["id", "name", "role", "unit", "outcome", "eta", "attempts"]]
+        kind = fields.get("type")
+        if kind == "attempt":
+            what = f"{fields['number']} {fields['outcome']}"
+        elif kind == "sms" and fields.get("pid"):
+            what = f"SMS {fields.get('result', '')}"
+        else:
+            continue
+        when = time.strftime("%H:%M:%S", time.localtime(int(fields["t"]) / 1000))
+        per_person.setdefault(fields["pid"], []).append(f"{when} {what}")
+    rows: list[list[object]] = [
+        ["id", "name", "role", "unit", "outcome", "answered_by", "eta", "attempts"]
+    ]
     for pid, (person, state) in (await _people_and_states(redis, cid)).items():
         rows.append(
             [
@@ -125,6 +134,7 @@ async def attempts_csv(redis: Redis, cid: str) -> str:
                 person.role,
                 person.unit,
                 state.outcome or "pending",
+                state.answered_by or "",
                 "" if state.eta is None else state.eta,
                 " | ".join(per_person.get(pid, [])),
             ]

@@ -11,6 +11,7 @@ own to pin, for one chart that is a polyline.
 from __future__ import annotations
 
 import time
+from collections import Counter
 from dataclasses import dataclass
 from html import escape
 from typing import Any
@@ -227,6 +228,8 @@ def render_html(data: CampaignData, drills: list[CampaignData] | None = None) ->
     keys = ["total", *ANSWERS, "no_answer", "busy", "voicemail", "failed", "hung_up"]
     keys += ["cancelled", "pending", "attempts"]
     out.append(_table(["", *keys], [["all", *(s.get(k, 0) for k in keys)]], set(range(1, 12))))
+    out.append("<h2>Channels</h2>")
+    out.append(_channels(data))
     out.append("<h2>Per role</h2>")
     out.append(_per_role(data))
     out.append("<h2>Per unit</h2>")
@@ -283,9 +286,39 @@ def _drill_comparison(campaigns: list[CampaignData]) -> str:
 
 def _answers(data: CampaignData) -> str:
     return _table(
-        ["Name", "Id", "Role", "Unit", "Answer", "Time", "Minute", "Arrival (min)"],
-        [[r["name"], r["id"], r["role"], r["unit"], r["answer"],
+        ["Name", "Id", "Role", "Unit", "Answer", "By", "Time", "Minute", "Arrival (min)"],
+        [[r["name"], r["id"], r["role"], r["unit"], r["answer"], _BY.get(r["by"], ""),
           _clock(r["at_ms"]), _min(r["minute"]), "—" if r["eta"] is None else r["eta"]]
          for r in answers(data)],
-        {6, 7},
+        {7, 8},
     )  # fmt: skip
+
+
+#: How an answer came, as the report says it.
+_BY = {"voice": "key on the call", "callback": "callback line", "sms": "SMS reply"}
+#: SMS results, as the report says them (`ivr.campaign.report.SMS_RESULTS`).
+_SMS = {
+    "sent": "sent (handed to the gateway)", "delivered": "delivered (receipt)",
+    "undelivered": "not delivered (receipt)", "failed": "refused by the gateway",
+    "unknown": "unknown (sender lost while sending)",
+    "skipped": "not sent (answered before, no mobile, quota met)", "answered": "answered by reply",
+}  # fmt: skip
+
+
+def _channels(data: CampaignData) -> str:
+    """The delivery plan, then what each channel did: calls, SMS, mails, answers by each."""
+    s = data.summary
+    by = Counter(state.answered_by for state in data.states.values() if state.answered)
+    plan = " → ".join(s.get("plan") or ["voice"])
+    rows: list[list[Any]] = [
+        ["Voice", "calls placed", s.get("attempts", 0)],
+        ["Voice", "answered with a key on the call", by["voice"]],
+        ["Callback line", "answered by calling back", by["callback"]],
+    ]
+    sms, mail = s.get("sms") or {}, s.get("mail") or {}
+    if "sms" in plan or any(sms.values()):
+        rows += [["SMS", label, sms.get(key, 0)] for key, label in _SMS.items()]
+    if any(mail.values()):
+        rows += [["Mail", "sent", mail.get("sent", 0)], ["Mail", "failed", mail.get("failed", 0)]]
+    table = _table(["Channel", "", "Count"], rows, {2})
+    return f"<p>Delivery plan: {_e(plan)}.</p>{table}"

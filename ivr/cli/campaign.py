@@ -292,4 +292,12 @@ def report_text(report: Report) -> str:
         quota = f" quota {entry['quota']}{' met' if entry['met'] else ''}" if entry["quota"] else ""
         lines.append(f"  {role}: {entry['available']} available of {entry['total']}{quota}")
     lines.append(f"  expected arrivals: {report['forecast']}")
+    plan = report.get("plan") or ["voice"]
+    lines.append(f"  plan: {' -> '.join(plan)}, {report.get('attempts', 0)} call(s) placed")
+    sms = report.get("sms") or {}
+    if plans.uses_sms(plan) or any(sms.values()):
+        lines.append("  SMS: " + ", ".join(f"{k} {v}" for k, v in sms.items()))
+    mail = report.get("mail") or {}
+    if any(mail.values()):
+        lines.append("  mail: " + ", ".join(f"{k} {v}" for k, v in mail.items()))
     return "\n".join(lines)

@@ -65,8 +65,8 @@ async def test_report_page_and_csv(api: Api) -> None:
     csv = await api.call("GET", f"/api/campaigns/{cid}/attempts.csv", "viewer")
     assert (csv.status, csv.content_type) == (200, "text/csv")
     lines = (await csv.text()).splitlines()
-    assert lines[0] == "id;name;role;unit;outcome;eta;attempts"
-    assert any(line.startswith(f"{pid};") and ";available;" in line for line in lines)
+    assert lines[0] == "id;name;role;unit;outcome;answered_by;eta;attempts"
+    assert any(line.startswith(f"{pid};") and ";available;voice;" in line for line in lines)
 
     for path in ("report.html", "attempts.csv"):
         await api.error("GET", f"/api/campaigns/404/{path}", 404, "campaign_not_found", "viewer")

@@ -197,3 +197,43 @@ def test_drill_report_is_marked_and_compared_with_previous_drills() -> None:
     assert rows == ["9", "4", "2"]
     assert "2.0 min" in table and "8.0 min" in table, "time to 100% of each drill"
     assert "Comparison" not in reportpage.render_html(campaign([], {"nurse": (1, 1)}))
+
+
+def test_channels_and_how_each_answer_came() -> None:
+    """The plan, what each channel did, and per answer: a key on the call, the callback line
+    or an SMS reply."""
+    data = campaign(
+        [ev("final", m, pid=pid, outcome="available") for m, pid in ((1, "n0"), (2, "n1"))]
+        + [ev("final", 3, pid="n2", outcome="unavailable")],
+        {"nurse": (4, None)},
+        people=NURSES,
+        states={
+            "n0": {"s": "d", "o": "available", "ft": T0 + MIN},
+            "n1": {"s": "d", "o": "available", "ft": T0 + 2 * MIN, "sr": 1},
+            "n2": {"s": "d", "o": "unavailable", "ft": T0 + 3 * MIN, "cb": 1},
+            "n3": {"s": "d", "o": "no_answer", "ft": T0 + 4 * MIN},
+        },
+    )
+    data.summary.update(
+        plan=["voice", "sms", "voice"], attempts=7,
+        sms={"sent": 2, "delivered": 1, "undelivered": 0, "failed": 1, "unknown": 0,
+             "skipped": 1, "answered": 1},
+        mail={"sent": 3, "failed": 1},
+    )  # fmt: skip
+    assert [r["by"] for r in afteraction.answers(data)] == ["voice", "sms", "callback"]
+    html = reportpage.render_html(data)
+    channels = html.split("<h2>Channels</h2>")[1].split("</table>")[0]
+    assert "Delivery plan: voice → sms → voice." in channels
+    cells = re.findall(r"<tr><td>([^<]*)</td><td>([^<]*)</td><td[^>]*>(\d+)</td></tr>", channels)
+    counts = {(channel, what): int(n) for channel, what, n in cells}
+    assert counts[("Voice", "calls placed")] == 7
+    assert counts[("Voice", "answered with a key on the call")] == 1
+    assert counts[("Callback line", "answered by calling back")] == 1
+    assert counts[("SMS", "delivered (receipt)")] == 1
+    assert counts[("SMS", "refused by the gateway")] == 1
+    assert counts[("SMS", "answered by reply")] == 1
+    assert counts[("Mail", "failed")] == 1
+    answers = html.split("<h2>Answers</h2>")[1]
+    assert "SMS reply" in answers and "callback line" in answers and "key on the call" in answers
+    voice_only = campaign([], {"nurse": (1, None)})
+    assert "<td>SMS</td>" not in reportpage.render_html(voice_only), "no SMS rows without SMS"

@@ -93,6 +93,9 @@ def test_campaign_lifecycle_without_workers(redis_url: str, tmp_path: Path) -> N
     assert final["by_role"]["infirmier"]["quota"] == 1
     csv = ivr(redis_url, "campaign", "report", "1", "--csv", tmp=tmp_path).stdout.splitlines()
     assert csv[0].startswith("id;name;role") and len(csv) == 5
+    text = ivr(redis_url, "campaign", "report", "1", tmp=tmp_path).stdout
+    assert "  plan: voice -> voice -> voice, 0 call(s) placed" in text.splitlines(), text
+    assert "SMS:" not in text, "no SMS line for a voice-only plan"
 
     missing = ivr(redis_url, "campaign", "report", "42", tmp=tmp_path)
     assert missing.returncode == 2 and "campaign 42 not found" in missing.stderr

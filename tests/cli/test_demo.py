@@ -42,5 +42,6 @@ def test_demo_runs_a_mass_campaign_to_the_end(sandbox_config: Config, tmp_path: 
     # The after-action report: one page that needs nothing from outside, with the curve.
     page = html.read_text(encoding="utf-8")
     assert f"Campaign {report['campaign']}" in page and "<polyline" in page
+    assert "Delivery plan: voice → sms → voice." in page and "<td>SMS reply</td>" in page
     assert not re.search(r"""(src|href)=["']?(https?:)?//""", page), "opens offline"
     assert f"after-action report: {html}" in done.stderr
