@@ -22,14 +22,27 @@ return cid
 # Puts people in the queue; a person already there (an earlier run) is left as they are now.
 ADD_PEOPLE = r"""
 local added = 0
+local people, tiers = {}, {{}, {}}
 for i = 2, #ARGV, 4 do
   local pid = ARGV[i]
   if redis.call('HSETNX', KEYS[2], pid, ARGV[i + 2]) == 1 then
-    redis.call('HSET', KEYS[1], pid, ARGV[i + 1])
-    redis.call('ZADD', KEYS[3 + tonumber(ARGV[i + 3])], ARGV[1], pid)
+    table.insert(people, pid)
+    table.insert(people, ARGV[i + 1])
+    local tier = tiers[1 + tonumber(ARGV[i + 3])]
+    table.insert(tier, ARGV[1])
+    table.insert(tier, pid)
     added = added + 1
   end
 end
+-- In slices: unpack() has a limit on how many values it returns.
+local function in_slices(command, key, args)
+  for first = 1, #args, 1000 do
+    redis.call(command, key, unpack(args, first, math.min(first + 999, #args)))
+  end
+end
+in_slices('HSET', KEYS[1], people)
+in_slices('ZADD', KEYS[3], tiers[1])
+in_slices('ZADD', KEYS[4], tiers[2])
 return added
 """
 
