@@ -39,7 +39,7 @@ FIRST_BATCH = 250
 #: --first-ring: 2,000 made the first call ring ~100 ms later).
 BATCH = 500
 #: Seconds after its start that a campaign still being written counts as abandoned by its
-#: creator (100,000 people take about 2 s to write): `repair_unwritten`.
+#: creator (100,000 people take several seconds to write): `repair_unwritten`.
 WRITING_ABANDONED_AFTER = 120
 _ID = re.compile(r"[0-9]{1,18}")
 
@@ -86,7 +86,7 @@ async def create(
     started = now_ms()
     # The first people (on-call staff first) go in with the campaign itself, in one
     # transaction: the workers start calling at once, while the rest is written behind them
-    # (15,000 people take ~300 ms to write; the first call must ring within 200 ms).
+    # (15,000 people take about 1 s to write; the first call must ring within 200 ms).
     # Each step is safe to run twice (`ivr.campaign.createscripts`): through Sentinel, a
     # step whose reply was lost at a failover is sent again.
     pipe = redis.pipeline(transaction=True)
