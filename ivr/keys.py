@@ -73,6 +73,8 @@ token_hashes_key = "ivr:tokens:hashes"
 token_names_key = "ivr:tokens:names"
 #: Stream: every write through the API or the token commands (who, action, target, when).
 audit_key = "ivr:audit"
+#: String per audit entry written (an hour): its stream id (`ivr.access.audit.record`).
+audit_written_prefix = "ivr:audit:written:"
 
 # -- phone lines: PINs ------------------------------------------------------------------
 #: String: the installation's random salt for PIN hashes (hex).

@@ -10,18 +10,29 @@ from __future__ import annotations
 
 import getpass
 import json
+import secrets
 import time
 from typing import Any, cast
 
 from redis.asyncio import Redis
 
-from ivr.keys import audit_key
+from ivr.keys import audit_key, audit_written_prefix
 
 #: Entries kept (approximately: Redis trims whole blocks).
 MAX_ENTRIES = 100_000
 #: Entries a filtered search reads at most per call before it hands back a cursor.
 SEARCH_SCAN = 20_000
 _BATCH = 1000
+#: Seconds an entry's token is kept: far longer than any resend of the command.
+TOKEN_SECONDS = 3600
+# KEYS: audit token ; ARGV: ttl maxlen field value...
+_RECORD = r"""
+local done = redis.call('GET', KEYS[2])
+if done then return done end
+local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*', unpack(ARGV, 3))
+redis.call('SET', KEYS[2], id, 'EX', tonumber(ARGV[1]))
+return id
+"""
 
 
 async def record(
@@ -33,7 +44,8 @@ async def record(
     target: str = "",
     details: dict[str, Any] | None = None,
 ) -> str:
-    """Append one entry; return its stream id."""
+    """Append one entry; return its stream id. Once, even when the command is sent again after
+    its reply was lost (through Sentinel, at a failover): the entry's own token says it is in."""
     fields = {
         "who": who,
         "role": role,
@@ -42,7 +54,10 @@ async def record(
         "details": json.dumps(details or {}, ensure_ascii=False, separators=(",", ":")),
         "t": int(time.time() * 1000),
     }
-    return str(await redis.xadd(audit_key, cast(Any, fields), maxlen=MAX_ENTRIES, approximate=True))
+    token = audit_written_prefix + secrets.token_hex(8)
+    flat = [str(v) for pair in fields.items() for v in pair]
+    keys_ = (audit_key, token)
+    return str(await redis.eval(_RECORD, 2, *keys_, TOKEN_SECONDS, MAX_ENTRIES, *flat))
 
 
 def cli_user() -> str:
