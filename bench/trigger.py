@@ -44,7 +44,7 @@ from ivr.dialer.worker import DialerWorker, WorkerSettings  # noqa: E402
 from ivr.keys import campaign_key  # noqa: E402
 from ivr.lines.call import LineContext  # noqa: E402
 from ivr.lines.server import Lines  # noqa: E402
-from ivr.pbx.agi import AgiServer  # noqa: E402
+from ivr.pbx.agiserver import AgiServer  # noqa: E402
 from ivr.pbx.keys import KeyEvents  # noqa: E402
 from ivr.sandbox import asterisk as sandbox
 from ivr.sandbox.redisserver import RedisServer  # noqa: E402

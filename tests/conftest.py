@@ -24,6 +24,7 @@ from ivr.pbx.ami import AmiLink
 from ivr.sandbox import asterisk as sandbox
 from ivr.sandbox.redisserver import RedisServer
 from ivr.sandbox.sentinel import SentinelCluster
+from tests.teardown import bounded_close
 
 IN_CI = os.environ.get("CI") == "true"
 #: Serializes the first start of the sandbox among parallel test processes.
@@ -67,7 +68,7 @@ async def ami(sandbox_config: Config) -> AsyncIterator[AmiLink]:
     link = AmiLink(c.ami_host, c.ami_port, c.ami_user, c.ami_secret)
     await link.start()
     yield link
-    await link.close()
+    await bounded_close("the test's AMI link", link.close())
 
 
 @pytest.fixture
@@ -87,7 +88,7 @@ async def db(redis_server: RedisServer) -> AsyncIterator[Redis]:
     """A client of `redis_server`, closed after the test."""
     client = connect(redis_server.url)
     yield client
-    await client.aclose()
+    await bounded_close("the test's Redis client", client.aclose())
 
 
 @pytest.fixture

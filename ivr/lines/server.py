@@ -36,7 +36,8 @@ from ivr.lines.callback import CallbackLine
 from ivr.lines.recall import RecallLine
 from ivr.lines.report import ReportLine
 from ivr.lines.trigger import TriggerLine
-from ivr.pbx.agi import AgiServer, AgiSession
+from ivr.pbx.agi import AgiSession
+from ivr.pbx.agiserver import AgiServer
 from ivr.pbx.ami import AmiLink
 from ivr.pbx.keys import KeyEvents
 from ivr.voice import speech

@@ -119,9 +119,19 @@ class Speaker:
         return path
 
     async def close(self) -> None:
-        """Stop the worker, letting a render in progress finish first."""
-        async with self._lock:
+        """Stop the worker, letting a render in progress finish first (for as long as a
+        render may take: then it is killed under it)."""
+        try:
+            async with asyncio.timeout(2 * self.timeout):
+                await self._lock.acquire()
+        except TimeoutError:
+            _log.warning("a speech render still runs %g s after close(): killed", 2 * self.timeout)
+            await self._stop_worker(kill=True)
+            return
+        try:
             await self._stop_worker(kill=False)
+        finally:
+            self._lock.release()
 
     async def __aenter__(self) -> Speaker:
         return self

@@ -16,7 +16,7 @@ from ivr.health.asterisk import agi_probe
 from ivr.health.checks import check_redis, check_worker, check_workers
 from ivr.health.heartbeat import Heartbeat
 from ivr.health.state import Check, Report, State, run, worst
-from ivr.pbx import agi
+from ivr.pbx import agi, agiserver
 from ivr.sandbox.redisserver import RedisServer
 from ivr.sandbox.sentinel import MASTER, SentinelCluster
 
@@ -112,7 +112,7 @@ async def test_agi_probe_knows_our_server_from_another() -> None:
     async def flow(session: agi.AgiSession) -> None:
         raise AssertionError("the probe must not reach a flow")
 
-    async with agi.AgiServer({"ivr-health": flow}, port=0) as server:
+    async with agiserver.AgiServer({"ivr-health": flow}, port=0) as server:
         await agi_probe("127.0.0.1", server.port, timeout=2)
 
     async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

@@ -19,7 +19,7 @@ from ivr.campaign.scenarios import load_scenarios
 from ivr.config import Config
 from ivr.lines.call import LineContext
 from ivr.lines.server import Lines
-from ivr.pbx.agi import AgiServer
+from ivr.pbx.agiserver import AgiServer
 from ivr.pbx.ami import AmiLink
 from ivr.pbx.keys import KeyEvents
 from ivr.staff.roster import RosterStore
@@ -27,6 +27,7 @@ from ivr.voice.tts import Speaker
 from tests.campaigntools import person
 from tests.phonerobot import On, RobotHub
 from tests.sipp import Keys
+from tests.teardown import bounded_close
 
 PIN = "246810"
 DIRECTOR = "0611223344"
@@ -88,8 +89,8 @@ async def serve_lines(
         before = set((config.audio_dir / "incoming").glob("*.wav"))
         yield Phone(hub, lines, db, config, ami, before)
     finally:
-        await server.close()
-        await speaker.close()
+        await bounded_close("the lines' FastAGI server", server.close())
+        await bounded_close("the lines' speaker", speaker.close())
         shutil.rmtree(config.audio_dir, ignore_errors=True)
 
 
