@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections import defaultdict
 from typing import Any
 
@@ -43,7 +44,23 @@ async def wait_done(db: Redis, cid: str, timeout: float = 120) -> dict[str, Any]
             if got:
                 last = got[0][1][-1][0]
 
-    return await asyncio.wait_for(loop(), timeout)
+    try:
+        return await asyncio.wait_for(loop(), timeout)
+    except TimeoutError:
+        raise AssertionError(await _stuck(db, cid, timeout)) from None
+
+
+async def _stuck(db: Redis, cid: str, timeout: float) -> str:
+    """Why a campaign is not over: who is not done, their state, the leases, the last events."""
+    left = {pid: st for pid, st in (await states(db, cid)).items() if st.get("s") != "d"}
+    leases = await db.zrange(campaign_key(cid, "leases"), 0, -1, withscores=True)
+    tail = [fields for _, fields in await db.xrevrange(campaign_key(cid, "events"), count=8)]
+    status = await db.hget(campaign_key(cid), "status")
+    return (
+        f"campaign {cid} ({status}) not over after {timeout:g} s: {len(left)} not done, "
+        f"e.g. {dict(list(left.items())[:8])}; leases {leases[:8]} (now {time.time() * 1000:.0f}); "
+        f"last events {tail}"
+    )
 
 
 async def wait_events(db: Redis, cid: str, kind: str, count: int, timeout: float = 60) -> None:

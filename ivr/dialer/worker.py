@@ -121,7 +121,7 @@ class DialerWorker:
             claim: Claim | None = await retrying(
                 self.scheduler.claim,
                 cid,
-                _now_ms(),
+                store.now_ms(),
                 lease_ms=int(self.settings.lease * 1000),
                 worker=self.settings.name,
                 asterisk=self.settings.asterisk,
@@ -137,7 +137,7 @@ class DialerWorker:
         next retry's due time. People already due but held back by their role's cap on calls
         in flight wait for a result, not for the clock."""
         wait = 1.0
-        now = _now_ms()
+        now = store.now_ms()
         for cid in await retrying(store.active, self.redis):
             for tier in TIERS:
                 later = await retrying(
@@ -210,7 +210,7 @@ class DialerWorker:
     ) -> None:
         got, safe = await retrying(
             self.scheduler.finish_replicated,
-            claim.campaign, claim.pid, claim.attempt, outcome, _now_ms(),
+            claim.campaign, claim.pid, claim.attempt, outcome, store.now_ms(),
             worker=self.settings.name, number=number, detail=detail,
         )  # fmt: skip
         if result is not None and not safe:
@@ -228,7 +228,9 @@ class DialerWorker:
             )
 
     async def _requeue(self, claim: Claim) -> None:
-        await retrying(self.scheduler.requeue, claim.campaign, claim.pid, claim.attempt, _now_ms())
+        await retrying(
+            self.scheduler.requeue, claim.campaign, claim.pid, claim.attempt, store.now_ms()
+        )
         self._wake.set()
 
     async def _quota_met(self, cid: str, role: str) -> None:
@@ -268,7 +270,7 @@ class DialerWorker:
             taken = await retrying(
                 self.scheduler.reclaim,
                 cid,
-                _now_ms(),
+                store.now_ms(),
                 lease_ms=int(self.settings.lease * 1000),
                 worker=self.settings.name,
                 asterisk=self.settings.asterisk,
@@ -321,7 +323,7 @@ class DialerWorker:
         if result.eta is not None and result.outcome is Outcome.AVAILABLE:
             await retrying(
                 self.scheduler.record_eta,
-                claim.campaign, claim.pid, result.eta, _now_ms(), claim.person.role,
+                claim.campaign, claim.pid, result.eta, store.now_ms(), claim.person.role,
             )  # fmt: skip
 
     async def _release(self, claim: Claim, result: CallResult | None) -> None:
@@ -342,7 +344,7 @@ class DialerWorker:
             if stop.is_set():
                 break
             try:
-                until = _now_ms() + int(self.settings.lease * 1000)
+                until = store.now_ms() + int(self.settings.lease * 1000)
                 by_campaign: dict[str, list[str]] = {}
                 for cid, pid in list(self._in_flight.values()):
                     by_campaign.setdefault(cid, []).append(pid)
@@ -352,6 +354,8 @@ class DialerWorker:
                 await self._tidy(set(by_campaign))
             except RedisError as exc:
                 log.warning("worker %s: Redis unavailable for upkeep: %s", self.settings.name, exc)
+            except Exception:  # one round's failure must not end the upkeep (adoption) for good
+                log.exception("worker %s: upkeep round failed", self.settings.name)
 
     async def _tidy(self, busy: set[str]) -> None:
         """Forget, on this Asterisk, what ended campaigns left (`ivr.dialer.tidy`)."""
@@ -390,10 +394,6 @@ class DialerWorker:
                 log.error("dialer task failed", exc_info=t.exception())
 
         task.add_done_callback(done)
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 __all__ = ["DialerWorker", "WorkerSettings", "attempt_id"]

@@ -11,6 +11,7 @@ import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
@@ -64,28 +65,37 @@ SPEC = CampaignSpec(
 )  # fmt: skip
 
 
-async def start_worker(redis_url: str, name: str) -> asyncio.subprocess.Process:
+async def start_worker(redis_url: str, name: str, log: Path) -> asyncio.subprocess.Process:
+    """An `ivr worker` whose log goes to the end of `log` (shown if the test fails)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("IVR_")}
     env.update(IVR_CONFIG=str(sandbox.env_file()), IVR_REDIS_URL=redis_url)
-    return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "ivr", "worker", "--name", name, "--capacity", "40",
-        env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
-    )  # fmt: skip
+    with log.open("ab") as out:
+        return await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "ivr", "worker", "--name", name, "--capacity", "40",
+            env=env, stdout=out, stderr=out,
+        )  # fmt: skip
 
 
 async def test_service_killed_at_several_points_resumes(
-    sandbox_config: Config, redis_server: RedisServer, db: aioredis.Redis
+    sandbox_config: Config, redis_server: RedisServer, db: aioredis.Redis, tmp_path: Path
 ) -> None:
     people = mixed_staff(240)
     cid = await store.create(db, SPEC, people)
-    proc = await start_worker(redis_server.url, "fault-0")
+    log = tmp_path / "workers.log"
+    proc = await start_worker(redis_server.url, "fault-0", log)
     try:
         for finals in (20, 80, 150):
             await wait_events(db, cid, "final", finals, timeout=90)
             proc.send_signal(signal.SIGKILL)  # mid-call: dozens of calls are in flight
             await proc.wait()
-            proc = await start_worker(redis_server.url, "fault-0")
-        await wait_done(db, cid, timeout=180)
+            proc = await start_worker(redis_server.url, "fault-0", log)
+        try:
+            await wait_done(db, cid, timeout=180)
+        except AssertionError as exc:
+            tail = log.read_text(errors="replace").splitlines()[-40:]
+            raise AssertionError(
+                f"{exc}\nthe workers' last log lines:\n" + "\n".join(tail)
+            ) from None
     finally:
         if proc.returncode is None:
             proc.terminate()
