@@ -39,7 +39,7 @@ from ivr.access.audit import MAX_ENTRIES
 from ivr.errors import ConfigError, InvalidNumberError
 from ivr.keys import audit_key, campaign_key, campaign_prefix, recalls_due_key
 from ivr.numbers import normalize_number, number_key
-from ivr.replication import Replication, replication_of
+from ivr.replication import replication_of
 
 #: What may call the director back.
 EVENTS = ("quota", "end")
@@ -276,21 +276,13 @@ class Recall:
         return cls(cid, event, normalize_number(number), int(attempt))
 
 
-async def claim(
-    redis: Redis,
-    now_ms: int,
-    *,
-    lease_ms: int,
-    worker: str,
-    replication: Replication | None = None,
-) -> Recall | None:
+async def claim(redis: Redis, now_ms: int, *, lease_ms: int, worker: str) -> Recall | None:
     """The next call-back due, its attempt counted and leased to `worker`; None: none due.
     Through Sentinel it counts once a replica has it, and is not placed from a primary the
     Sentinels do not vouch for (a site cut off: `Replication.may_claim`)."""
-    replication = replication or replication_of(redis)
     script = redis.register_script(_CLAIM)
     args: list[str | int] = [now_ms, lease_ms, worker, campaign_prefix]
-    got, usable = await replication.claimed(
+    got, usable = await replication_of(redis).claimed(
         lambda client: script(keys=[recalls_due_key], args=args, client=client)
     )
     if not got or not usable:

@@ -31,7 +31,6 @@ from ivr.errors import AmiError, IvrError
 from ivr.numbers import dial_string
 from ivr.pbx.calls import CallRequest, new_attempt_id
 from ivr.pbx.follow import ORIGINATE_MARGIN
-from ivr.replication import replication_of
 from ivr.retry import retrying
 
 log = logging.getLogger(__name__)
@@ -64,7 +63,6 @@ class RecallDialer:
         self.alerter = alerter
         self.redis = redis
         self.settings = settings
-        self.replication = replication_of(redis)
         #: The FastAGI server of the flow, when not the dialplan's global IVR_AGI_URL (tests).
         self.agi_url = agi_url
         #: How the director's numbers are dialled, when not as the staff's (IVR_DIAL_TEMPLATE).
@@ -91,7 +89,6 @@ class RecallDialer:
                     _now_ms(),
                     lease_ms=self.lease_ms,
                     worker=self.settings.name,
-                    replication=self.replication,
                 )
                 if claimed is None:
                     await self._idle(stop)

@@ -12,7 +12,6 @@ installation, or a test, on the same Asterisk).
 from __future__ import annotations
 
 import contextlib
-import re
 import time
 from collections.abc import Mapping
 from typing import cast
@@ -22,13 +21,10 @@ from redis.asyncio import Redis
 from ivr import keys
 from ivr.errors import AmiError
 from ivr.keys import campaign_key
-from ivr.pbx.astdb import JOURNAL_FAMILY, QUOTA_FAMILY, AstDb
+from ivr.pbx.astdb import AstDb
 
 #: Seconds between two sweeps of the whole AstDB by one worker.
 SWEEP_SECONDS = 600.0
-#: A campaign's uid in an AstDB key: `<uid>-<role>` (quota), `ivr-<uid>-<n>-<try>` (journal).
-_QUOTA_KEY = re.compile(r"([0-9a-f]{8})-.+")
-_JOURNAL_KEY = re.compile(r"ivr-([0-9a-f]{8})-\d+-\d+")
 
 
 class Tidier:
@@ -42,12 +38,12 @@ class Tidier:
     async def round(self, busy: set[str], loaded: Mapping[str, str]) -> list[str]:
         """One upkeep round: `loaded` maps the campaigns this worker dialled to their uid,
         `busy` those it has calls of in flight. The campaigns of `loaded` it forgot."""
-        forgotten = []
-        for cid, uid in loaded.items():
-            if cid not in busy and await self._over(cid):
-                with contextlib.suppress(AmiError):
-                    await self.astdb.forget_campaign(uid)
-                    forgotten.append(cid)
+        over = [cid for cid in loaded if cid not in busy and await self._over(cid)]
+        forgotten: list[str] = []
+        if over:
+            with contextlib.suppress(AmiError):
+                await self.astdb.forget_campaigns({loaded[cid] for cid in over})
+                forgotten = over
         now = time.monotonic()
         if self._swept_at is None or now - self._swept_at >= SWEEP_SECONDS:
             with contextlib.suppress(AmiError):
@@ -58,16 +54,10 @@ class Tidier:
     async def sweep(self) -> set[str]:
         """Forget every campaign AstDB holds something of that is over; their uids."""
         # AstDB first, Redis then: a campaign created in between has nothing here yet.
-        found = set()
-        for family, pattern in ((QUOTA_FAMILY, _QUOTA_KEY), (JOURNAL_FAMILY, _JOURNAL_KEY)):
-            for key in await self.astdb.entries(family):
-                if match := pattern.fullmatch(key):
-                    found.add(match[1])
-        if not found:
-            return set()
-        gone = found & await self._over_uids()
-        for uid in sorted(gone):
-            await self.astdb.forget_campaign(uid)
+        found = await self.astdb.campaigns()
+        gone = found & await self._over_uids() if found else set()
+        if gone:
+            await self.astdb.forget_campaigns(gone)
         return gone
 
     async def _over(self, cid: str) -> bool:

@@ -11,12 +11,21 @@ quota flags.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Collection
+
 from ivr.pbx.ami import AmiLink
 
 #: AstDB family of the alert calls' journal.
 JOURNAL_FAMILY = "ivr"
 #: AstDB family of the quota flags.
 QUOTA_FAMILY = "ivr-quota"
+#: The campaign's uid in a key of each family: `<uid>-<role>` (`quota_flag`), and
+#: `ivr-<uid>-<index>-<try>` (attempt ids, `ivr.campaign.scheduler.attempt_id`).
+_CAMPAIGN_KEYS = {
+    QUOTA_FAMILY: re.compile(r"([0-9a-f]{8})-.+"),
+    JOURNAL_FAMILY: re.compile(r"ivr-([0-9a-f]{8})-\d+-\d+"),
+}
 
 
 def quota_flag(campaign_uid: str, role: str) -> str:
@@ -34,16 +43,22 @@ class AstDb:
         """Every attempt the dialplan journalled and nobody has forgotten yet."""
         return await self.entries(JOURNAL_FAMILY)
 
-    async def forget_campaign(self, campaign_uid: str) -> int:
-        """Remove what an ended campaign left here: its quota flags, and the journal entries
+    async def campaigns(self) -> set[str]:
+        """The uids of the campaigns that have a quota flag or a journal entry here."""
+        found = set()
+        for family, pattern in _CAMPAIGN_KEYS.items():
+            for key in await self.entries(family):
+                if match := pattern.fullmatch(key):
+                    found.add(match[1])
+        return found
+
+    async def forget_campaigns(self, uids: Collection[str]) -> int:
+        """Remove what ended campaigns left here: their quota flags, and the journal entries
         kept for outcomes no replica had acknowledged (README, "Two sites"). How many."""
         gone = 0
-        for family, prefix in (
-            (QUOTA_FAMILY, f"{campaign_uid}-"),
-            (JOURNAL_FAMILY, f"ivr-{campaign_uid}-"),
-        ):
+        for family, pattern in _CAMPAIGN_KEYS.items():
             for key in await self.entries(family):
-                if key.startswith(prefix):
+                if (match := pattern.fullmatch(key)) and match[1] in uids:
                     await self.link.action({"Action": "DBDel", "Family": family, "Key": key})
                     gone += 1
         return gone

@@ -98,6 +98,5 @@ async def test_what_ended_while_no_worker_was_up_is_swept_when_one_starts(
     finally:
         stop.set()
         await task
-        for uid in (uids[held], "deadbeef"):
-            await astdb.forget_campaign(uid)
+        await astdb.forget_campaigns({uids[held], "deadbeef"})
         await alerter.link.action({"Action": "DBDel", "Family": QUOTA_FAMILY, "Key": "not-ours"})
