@@ -12,6 +12,7 @@ from redis.asyncio import Redis
 
 from ivr.campaign import report as reports
 from ivr.keys import campaign_key
+from ivr.retry import retrying
 from ivr.staff.roster import Person
 
 
@@ -37,10 +38,12 @@ async def wait_done(db: Redis, cid: str, timeout: float = 120) -> dict[str, Any]
     async def loop() -> dict[str, Any]:
         last = "0"
         while True:
-            report = await reports.report(db, cid)
+            # Retried as the service retries: a test may restart Redis under this client.
+            report = await retrying(reports.report, db, cid)
             if report["status"] != "running" and report["in_flight"] == 0:
                 return report
-            got = await db.xread({campaign_key(cid, "events"): last}, block=1000)
+            events_key = campaign_key(cid, "events")
+            got = await retrying(db.xread, {events_key: last}, block=1000)
             if got:
                 last = got[0][1][-1][0]
 
